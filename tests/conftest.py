@@ -1,0 +1,31 @@
+"""Shared test fixtures.
+
+Parity tests compare against PyTorch. Locally they skip when torch is not
+installed; with ``STRIDED_REQUIRE_TORCH=1`` (set by ``.ci/run``) a missing
+torch is an error, so CI can never pass by skipping them.
+"""
+import os
+
+import numpy as np
+import pytest
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        if os.environ.get("STRIDED_REQUIRE_TORCH") == "1":
+            raise
+        pytest.skip("PyTorch is not installed (pip install torch==2.13.0)")
+    torch.set_num_threads(1)
+    return torch
+
+
+@pytest.fixture(scope="session")
+def torch():
+    return _import_torch()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
