@@ -116,7 +116,8 @@ class Module:
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
+        """dL/dx given dL/dy; ``need_input_grad=False`` lets a layer skip dx (the network's input)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *args, **kwargs):
@@ -287,8 +288,8 @@ class Module:
 
     # -- description -----------------------------------------------------------
     def get_config(self) -> dict:
-        """The constructor arguments this module was built with (JSON-friendly where possible)."""
-        return dict(self._config or {})
+        """The constructor arguments this module was built with (the random generator left out)."""
+        return {k: v for k, v in (self._config or {}).items() if k != "rng"}
 
     def extra_repr(self) -> str:
         cfg = self._config or {}
@@ -343,7 +344,8 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def backward(self, dy):
-        for layer in reversed(self._modules.values()):
-            dy = layer.backward(dy)
+    def backward(self, dy, need_input_grad=True):
+        layers = list(self._modules.values())
+        for i in range(len(layers) - 1, -1, -1):
+            dy = layers[i].backward(dy, need_input_grad=need_input_grad or i > 0)
         return dy

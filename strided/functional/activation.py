@@ -1,0 +1,103 @@
+"""Element-wise activations and softmax, each a forward and a backward (seed 002's activations).
+
+Each forward returns ``(y, cache)`` where the cache is the one array the
+derivative needs, chosen so backward is a single pass:
+
+    relu       y = max(x, 0)               dx = dy * (y > 0)
+    leaky_relu y = x if x > 0 else s*x     dx = dy * (1 if x > 0 else s)
+    sigmoid    y = 1 / (1 + exp(-x))       dx = dy * y * (1 - y)
+    tanh       y = tanh(x)                 dx = dy * (1 - y^2)
+    gaussian   y = exp(-x^2)               dx = dy * (-2 x y)
+    softmax    y = exp(x - max) / sum      dx = y * (dy - sum(dy * y))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+
+
+def _arr(x):
+    x = _checks.as_float_array("x", x)
+    _checks.nonempty("x", x)
+    return x
+
+
+def relu_forward(x):
+    x = _arr(x)
+    y = np.maximum(x, 0)
+    return y, y
+
+
+def relu_backward(dy, y):
+    return dy * (y > 0)
+
+
+def leaky_relu_forward(x, negative_slope=0.01):
+    x = _arr(x)
+    s = x.dtype.type(negative_slope)
+    return np.where(x > 0, x, x * s), x
+
+
+def leaky_relu_backward(dy, x, negative_slope=0.01):
+    return np.where(x > 0, dy, dy * x.dtype.type(negative_slope))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Overflow-free logistic function: exp is only ever taken of a non-positive number."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def sigmoid_forward(x):
+    y = sigmoid(_arr(x))
+    return y, y
+
+
+def sigmoid_backward(dy, y):
+    return dy * y * (1 - y)
+
+
+def tanh_forward(x):
+    y = np.tanh(_arr(x))
+    return y, y
+
+
+def tanh_backward(dy, y):
+    return dy * (1 - y * y)
+
+
+def gaussian_forward(x):
+    x = _arr(x)
+    y = np.exp(-(x * x))
+    return y, (x, y)
+
+
+def gaussian_backward(dy, cache):
+    x, y = cache
+    return dy * (-2 * x * y)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(softmax(x)) computed stably as x - max - log(sum(exp(x - max)))."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def softmax_forward(x, dim=1):
+    x = _arr(x)
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"dim must be in [{-x.ndim}, {x.ndim - 1}] for x of shape {tuple(x.shape)}, got {dim}")
+    y = softmax(x, dim)
+    return y, (y, dim)
+
+
+def softmax_backward(dy, cache):
+    y, dim = cache
+    return y * (dy - (dy * y).sum(axis=dim, keepdims=True))

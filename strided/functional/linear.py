@@ -1,0 +1,64 @@
+"""Fully connected (dense) layer: y = x @ W.T + b (seed 002's dense layer, torch's weight layout).
+
+x: (N, in_features) or (*, in_features), weight: (out_features, in_features), bias: (out_features,).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ._common import floating, same_dtype
+
+
+@dataclass
+class LinearCache:
+    x: np.ndarray       # (M, in_features), leading dimensions flattened
+    x_shape: tuple
+    weight: np.ndarray
+    has_bias: bool
+
+
+class LinearGrads(NamedTuple):
+    x: np.ndarray | None
+    weight: np.ndarray | None
+    bias: np.ndarray | None
+
+
+def linear_forward(x, weight, bias=None):
+    """y: (*, out_features) = x @ weight.T + bias; returns ``(y, cache)``."""
+    x = _checks_x(x)
+    weight = floating("weight", weight, 2, "(out_features, in_features)")
+    same_dtype(x, "weight", weight)
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"x has {x.shape[-1]} features (shape {tuple(x.shape)}) but weight {tuple(weight.shape)} "
+            f"expects in_features={weight.shape[1]}"
+        )
+    if bias is not None:
+        same_dtype(x, "bias", bias)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    x2 = x.reshape(-1, x.shape[-1])
+    y = x2 @ weight.T
+    if bias is not None:
+        y += bias
+    return y.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x2, x.shape, weight, bias is not None)
+
+
+def _checks_x(x):
+    x = floating("x", x, tuple(range(1, 9)), "(N, in_features)")
+    return x
+
+
+def linear_backward(dy, cache: LinearCache, need_x=True, need_weight=True, need_bias=True) -> LinearGrads:
+    """dx = dy @ W, dW = dy.T @ x, db = sum of dy over rows."""
+    dy2 = dy.reshape(-1, cache.weight.shape[0])
+    dx = (dy2 @ cache.weight).reshape(cache.x_shape) if need_x else None
+    dw = dy2.T @ cache.x if need_weight else None
+    db = None
+    if need_bias and cache.has_bias:
+        # a matrix-vector product is several times faster than dy2.sum(0) on (N, features)
+        db = np.ones(dy2.shape[0], dtype=dy2.dtype) @ dy2
+    return LinearGrads(dx, dw, db)

@@ -1,0 +1,142 @@
+"""Max and average pooling over the shared window code.
+
+Both walk the ``kh*kw`` kernel offsets of :func:`strided.windows.offsets`:
+each offset is one strided slice (N, C, OH, OW) of the padded input, so a
+pooling is ``kh*kw`` element-wise passes and never materialises the windows.
+
+    max:  y[n, c, i, j] = max_{a, b} xp[n, c, i*sh + a*dh, j*sw + b*dw]      (xp padded with -inf)
+    avg:  y[n, c, i, j] = sum_{a, b} xp[n, c, i*sh + a, j*sw + b] / divisor[i, j]
+
+Geometry, ``ceil_mode`` and the divisor follow torch exactly (see
+:func:`strided.geometry.pool_window` and :func:`avg_divisor`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry import Window, pool_window
+from ..windows import offsets, pad, unpad
+from ._common import floating
+
+
+@dataclass
+class MaxPool2dCache:
+    x_shape: tuple
+    window: Window
+    argmax: np.ndarray  # (N, C, OH, OW): the winning kernel offset a*kw + b of every window
+
+
+@dataclass
+class AvgPool2dCache:
+    x_shape: tuple
+    window: Window
+    divisor: np.ndarray  # (OH, OW) or a scalar array
+
+
+def _window_of(x, kernel_size, stride, padding, dilation, ceil_mode):
+    x = floating("x", x, 4, "(N, C, H, W)")
+    return x, pool_window(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling of x: (N, C, H, W); returns ``(y, cache)`` with y: (N, C, OH, OW).
+
+    Ties go to the first offset in row-major order and NaN wins, as in torch.
+    """
+    x, win = _window_of(x, kernel_size, stride, padding, dilation, ceil_mode)
+    xp = pad(x, win.padding, -np.inf)
+    y = argmax = None
+    for a, b, rows, cols in offsets(win):
+        s = xp[:, :, rows, cols]
+        k = a * win.kernel[1] + b
+        if y is None:
+            y = s.copy()
+            argmax = np.zeros(y.shape, dtype=np.int16 if win.kernel[0] * win.kernel[1] < 2**15 else np.int32)
+            continue
+        better = s > y
+        better |= np.isnan(s)  # torch propagates NaN
+        np.copyto(y, s, where=better)
+        argmax[better] = k
+    return y, MaxPool2dCache(x.shape, win, argmax)
+
+
+def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
+    """dx: (N, C, H, W): each output gradient goes to the input pixel that won its window."""
+    win = cache.window
+    n, c = cache.x_shape[:2]
+    dxp = np.zeros((n, c, win.padded_height, win.padded_width), dtype=dy.dtype)
+    overlap = win.overlapping
+    for a, b, rows, cols in offsets(win):
+        hit = cache.argmax == a * win.kernel[1] + b
+        if overlap:
+            dxp[:, :, rows, cols] += np.where(hit, dy, 0)
+        else:
+            # every pixel belongs to at most one window: plain writes suffice
+            np.copyto(dxp[:, :, rows, cols], dy, where=hit)
+    return np.ascontiguousarray(unpad(dxp, win.padding))
+
+
+def avg_divisor(win: Window, padding: tuple[int, int], count_include_pad: bool, divisor_override=None):
+    """The number each window's sum is divided by, (OH, OW), following torch's avg_pool2d.
+
+    With ``count_include_pad`` a window counts the symmetric zero padding but
+    not the extra rows ceil mode reads; without it, only real pixels count.
+    """
+    if divisor_override is not None:
+        return np.array(float(divisor_override))
+    counts = []
+    for size, k, s, p, o in zip((win.height, win.width), win.kernel, win.stride, padding,
+                                (win.out_height, win.out_width)):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, size + p)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, size)
+        counts.append(end - start)
+    return np.outer(counts[0], counts[1]).astype(np.float64)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                       divisor_override=None):
+    """Average pooling of x: (N, C, H, W) (seed 001); returns ``(y, cache)`` with y: (N, C, OH, OW)."""
+    x, win = _window_of(x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and (isinstance(divisor_override, bool) or
+                                         not isinstance(divisor_override, (int, np.integer)) or
+                                         divisor_override < 1):
+        raise ValueError(f"divisor_override must be a positive int or None, got {divisor_override!r}")
+    xp = pad(x, win.padding, 0.0)
+    y = None
+    for a, b, rows, cols in offsets(win):
+        s = xp[:, :, rows, cols]
+        if y is None:
+            y = s.copy()
+        else:
+            y += s
+    divisor = avg_divisor(win, (win.padding[0], win.padding[2]), count_include_pad, divisor_override)
+    if divisor.ndim == 0 or np.all(divisor == divisor.flat[0]):
+        y *= x.dtype.type(1.0 / divisor.flat[0])
+        divisor = divisor.reshape(-1)[:1].reshape(())
+    else:
+        y /= divisor.astype(x.dtype)
+    return y, AvgPool2dCache(x.shape, win, divisor.astype(x.dtype))
+
+
+def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
+    """dx: (N, C, H, W): each window spreads its gradient evenly over its pixels."""
+    win = cache.window
+    n, c = cache.x_shape[:2]
+    g = dy * (1 / cache.divisor) if cache.divisor.ndim == 0 else dy / cache.divisor
+    g = g.astype(dy.dtype, copy=False)
+    overlap = win.overlapping
+    # windows that tile the padded input exactly write every pixel once: no zeroing needed
+    tiles = (win.stride == win.kernel and win.out_height * win.stride[0] == win.padded_height
+             and win.out_width * win.stride[1] == win.padded_width)
+    alloc = np.empty if tiles else np.zeros
+    dxp = alloc((n, c, win.padded_height, win.padded_width), dtype=dy.dtype)
+    for a, b, rows, cols in offsets(win):
+        if overlap:
+            dxp[:, :, rows, cols] += g
+        else:
+            dxp[:, :, rows, cols] = g
+    return np.ascontiguousarray(unpad(dxp, win.padding))

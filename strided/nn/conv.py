@@ -1,0 +1,78 @@
+"""``Conv2d``: torch's signature and initialisation over :func:`strided.functional.conv2d_forward`."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks, conv
+from .. import functional as F
+from ..geometry import resolve_padding
+from . import init
+from .module import Module, Parameter
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation) over x: (N, in_channels, H, W) -> (N, out_channels, OH, OW).
+
+    weight: (out_channels, in_channels/groups, kh, kw), bias: (out_channels,).
+    ``padding``: int, pair, ``'same'`` or ``'valid'`` (any size, even larger than
+    the kernel). ``algorithm``: ``'auto'`` or a name from ``strided.conv.names()``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", dtype=None, algorithm="auto", rng=None):
+        self.in_channels = _checks.positive_int("in_channels", in_channels)
+        self.out_channels = _checks.positive_int("out_channels", out_channels)
+        self.kernel_size = _checks.pair("kernel_size", kernel_size)
+        self.stride = _checks.pair("stride", stride)
+        self.dilation = _checks.pair("dilation", dilation)
+        self.groups = _checks.positive_int("groups", groups)
+        if in_channels % groups:
+            raise ValueError(f"groups={groups} must divide in_channels={in_channels}")
+        if out_channels % groups:
+            raise ValueError(f"groups={groups} must divide out_channels={out_channels}")
+        _checks.choice("padding_mode", padding_mode, ("zeros",))
+        self.padding = padding if isinstance(padding, str) else _checks.pair("padding", padding, allow_zero=True)
+        self._pad4 = resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
+        self.algorithm = _checks.choice("algorithm", algorithm, conv.names())
+        dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
+        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        wshape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.weight = Parameter(init.uniform_fan_in(wshape, fan_in, dt, rng))
+        self.bias = Parameter(init.uniform_fan_in((out_channels,), fan_in, dt, rng)) if bias else None
+        self._cache = None
+
+    def forward(self, x):
+        x = _checks.as_float_array("x", x, dtype=self.weight.dtype)
+        if x.ndim == 4 and x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d expects {self.in_channels} input channels, got x of shape {tuple(x.shape)} "
+                f"({x.shape[1]} channels)"
+            )
+        y, self._cache = F.conv2d_forward(
+            x, self.weight.data, None if self.bias is None else self.bias.data,
+            self.stride, self._pad4, self.dilation, self.groups, self.algorithm)
+        return y
+
+    def backward(self, dy, need_input_grad=True):
+        cache = self._need_cache(self._cache)
+        g = F.conv2d_backward(dy, cache, need_x=need_input_grad, need_weight=self.weight.requires_grad,
+                              need_bias=self.bias is not None and self.bias.requires_grad)
+        if g.weight is not None:
+            self.weight.accumulate(g.weight)
+        if g.bias is not None:
+            self.bias.accumulate(g.bias)
+        return g.x
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.algorithm != "auto":
+            s += f", algorithm={self.algorithm!r}"
+        return s

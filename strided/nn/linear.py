@@ -1,0 +1,65 @@
+"""``Linear`` (dense) and ``Flatten``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from .. import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias; x: (N, in_features) -> (N, out_features). Weight (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None, rng=None):
+        self.in_features = _checks.positive_int("in_features", in_features)
+        self.out_features = _checks.positive_int("out_features", out_features)
+        dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
+        self.weight = Parameter(init.uniform_fan_in((out_features, in_features), in_features, dt, rng))
+        self.bias = Parameter(init.uniform_fan_in((out_features,), in_features, dt, rng)) if bias else None
+        self._cache = None
+
+    def forward(self, x):
+        x = _checks.as_float_array("x", x, dtype=self.weight.dtype)
+        if x.ndim >= 1 and x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear expects {self.in_features} input features, got x of shape {tuple(x.shape)}"
+                + (" (did you forget a Flatten?)" if x.ndim > 2 else "")
+            )
+        y, self._cache = F.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+        return y
+
+    def backward(self, dy, need_input_grad=True):
+        cache = self._need_cache(self._cache)
+        g = F.linear_backward(dy, cache, need_x=need_input_grad, need_weight=self.weight.requires_grad,
+                              need_bias=self.bias is not None and self.bias.requires_grad)
+        if g.weight is not None:
+            self.weight.accumulate(g.weight)
+        if g.bias is not None:
+            self.bias.accumulate(g.bias)
+        return g.x
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C*H*W): a reshape (no copy for contiguous input); backward reshapes back."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        self._shape = None
+
+    def forward(self, x):
+        x = _checks.as_float_array("x", x)
+        nd = x.ndim
+        s = self.start_dim % nd if nd else 0
+        e = self.end_dim % nd if nd else 0
+        if s > e:
+            raise ValueError(f"Flatten start_dim={self.start_dim} is after end_dim={self.end_dim} for shape {x.shape}")
+        self._shape = x.shape
+        return x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
+
+    def backward(self, dy, need_input_grad=True):
+        return dy.reshape(self._need_cache(self._shape))
