@@ -17,3 +17,63 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, dtype=None) -> nn.Sequen
         nn.Linear(120, 84, dtype=dtype), nn.Tanh(),
         nn.Linear(84, num_classes, dtype=dtype),
     )
+
+
+def two_class_net(kernel_size: int = 3, image_size: int = 28, dtype=None) -> nn.Sequential:
+    """Seed 003's minimal CNN: one k x k filter ('same' padding, no bias), ReLU, a dense layer to one output, sigmoid.
+
+    x: (N, 1, image_size, image_size) -> probability (N, 1); train with ``BCELoss``.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 1, kernel_size, padding="same", bias=False, dtype=dtype), nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(image_size * image_size, 1, bias=False, dtype=dtype), nn.Sigmoid(),
+    )
+
+
+def _conv_bn_relu(cin, cout, dtype):
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False, dtype=dtype), nn.BatchNorm2d(cout, dtype=dtype), nn.ReLU()]
+
+
+def fashion_cnn(num_classes: int = 10, in_channels: int = 1, dtype=None) -> nn.Sequential:
+    """A strong small network for 28x28 images: two conv-BN-ReLU-pool blocks, dropout, two dense layers.
+
+    x: (N, in_channels, 28, 28) -> logits (N, num_classes).
+    """
+    return nn.Sequential(
+        *_conv_bn_relu(in_channels, 32, dtype), nn.MaxPool2d(2),          # 32 x 14 x 14
+        *_conv_bn_relu(32, 64, dtype), nn.MaxPool2d(2),                   # 64 x 7 x 7
+        nn.Flatten(), nn.Dropout(0.3),
+        nn.Linear(64 * 7 * 7, 128, dtype=dtype), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(128, num_classes, dtype=dtype),
+    )
+
+
+def cifar_cnn(num_classes: int = 10, in_channels: int = 3, dtype=None) -> nn.Sequential:
+    """A VGG-style network for 32x32 colour images: three blocks of two 3x3 conv-BN-ReLU and a max pool.
+
+    x: (N, in_channels, 32, 32) -> logits (N, num_classes).
+    """
+    return nn.Sequential(
+        *_conv_bn_relu(in_channels, 32, dtype), *_conv_bn_relu(32, 32, dtype), nn.MaxPool2d(2),   # 16x16
+        *_conv_bn_relu(32, 64, dtype), *_conv_bn_relu(64, 64, dtype), nn.MaxPool2d(2),            # 8x8
+        *_conv_bn_relu(64, 128, dtype), *_conv_bn_relu(128, 128, dtype), nn.MaxPool2d(2),         # 4x4
+        nn.Flatten(), nn.Dropout(0.3),
+        nn.Linear(128 * 4 * 4, num_classes, dtype=dtype),
+    )
+
+
+# name -> (builder, input shape (C, H, W), what it is)
+MODELS = {
+    "lenet5": (lenet5, (1, 28, 28), "LeNet-5 (seed 001): tanh, average pooling"),
+    "two_class_net": (two_class_net, (1, 28, 28), "seed 003: one 3x3 filter, dense, sigmoid (binary)"),
+    "fashion_cnn": (fashion_cnn, (1, 28, 28), "two conv-BN-ReLU-pool blocks with dropout"),
+    "cifar_cnn": (cifar_cnn, (3, 32, 32), "VGG-style, three blocks, for CIFAR-10"),
+}
+
+
+def get_model(name: str, **kwargs) -> nn.Sequential:
+    """Build a zoo model by name (see ``MODELS``)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(map(repr, MODELS))}")
+    return MODELS[name][0](**kwargs)
