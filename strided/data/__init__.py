@@ -1,0 +1,45 @@
+"""Datasets: readers, location and download, splits, standardisation, batching, augmentation.
+
+    from strided.data import load_dataset, make_loaders, RandomCrop, RandomHorizontalFlip, Compose
+
+    ds = load_dataset("fashion-mnist")               # uint8 (N, 1, 28, 28), int64 labels
+    ds2 = load_dataset("fashion-mnist", classes=(1, 3))   # trouser vs dress, labels 0/1
+    loaders = make_loaders(ds, validation=5000, batch_size=64, seed=0,
+                           augment=Compose([RandomCrop(28, padding=2), RandomHorizontalFlip()]))
+    for x, y in loaders.train:                       # x float32 standardised, y int64
+        ...
+
+``python -m strided.data`` lists the datasets and where they are found;
+``python -m strided.data download NAME`` fetches one.
+"""
+from ._io import DataFileError
+from .cifar import read_cifar10
+from .datasets import (
+    DATASETS,
+    Dataset,
+    DatasetInfo,
+    Split,
+    cache_dir,
+    dataset_info,
+    dataset_table,
+    download_dataset,
+    find_dataset,
+    format_dataset_table,
+    how_to_get,
+    load_dataset,
+    read_dataset,
+    search_path,
+)
+from .download import ChecksumError, DownloadError, FileSpec, download_file, verify_file
+from .idx import read_idx, read_idx_images, read_idx_labels
+from .loader import DataLoader, Loaders, batches, make_loaders, train_val_split
+from .transforms import Compose, RandomCrop, RandomHorizontalFlip, Standardize, as_generator
+
+__all__ = [
+    "DATASETS", "ChecksumError", "Compose", "DataFileError", "DataLoader", "Dataset", "DatasetInfo",
+    "DownloadError", "FileSpec", "Loaders", "RandomCrop", "RandomHorizontalFlip", "Split", "Standardize",
+    "as_generator", "batches", "cache_dir", "dataset_info", "dataset_table", "download_dataset", "download_file",
+    "find_dataset", "format_dataset_table", "how_to_get", "load_dataset", "make_loaders", "read_cifar10",
+    "read_dataset", "read_idx", "read_idx_images", "read_idx_labels", "search_path", "train_val_split",
+    "verify_file",
+]

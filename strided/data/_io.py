@@ -1,0 +1,106 @@
+"""File helpers shared by the dataset readers and the downloader.
+
+Two promises hold for every data file strided touches:
+
+* a file that cannot be read (wrong format, truncated, corrupt compression)
+  raises :class:`DataFileError` naming the file and what is wrong with it,
+  never a bare ``EOFError`` or ``zlib.error`` from deep inside the stack;
+* a file that strided writes appears complete or not at all: it is written
+  to a temporary file in the same directory and moved into place with
+  ``os.replace`` (atomic on POSIX and Windows), so an interrupted download
+  never leaves a half-written file that a later run would trust.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DataFileError(ValueError):
+    """A data file exists but its content is not what its format requires."""
+
+    def __init__(self, path, problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def is_gzip(path) -> bool:
+    """True when the file starts with the gzip magic bytes (the content decides, not the name)."""
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+@contextlib.contextmanager
+def open_maybe_gzip(path):
+    """Open ``path`` for binary reading, decompressing on the fly when it is gzip.
+
+    Errors of the gzip layer (a cut-off stream, a bad CRC, corrupt deflate
+    data) are re-raised as :class:`DataFileError` naming the file.
+    """
+    compressed = is_gzip(path)
+    f = gzip.open(path, "rb") if compressed else open(path, "rb")
+    try:
+        with f:
+            yield f
+    except EOFError as exc:
+        raise DataFileError(path, f"truncated gzip file: the compressed stream ends early ({exc})") from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise DataFileError(path, f"corrupt gzip file: {exc}") from exc
+
+
+def read_exactly(f, n: int, path, what: str) -> bytes:
+    """Read exactly ``n`` bytes or fail naming what was being read."""
+    data = f.read(n)
+    if len(data) != n:
+        raise DataFileError(path, f"file ends inside the {what}: expected {n} bytes, found {len(data)}")
+    return data
+
+
+def read_into(f, buffer, path, what: str) -> None:
+    """Fill a writable uint8 ``buffer`` from ``f`` (no intermediate copy) or fail naming the shortfall."""
+    view = memoryview(buffer).cast("B")
+    total = 0
+    while total < len(view):
+        got = f.readinto(view[total:])
+        if not got:
+            break
+        total += got
+    if total != len(view):
+        raise DataFileError(
+            path, f"truncated {what}: the header declares {len(view)} bytes of data but the file holds {total}"
+        )
+
+
+@contextlib.contextmanager
+def atomic_writer(path):
+    """Yield a binary file object whose content replaces ``path`` only if the block succeeds.
+
+    ``f.name`` is the temporary path, so the content can be checked inside
+    the block before it is moved into place.
+
+    The temporary file lives next to ``path`` (same file system, so
+    ``os.replace`` is atomic) and is removed on any error.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shared data directory unreadable to others
+    try:
+        # reopened by name so that ``f.name`` is the temporary path (callers verify it before the move)
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
