@@ -21,3 +21,16 @@ def same_dtype(x: np.ndarray, name: str, other: np.ndarray | None) -> None:
             f"{name} has dtype {other.dtype} but the input has dtype {x.dtype}; "
             f"convert one of them (e.g. model.to(np.{x.dtype}) or x.astype(np.{other.dtype}))"
         )
+
+
+def grad_output(dy, shape, dtype, name: str = "dy") -> np.ndarray:
+    """dy as an array of the forward output's ``shape`` in the forward's ``dtype``.
+
+    A gradient of another shape would broadcast into a silently wrong result,
+    so it is refused; a float64 dy for a float32 layer is cast down rather
+    than promoting the whole backward pass to float64.
+    """
+    dy = _checks.as_float_array(name, dy, dtype)
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{name} must have the output's shape {tuple(shape)}, got {tuple(dy.shape)}")
+    return dy.astype(dtype, copy=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ._common import grad_output
 
 
 def _arr(x):
@@ -30,6 +31,7 @@ def relu_forward(x):
 
 
 def relu_backward(dy, y):
+    dy = grad_output(dy, y.shape, y.dtype)
     return dy * (y > 0)
 
 
@@ -40,6 +42,7 @@ def leaky_relu_forward(x, negative_slope=0.01):
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.01):
+    dy = grad_output(dy, x.shape, x.dtype)
     return np.where(x > 0, dy, dy * x.dtype.type(negative_slope))
 
 
@@ -55,6 +58,7 @@ def sigmoid_forward(x):
 
 
 def sigmoid_backward(dy, y):
+    dy = grad_output(dy, y.shape, y.dtype)
     return dy * y * (1 - y)
 
 
@@ -64,17 +68,25 @@ def tanh_forward(x):
 
 
 def tanh_backward(dy, y):
+    dy = grad_output(dy, y.shape, y.dtype)
     return dy * (1 - y * y)
 
 
+# exp(-x^2) is exactly 0 in float32 and float64 once |x| > 30; clipping there
+# keeps x*x from overflowing (no warning) and makes the derivative at +-inf its
+# limit 0 rather than inf * 0 = NaN. NaN passes through np.clip unchanged.
+_GAUSSIAN_CLIP = 1e4
+
+
 def gaussian_forward(x):
-    x = _arr(x)
+    x = np.clip(_arr(x), -_GAUSSIAN_CLIP, _GAUSSIAN_CLIP)
     y = np.exp(-(x * x))
     return y, (x, y)
 
 
 def gaussian_backward(dy, cache):
     x, y = cache
+    dy = grad_output(dy, y.shape, y.dtype)
     return dy * (-2 * x * y)
 
 
@@ -100,4 +112,5 @@ def softmax_forward(x, dim=1):
 
 def softmax_backward(dy, cache):
     y, dim = cache
+    dy = grad_output(dy, y.shape, y.dtype)
     return y * (dy - (dy * y).sum(axis=dim, keepdims=True))

@@ -17,7 +17,7 @@ import numpy as np
 from .. import conv
 from ..conv.base import ConvAlgorithm
 from ..geometry import ConvGeometry
-from ._common import floating, same_dtype
+from ._common import floating, grad_output, same_dtype
 
 
 @dataclass
@@ -68,9 +68,7 @@ def conv2d_backward(dy, cache: Conv2dCache, need_x: bool = True, need_weight: bo
     Gradients not needed (frozen weights, the network's input) are not computed.
     """
     geom = cache.geom
-    if tuple(dy.shape) != geom.y_shape:
-        raise ValueError(f"dy must have the output's shape {geom.y_shape}, got {tuple(dy.shape)}")
-    dy = dy.astype(cache.x.dtype, copy=False)
+    dy = grad_output(dy, geom.y_shape, cache.x.dtype)
     alg = cache.algorithm
     dx = alg.grad_input(dy, cache.weight, geom, cache.saved) if need_x else None
     dw = alg.grad_weight(dy, cache.x, geom, cache.saved) if need_weight else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ._common import grad_output
 
 
 def dropout_forward(x, p: float, rng: np.random.Generator):
@@ -22,4 +23,5 @@ def dropout_forward(x, p: float, rng: np.random.Generator):
 
 
 def dropout_backward(dy, scale):
+    dy = grad_output(dy, scale.shape, scale.dtype)
     return dy * scale

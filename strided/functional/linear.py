@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import floating, same_dtype
+from ._common import floating, grad_output, same_dtype
 
 
 @dataclass
@@ -37,6 +37,7 @@ def linear_forward(x, weight, bias=None):
             f"expects in_features={weight.shape[1]}"
         )
     if bias is not None:
+        bias = np.asarray(bias)
         same_dtype(x, "bias", bias)
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
@@ -54,6 +55,7 @@ def _checks_x(x):
 
 def linear_backward(dy, cache: LinearCache, need_x=True, need_weight=True, need_bias=True) -> LinearGrads:
     """dx = dy @ W, dW = dy.T @ x, db = sum of dy over rows."""
+    dy = grad_output(dy, (*cache.x_shape[:-1], cache.weight.shape[0]), cache.x.dtype)
     dy2 = dy.reshape(-1, cache.weight.shape[0])
     dx = (dy2 @ cache.weight).reshape(cache.x_shape) if need_x else None
     dw = dy2.T @ cache.x if need_weight else None

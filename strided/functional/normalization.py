@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._common import floating, grad_output, same_dtype
+
 
 @dataclass
 class BatchNormCache:
@@ -49,6 +51,16 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     None (``track_running_stats=False``): the batch statistics are then used
     in eval mode too.
     """
+    x = floating("x", x, (2, 3, 4, 5), "(N, C, *)")
+    c = x.shape[1]
+    for name, v in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if v is not None:
+            same_dtype(x, name, v)
+            if v.shape != (c,):
+                raise ValueError(f"{name} must have shape ({c},) for x of shape {tuple(x.shape)}, got {v.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (or both None)")
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _bshape(x)
     use_batch = training or running_mean is None
@@ -79,6 +91,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
 
 
 def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=True) -> BatchNormGrads:
+    dy = grad_output(dy, cache.xhat.shape, cache.xhat.dtype)
     axes, shape = cache.axes, cache.inv_std.shape
     dgamma = (dy * cache.xhat).sum(axis=axes) if (need_weight and cache.gamma is not None) else None
     dbeta = dy.sum(axis=axes) if need_bias else None

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..geometry import Window, pool_window
 from ..windows import offsets, pad, unpad
-from ._common import floating
+from ._common import floating, grad_output
 
 
 @dataclass
@@ -26,6 +26,7 @@ class MaxPool2dCache:
     x_shape: tuple
     window: Window
     argmax: np.ndarray  # (N, C, OH, OW): the winning kernel offset a*kw + b of every window
+    dtype: np.dtype = np.dtype(np.float32)
 
 
 @dataclass
@@ -59,13 +60,44 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
         better |= np.isnan(s)  # torch propagates NaN
         np.copyto(y, s, where=better)
         argmax[better] = k
-    return y, MaxPool2dCache(x.shape, win, argmax)
+    if any(win.padding):
+        _route_neg_inf(y, argmax, win)
+    return y, MaxPool2dCache(x.shape, win, argmax, x.dtype)
+
+
+def _first_real_offset(size: int, pad: int, kernel: int, stride: int, dilation: int, out: int) -> np.ndarray:
+    """For each output position along one axis, the first kernel tap that lands inside the input (-1 if none)."""
+    start = np.arange(out) * stride - pad
+    tap = np.maximum(-start + dilation - 1, 0) // dilation      # ceil(max(-start, 0) / dilation)
+    inside = (tap < kernel) & (start + tap * dilation < size)
+    return np.where(inside, tap, -1)
+
+
+def _route_neg_inf(y, argmax, win: Window) -> None:
+    """A window whose maximum is -inf ties with its -inf padding; torch credits its first real pixel.
+
+    Without this the gradient of such a window would go to a padded position
+    and be lost. Only windows with y == -inf are touched (rare), so this costs
+    one comparison in the common case.
+    """
+    hit = np.isneginf(y)
+    if not hit.any():
+        return
+    rows = _first_real_offset(win.height, win.padding[0], win.kernel[0], win.stride[0], win.dilation[0],
+                              win.out_height)
+    cols = _first_real_offset(win.width, win.padding[2], win.kernel[1], win.stride[1], win.dilation[1],
+                              win.out_width)
+    first = rows[:, None] * win.kernel[1] + cols[None, :]                 # (OH, OW)
+    valid = (rows[:, None] >= 0) & (cols[None, :] >= 0)                 # windows that see any input pixel
+    hit &= valid
+    argmax[hit] = np.broadcast_to(first, argmax.shape)[hit]
 
 
 def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
     """dx: (N, C, H, W): each output gradient goes to the input pixel that won its window."""
     win = cache.window
     n, c = cache.x_shape[:2]
+    dy = grad_output(dy, (n, c, win.out_height, win.out_width), cache.dtype)
     dxp = np.zeros((n, c, win.padded_height, win.padded_width), dtype=dy.dtype)
     overlap = win.overlapping
     for a, b, rows, cols in offsets(win):
@@ -126,6 +158,7 @@ def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
     """dx: (N, C, H, W): each window spreads its gradient evenly over its pixels."""
     win = cache.window
     n, c = cache.x_shape[:2]
+    dy = grad_output(dy, (n, c, win.out_height, win.out_width), cache.divisor.dtype)
     g = dy * (1 / cache.divisor) if cache.divisor.ndim == 0 else dy / cache.divisor
     g = g.astype(dy.dtype, copy=False)
     overlap = win.overlapping

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _checks
 from .. import functional as F
+from ..functional._common import grad_output
 from . import init
 from .module import Module, Parameter
 
@@ -45,21 +46,35 @@ class Linear(Module):
 
 
 class Flatten(Module):
-    """(N, C, H, W) -> (N, C*H*W): a reshape (no copy for contiguous input); backward reshapes back."""
+    """(N, C, H, W) -> (N, C*H*W): a reshape (no copy for contiguous input); backward reshapes back.
+
+    Flattens dimensions ``start_dim..end_dim`` (inclusive, negative counts from the end), as torch.
+    """
 
     def __init__(self, start_dim=1, end_dim=-1):
+        for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+                raise TypeError(f"Flatten {name} must be an int, got {d!r}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
-        self._shape = None
+        self._cache = None
 
     def forward(self, x):
         x = _checks.as_float_array("x", x)
-        nd = x.ndim
-        s = self.start_dim % nd if nd else 0
-        e = self.end_dim % nd if nd else 0
+        nd = max(x.ndim, 1)  # a 0-d array flattens like a 1-d one, as in torch
+        for name, d in (("start_dim", self.start_dim), ("end_dim", self.end_dim)):
+            if not -nd <= d < nd:
+                raise ValueError(
+                    f"Flatten {name}={d} is out of range for x of shape {tuple(x.shape)}: expected in [{-nd}, {nd - 1}]"
+                )
+        s, e = self.start_dim % nd, self.end_dim % nd
         if s > e:
-            raise ValueError(f"Flatten start_dim={self.start_dim} is after end_dim={self.end_dim} for shape {x.shape}")
-        self._shape = x.shape
-        return x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
+            raise ValueError(
+                f"Flatten start_dim={self.start_dim} is after end_dim={self.end_dim} for x of shape {tuple(x.shape)}"
+            )
+        y = x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
+        self._cache = (x.shape, y.shape, x.dtype)
+        return y
 
     def backward(self, dy, need_input_grad=True):
-        return dy.reshape(self._need_cache(self._shape))
+        x_shape, y_shape, dtype = self._need_cache(self._cache)
+        return grad_output(dy, y_shape, dtype).reshape(x_shape)

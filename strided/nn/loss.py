@@ -39,6 +39,10 @@ class CrossEntropyLoss(_Loss):
     def _kwargs(self):
         return {"label_smoothing": self.label_smoothing}
 
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s + (f", label_smoothing={self.label_smoothing}" if self.label_smoothing else "")
+
 
 class BCELoss(_Loss):
     """Binary log-loss on probabilities (seed 003); inputs in [0, 1], targets of the same shape."""

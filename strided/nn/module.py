@@ -124,9 +124,9 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def _need_cache(self, cache, what: str = "forward"):
-        """Fail clearly when backward is called without a forward to go back through."""
+        """Fail clearly (ValueError) when backward is called without a forward to go back through."""
         if cache is None:
-            raise RuntimeError(
+            raise ValueError(
                 f"{type(self).__name__}.backward called before {what}: run the module on an input first "
                 "(backward needs the cache that forward keeps)"
             )

@@ -47,14 +47,16 @@ class _BatchNorm(Module):
                 f"{type(self).__name__} expects {self.num_features} channels, got x of shape {tuple(x.shape)}"
             )
         update = self.training and self.track_running_stats
-        if update:
-            self._sync_buffer("num_batches_tracked", self.num_batches_tracked + 1)
+        # the buffers change only once the batch has been accepted, so a
+        # rejected batch (one value per channel, wrong dtype) leaves no trace
+        count = np.asarray(self.num_batches_tracked + 1, dtype=np.int64) if update else None
         y, self._cache, rm, rv = F.batch_norm_forward(
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
             training=self.training, momentum=self.momentum, eps=self.eps,
-            num_batches_tracked=int(self.num_batches_tracked) if update else None)
+            num_batches_tracked=int(count) if update else None)
         if update:
+            self._sync_buffer("num_batches_tracked", count)
             self._sync_buffer("running_mean", rm)
             self._sync_buffer("running_var", rv)
         return y

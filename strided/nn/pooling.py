@@ -21,7 +21,16 @@ class _Pool2d(Module):
         self._cache = None
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.ceil_mode:
+            s += ", ceil_mode=True"
+        if not getattr(self, "count_include_pad", True):
+            s += ", count_include_pad=False"
+        if getattr(self, "divisor_override", None) is not None:
+            s += f", divisor_override={self.divisor_override}"
+        return s
 
 
 class MaxPool2d(_Pool2d):
