@@ -32,14 +32,22 @@ from .datasets import (
 )
 from .download import ChecksumError, DownloadError, FileSpec, download_file, verify_file
 from .idx import read_idx, read_idx_images, read_idx_labels
-from .loader import DataLoader, Loaders, batches, make_loaders, train_val_split
-from .transforms import Compose, RandomCrop, RandomHorizontalFlip, Standardize, as_generator
+from .loader import DataLoader, Loaders, batches, make_loaders, train_valid_split
+from .transforms import (
+    Compose,
+    RandomCrop,
+    RandomHorizontalFlip,
+    Standardize,
+    as_generator,
+    augment_batch,
+    default_augmentation,
+)
 
 __all__ = [
     "DATASETS", "ChecksumError", "Compose", "DataFileError", "DataLoader", "Dataset", "DatasetInfo",
     "DownloadError", "FileSpec", "Loaders", "RandomCrop", "RandomHorizontalFlip", "Split", "Standardize",
-    "as_generator", "batches", "cache_dir", "dataset_info", "dataset_table", "download_dataset", "download_file",
-    "find_dataset", "format_dataset_table", "how_to_get", "load_dataset", "make_loaders", "read_cifar10",
-    "read_dataset", "read_idx", "read_idx_images", "read_idx_labels", "search_path", "train_val_split",
-    "verify_file",
+    "as_generator", "augment_batch", "batches", "cache_dir", "dataset_info", "dataset_table",
+    "default_augmentation", "download_dataset", "download_file", "find_dataset", "format_dataset_table",
+    "how_to_get", "load_dataset", "make_loaders", "read_cifar10", "read_dataset", "read_idx", "read_idx_images",
+    "read_idx_labels", "search_path", "train_valid_split", "verify_file",
 ]

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import sys
 import tarfile
-import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass, field
@@ -143,7 +143,8 @@ def download_file(urls, dest, spec: FileSpec, *, timeout: float = 60.0, log=prin
                 out.flush()
                 verify_file(out.name, spec)
             return dest
-        except (urllib.error.URLError, OSError, ValueError, EOFError) as exc:
-            # ValueError covers DataFileError/ChecksumError and malformed URLs; try the next mirror
+        except (OSError, ValueError, EOFError, http.client.HTTPException) as exc:
+            # OSError covers URLError and timeouts; ValueError covers DataFileError/ChecksumError and
+            # malformed URLs; HTTPException a connection cut mid-body. All mean: try the next mirror
             failures.append(f"  {url}: {type(exc).__name__}: {exc}")
     raise DownloadError(f"could not download {spec.name} to {dest}:\n" + "\n".join(failures))

@@ -5,7 +5,7 @@ A typical pipeline, with the statistics fitted on the training part only
 training)::
 
     ds = load_dataset("fashion-mnist", classes=(1, 3))          # trouser vs dress
-    train, val = train_val_split(ds.train, validation=1000, seed=0)
+    train, val = train_valid_split(ds.train, validation=1000, seed=0)
     std = Standardize().fit(train.images)
     for x, y in batches(train.images, train.labels, 64, rng=0, standardize=std):
         ...                                                     # x float32 (64, 1, 28, 28), y int64 (64,)
@@ -47,7 +47,7 @@ def _validation_count(validation, n: int) -> int:
     return int(round(validation * n))
 
 
-def train_val_split(split: Split, validation, *, seed=0, shuffle: bool = True) -> tuple[Split, Split]:
+def train_valid_split(split: Split, validation, *, seed=0, shuffle: bool = True) -> tuple[Split, Split]:
     """Split ``split`` into (train, validation) parts.
 
     validation: number of samples (int) or fraction (float) to hold out.
@@ -196,7 +196,7 @@ def make_loaders(dataset: Dataset, *, validation=0.1, batch_size: int = 64, seed
         raise TypeError(f"dataset must be a Dataset (from load_dataset), got {type(dataset).__name__}")
     eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
     generator = as_generator(seed, "seed")
-    train, val = train_val_split(dataset.train, validation, seed=generator)
+    train, val = train_valid_split(dataset.train, validation, seed=generator)
     std = Standardize().fit(train.images) if standardize else None
     common = dict(standardize=std, dtype=dtype)
     return Loaders(

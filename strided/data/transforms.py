@@ -19,6 +19,10 @@ operations per batch, never a loop over images:
   :mod:`strided.windows`;
 * :class:`RandomHorizontalFlip` mirrors each image with probability ``p``.
 
+:func:`default_augmentation` picks the usual pair for a dataset (no flip
+for digits, whose mirror image is not a digit); :func:`augment_batch` is
+the crop-and-flip for any image size, as a plain ``f(x, rng)``.
+
 Applied to uint8 pixels, before standardisation, a fill of 0 is black, as
 with torchvision's transforms on images.
 """
@@ -139,10 +143,19 @@ class Standardize:
         return x * (self.std.astype(dtype) + dtype.type(self.eps))[:, None, None] + self.mean.astype(dtype)[:, None, None]
 
     def state_dict(self) -> dict:
-        """``{'mean': float32 (C,), 'std': float32 (C,), 'eps': float}``, to save with a trained model."""
+        """``{'mean': [C floats], 'std': [C floats], 'eps': float}``, to save with a trained model.
+
+        Plain lists, so the statistics go into a JSON run config as they are;
+        float32 values survive the round trip through Python floats exactly.
+        """
         if not self.fitted:
             raise RuntimeError("Standardize has no statistics to save: call fit(train_images) first")
-        return {"mean": self.mean.copy(), "std": self.std.copy(), "eps": self.eps}
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "eps": self.eps}
+
+    @classmethod
+    def from_state_dict(cls, state) -> "Standardize":
+        """A Standardize with the statistics of :meth:`state_dict` (lists or arrays)."""
+        return cls().load_state_dict(state)
 
     def load_state_dict(self, state) -> "Standardize":
         """Restore statistics saved by :meth:`state_dict`; returns self."""
@@ -233,3 +246,32 @@ class Compose:
 
     def __repr__(self) -> str:
         return f"Compose({self.transforms!r})"
+
+
+def _crop_and_flip(shape, flip: bool) -> Compose:
+    h, w = shape
+    crop = RandomCrop((h, w), padding=(max(1, h // 8), max(1, w // 8)))
+    return Compose([crop, RandomHorizontalFlip()] if flip else [crop])
+
+
+def default_augmentation(name) -> Compose:
+    """The standard training augmentation for dataset ``name``.
+
+    Random crop of the original size after padding by 1/8 of it (4 pixels
+    for CIFAR-10's 32, 3 for 28 x 28 images), plus a horizontal flip for
+    ``fashion-mnist`` and ``cifar10`` but not for ``mnist`` digits.
+    """
+    from .datasets import dataset_info
+
+    info = dataset_info(name)
+    return _crop_and_flip(info.image_shape[1:], flip=info.name != "mnist")
+
+
+def augment_batch(x, rng=None) -> np.ndarray:
+    """Random crop (same size, padding 1/8 of it) and horizontal flip of x: (N, C, H, W).
+
+    A plain ``f(x, rng)`` for training loops that take one; for digits use
+    ``default_augmentation('mnist')``, which does not flip.
+    """
+    x = _images("x", x)
+    return _crop_and_flip(x.shape[2:], flip=True)(x, rng)
