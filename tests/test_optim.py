@@ -215,6 +215,18 @@ def test_float32_stays_float32_with_numpy_float64_hyperparameters(cls, kwargs):
 
 
 @pytest.mark.parametrize("cls,kwargs", RICH, ids=RICH_IDS)
+def test_float64_gradients_do_not_promote_float32_parameters(cls, kwargs):
+    params = [Parameter(x) for x in _initial(np.float32)]
+    opt = cls(params, **kwargs)
+    for _ in range(3):
+        for k, p in enumerate(params):
+            p.grad = _grad(p.data.astype(np.float64), k)
+        opt.step()
+    assert all(p.data.dtype == np.float32 for p in params)
+    assert all(v.dtype == np.float32 for st in opt.state.values() for v in st.values() if isinstance(v, np.ndarray))
+
+
+@pytest.mark.parametrize("cls,kwargs", RICH, ids=RICH_IDS)
 def test_step_allocates_no_parameter_sized_arrays_once_warm(cls, kwargs):
     p = Parameter(np.random.default_rng(0).standard_normal(200_000))
     opt = cls([p], **kwargs)
