@@ -1,0 +1,310 @@
+"""ONNX export: ``export_onnx(model, path, input_shape)`` writes an opset-17, float32 graph.
+
+The model is walked layer by layer (``Sequential`` containers are
+flattened) and each layer becomes one or a few standard ONNX operators:
+
+=================  ==============================================================
+strided            ONNX
+=================  ==============================================================
+Conv2d             Conv (strides, explicit pads (top, left, bottom, right) so
+                   ``'same'`` with an even kernel is exact, dilations, group)
+Linear             Gemm(transB=1) on (N, F); MatMul + Add on more dimensions
+Flatten            Flatten(axis=1), or Reshape for other start/end dims
+MaxPool2d          MaxPool (dilations, explicit pads)
+AvgPool2d          AveragePool with count_include_pad set explicitly
+                   (+ Pad and Mul for the cases listed below)
+BatchNorm1d/2d     BatchNormalization with the running statistics
+                   (without running statistics: ReduceMean, Sub, Div...)
+ReLU, LeakyReLU,   Relu, LeakyRelu(alpha), Sigmoid, Tanh, Softmax(axis)
+Sigmoid, Tanh,
+Softmax
+Gaussian           Exp(Neg(Mul(x, x)))  (exp(-x^2))
+Dropout, Identity  Identity (the exported graph is the model in eval mode)
+=================  ==============================================================
+
+Pooling with ``ceil_mode`` is written with the extra bottom/right padding
+rows spelled out as pads, never with ONNX's ``ceil_mode`` attribute:
+runtimes disagree on that attribute for a last window hanging over the
+edge (onnxruntime follows torch, ``onnx.reference`` does not), whereas
+explicit pads mean the same thing everywhere. The padding values never
+enter a max (MaxPool ignores pads) and are never counted by
+``count_include_pad=0``. torch's ``count_include_pad=True`` counts the
+symmetric padding but not ceil mode's extra rows, so that case becomes an
+explicit zero ``Pad`` followed by ``AveragePool(count_include_pad=0)``;
+``divisor_override=d`` becomes a window sum (``AveragePool`` over an
+explicitly padded input, times kh*kw) divided by d.
+
+The batch dimension is dynamic (named ``batch``); every other size is fixed
+by ``input_shape``. Weights are stored as float32 whatever the model's dtype.
+Initializers are named like the state dict (``0.weight``), nodes after the
+layer they come from. The result passes ``onnx.checker`` (full check).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import nn
+from ..geometry import pool_window
+from ..nn.module import Module, Sequential
+from .atomic import atomic_write
+
+__all__ = ["export_onnx", "OPSET"]
+
+OPSET = 17
+IR_VERSION = 8  # the IR version that goes with opset 17 (readable by every runtime that supports the opset)
+ONNX_EXTRA = "pip install strided[onnx]  (or: pip install onnx onnxruntime)"
+
+
+def _import_onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError as exc:
+        raise ImportError(f"ONNX export needs the onnx package: {ONNX_EXTRA}") from exc
+    return onnx, helper, numpy_helper
+
+
+class _Graph:
+    """Collects nodes and initializers; every name it hands out is unique."""
+
+    def __init__(self, helper, numpy_helper, onnx):
+        self.helper, self.numpy_helper, self.onnx = helper, numpy_helper, onnx
+        self.nodes, self.initializers = [], []
+        self._names: set[str] = set()
+
+    def _unique(self, name: str) -> str:
+        out, n = name, 1
+        while out in self._names:
+            out, n = f"{name}_{n}", n + 1
+        self._names.add(out)
+        return out
+
+    def const(self, name: str, value, dtype=np.float32) -> str:
+        name = self._unique(name)
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: list, where: str, **attrs) -> str:
+        out = self._unique(f"{where}/{op_type}" if where else op_type)
+        self.nodes.append(self.helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+
+def _leaves(model: Module, where: str = ""):
+    """(path, layer) in execution order, flattening Sequential containers."""
+    if type(model) is Sequential or (isinstance(model, Sequential) and type(model).forward is Sequential.forward):
+        for name, child in model._modules.items():
+            yield from _leaves(child, f"{where}.{name}" if where else name)
+    else:
+        yield where, model
+
+
+def _pads(t, b, l, r):
+    return [int(t), int(l), int(b), int(r)]  # ONNX order: all begins, then all ends
+
+
+# ----------------------------------------------------------------------------- one converter per layer type
+def _conv(g, m: nn.Conv2d, x, shape, where, prefix):
+    t, b, l, r = m._pad4
+    inputs = [x, g.const(f"{prefix}weight", m.weight.data)]
+    if m.bias is not None:
+        inputs.append(g.const(f"{prefix}bias", m.bias.data))
+    return g.op("Conv", inputs, where, kernel_shape=list(m.kernel_size), strides=list(m.stride),
+                pads=_pads(t, b, l, r), dilations=list(m.dilation), group=m.groups)
+
+
+def _linear(g, m: nn.Linear, x, shape, where, prefix):
+    if len(shape) == 2:
+        inputs = [x, g.const(f"{prefix}weight", m.weight.data)]
+        if m.bias is not None:
+            inputs.append(g.const(f"{prefix}bias", m.bias.data))
+        return g.op("Gemm", inputs, where, transB=1)
+    y = g.op("MatMul", [x, g.const(f"{prefix}weight", m.weight.data.T)], where)
+    if m.bias is not None:
+        y = g.op("Add", [y, g.const(f"{prefix}bias", m.bias.data)], where)
+    return y
+
+
+def _flatten(g, m: nn.Flatten, x, shape, where, prefix):
+    nd = len(shape)
+    s, e = m.start_dim % nd, m.end_dim % nd
+    if s == 1 and e == nd - 1:
+        return g.op("Flatten", [x], where, axis=1)
+    # 0 copies the input's size (keeps the dynamic batch), -1 is the merged dimension
+    target = [0] * s + [-1] + [int(d) for d in shape[e + 1:]]
+    return g.op("Reshape", [x, g.const(f"{where}.shape", target, np.int64)], where)
+
+
+def _pool_geometry(m, shape, dilation):
+    win = pool_window((1, 1, *shape[2:]), m.kernel_size, m.stride, m.padding, dilation, m.ceil_mode)
+    t, b, l, r = win.padding  # includes the extra bottom/right rows ceil mode reads
+    return win, (t, b, l, r)
+
+
+def _maxpool(g, m: nn.MaxPool2d, x, shape, where, prefix):
+    win, (t, b, l, r) = _pool_geometry(m, shape, m.dilation)
+    return g.op("MaxPool", [x], where, kernel_shape=list(win.kernel), strides=list(win.stride),
+                pads=_pads(t, b, l, r), dilations=list(win.dilation), ceil_mode=0)
+
+
+def _avgpool(g, m: nn.AvgPool2d, x, shape, where, prefix):
+    win, (t, b, l, r) = _pool_geometry(m, shape, (1, 1))
+    ph, pw = m.padding
+    extra_h, extra_w = b - ph, r - pw
+    common = dict(kernel_shape=list(win.kernel), strides=list(win.stride), ceil_mode=0)
+
+    def zero_pad(pads4):
+        if not any(pads4):
+            return x
+        tt, bb, ll, rr = pads4
+        pads = g.const(f"{where}.pads", [0, 0, tt, ll, 0, 0, bb, rr], np.int64)
+        return g.op("Pad", [x, pads], where, mode="constant")
+
+    if m.divisor_override is not None:
+        # window sum / d: average over a zero-padded input (every window is kh*kw values) times kh*kw / d
+        mean = g.op("AveragePool", [zero_pad((t, b, l, r))], where, count_include_pad=1, **common)
+        kk = win.kernel[0] * win.kernel[1]
+        return g.op("Mul", [mean, g.const(f"{where}.scale", kk / m.divisor_override)], where)
+    if not m.count_include_pad:
+        return g.op("AveragePool", [x], where, pads=_pads(t, b, l, r), count_include_pad=0, **common)
+    if extra_h == 0 and extra_w == 0:
+        return g.op("AveragePool", [x], where, pads=_pads(t, b, l, r), count_include_pad=1, **common)
+    # torch counts the symmetric padding but not ceil mode's extra rows: make the former real zeros
+    padded = zero_pad((ph, ph, pw, pw))
+    return g.op("AveragePool", [padded], where, pads=_pads(0, extra_h, 0, extra_w), count_include_pad=0, **common)
+
+
+def _batchnorm(g, m, x, shape, where, prefix):
+    c = m.num_features
+    w = m.weight.data if m.affine else np.ones(c)
+    bias = m.bias.data if m.affine else np.zeros(c)
+    if m.track_running_stats:
+        return g.op("BatchNormalization",
+                    [x, g.const(f"{prefix}weight" if m.affine else f"{where}.scale", w),
+                     g.const(f"{prefix}bias" if m.affine else f"{where}.shift", bias),
+                     g.const(f"{prefix}running_mean", m.running_mean),
+                     g.const(f"{prefix}running_var", m.running_var)],
+                    where, epsilon=float(m.eps))
+    # no running statistics: eval mode normalises with the batch's own (biased) statistics
+    axes = [0] + list(range(2, len(shape)))
+    bshape = [1, c] + [1] * (len(shape) - 2)
+    mean = g.op("ReduceMean", [x], where, axes=axes, keepdims=1)
+    centred = g.op("Sub", [x, mean], where)
+    var = g.op("ReduceMean", [g.op("Mul", [centred, centred], where)], where, axes=axes, keepdims=1)
+    std = g.op("Sqrt", [g.op("Add", [var, g.const(f"{where}.eps", m.eps)], where)], where)
+    y = g.op("Div", [centred, std], where)
+    if m.affine:
+        y = g.op("Mul", [y, g.const(f"{prefix}weight", w.reshape(bshape))], where)
+        y = g.op("Add", [y, g.const(f"{prefix}bias", bias.reshape(bshape))], where)
+    return y
+
+
+def _gaussian(g, m, x, shape, where, prefix):
+    return g.op("Exp", [g.op("Neg", [g.op("Mul", [x, x], where)], where)], where)
+
+
+def _simple(op_type, **attrs):
+    def convert(g, m, x, shape, where, prefix):
+        return g.op(op_type, [x], where, **{k: f(m) for k, f in attrs.items()})
+    return convert
+
+
+_CONVERTERS = {
+    nn.Conv2d: _conv,
+    nn.Linear: _linear,
+    nn.Flatten: _flatten,
+    nn.MaxPool2d: _maxpool,
+    nn.AvgPool2d: _avgpool,
+    nn.BatchNorm1d: _batchnorm,
+    nn.BatchNorm2d: _batchnorm,
+    nn.ReLU: _simple("Relu"),
+    nn.LeakyReLU: _simple("LeakyRelu", alpha=lambda m: float(m.negative_slope)),
+    nn.Sigmoid: _simple("Sigmoid"),
+    nn.Tanh: _simple("Tanh"),
+    nn.Softmax: _simple("Softmax", axis=lambda m: int(m.dim)),
+    nn.Gaussian: _gaussian,
+    nn.Dropout: _simple("Identity"),
+    nn.Identity: _simple("Identity"),
+}
+
+
+def _converter(layer, where):
+    conv = _CONVERTERS.get(type(layer))
+    if conv is None:
+        names = ", ".join(sorted(c.__name__ for c in _CONVERTERS))
+        raise TypeError(f"export_onnx: layer {where or '(the model)'} is a {type(layer).__name__}, which has no "
+                        f"ONNX conversion; supported layers: {names}, inside Sequential containers")
+    return conv
+
+
+def _check_shape(input_shape) -> tuple[int, ...]:
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise TypeError(f"input_shape must be the shape of one example, e.g. (1, 28, 28), got {input_shape!r}")
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise ValueError(f"input_shape must be positive ints (the shape of one example without the batch, "
+                         f"e.g. (1, 28, 28)), got {input_shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def export_onnx(model: Module, path, input_shape, *, input_name: str = "input", output_name: str = "output",
+                batch_size: int | None = None) -> Path:
+    """Write ``model`` as an ONNX graph (opset 17, float32) to ``path``, atomically; returns the path.
+
+    input_shape: the shape of ONE example, without the batch, e.g. ``(1, 28, 28)``
+    for x: (N, 1, 28, 28). The batch dimension is dynamic (``batch``) unless
+    ``batch_size`` fixes it. The graph computes the model in eval mode
+    (Dropout is the identity, BatchNorm uses its running statistics).
+    Raises TypeError naming the first layer that cannot be exported.
+    """
+    onnx, helper, numpy_helper = _import_onnx()
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a strided.nn.Module, got {type(model).__name__}")
+    shape = _check_shape(input_shape)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None (dynamic), got {batch_size!r}")
+    layers = list(_leaves(model))
+    converters = [_converter(layer, where) for where, layer in layers]  # fail before any work
+
+    g = _Graph(helper, numpy_helper, onnx)
+    g._names.update((input_name, output_name))
+    x_name = input_name
+    # Sizes are followed by running each layer (a shallow copy in eval mode, so the model and
+    # its caches are untouched) on a small batch: the library's own shape rules and errors apply.
+    probe = np.random.default_rng(0).standard_normal((2, *shape)).astype(model.dtype)
+    batch_first = True
+    for (where, layer), convert in zip(layers, converters):
+        prefix = f"{where}." if where else ""
+        twin = copy.copy(layer)
+        object.__setattr__(twin, "training", False)
+        try:
+            out = twin(probe)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"export_onnx: layer {where or '(the model)'} ({type(layer).__name__}) cannot take "
+                             f"an input of shape (batch, {', '.join(map(str, probe.shape[1:]))}) from "
+                             f"input_shape={shape}: {exc}") from exc
+        x_name = convert(g, layer, x_name, probe.shape, where or type(layer).__name__, prefix)
+        if isinstance(layer, nn.Flatten) and layer.start_dim % probe.ndim == 0:
+            batch_first = False
+        probe = out
+    if x_name == input_name:  # an empty model: the graph still needs a node
+        x_name = g.op("Identity", [x_name], "identity")
+    g.nodes[-1].output[0] = output_name
+
+    batch = batch_size if batch_size is not None else "batch"
+    in_info = helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, [batch, *shape])
+    out_dims = [batch, *probe.shape[1:]] if batch_first else [None] * probe.ndim
+    out_info = helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, out_dims)
+    graph = helper.make_graph(g.nodes, type(model).__name__, [in_info], [out_info], initializer=g.initializers)
+    from .. import __version__
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                              producer_name="strided", producer_version=__version__)
+    onnx.checker.check_model(proto, full_check=True)
+    data = proto.SerializeToString()
+    with atomic_write(path) as f:
+        f.write(data)
+    return Path(os.fspath(path))

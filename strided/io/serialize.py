@@ -1,0 +1,150 @@
+"""A model's architecture as JSON: layer types and constructor arguments, and back.
+
+Every :class:`~strided.nn.Module` remembers the arguments it was built with
+(``get_config()``), so a model is described by its class name plus those
+arguments, and rebuilt by calling the class again. Containers are walked:
+a ``Sequential`` is described by its children (``{"type": "Sequential",
+"children": [...]}``), and a constructor argument that is itself a module
+(a user class wrapping a backbone, say) is described in place. Only classes
+in the registry are rebuilt: every layer and loss of :mod:`strided.nn` is
+registered, and :func:`register_module` adds your own. Rebuilding never
+imports or executes anything named by the file (no pickle).
+
+Values are converted by :mod:`strided.io.tree` (tuples, NumPy dtypes and
+scalars survive the trip through JSON).
+"""
+from __future__ import annotations
+
+from ..nn.module import Module, Sequential
+from . import tree
+
+__all__ = ["register_module", "registered_modules", "describe", "build", "UnregisteredModuleError",
+           "ArchitectureError"]
+
+_BY_NAME: dict[str, type] = {}
+_BY_CLASS: dict[type, str] = {}
+
+
+class UnregisteredModuleError(TypeError):
+    """A module class that strided.io does not know how to rebuild."""
+
+
+class ArchitectureError(ValueError):
+    """A stored architecture that cannot be rebuilt (unknown type, bad arguments)."""
+
+
+def register_module(cls=None, *, name: str | None = None):
+    """Let :func:`strided.io.save`/``load`` describe and rebuild instances of ``cls`` (a Module subclass).
+
+    The class must be rebuildable from its constructor arguments alone
+    (``cls(**module.get_config())``), with arguments made of numbers, strings,
+    tuples, lists, dicts, NumPy arrays/dtypes or other modules. Its
+    parameters and buffers are then restored from the file. Usable as a
+    decorator (``@register_module``) or a call; ``name`` defaults to the
+    class name and must be unique. Returns ``cls``.
+    """
+    if cls is None:
+        return lambda c: register_module(c, name=name)
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"cls must be a subclass of strided.nn.Module, got {cls!r}")
+    key = cls.__name__ if name is None else name
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    other = _BY_NAME.get(key)
+    if other is not None and other is not cls:
+        raise ValueError(
+            f"a module class named {key!r} is already registered ({other.__module__}.{other.__qualname__}); "
+            f"register {cls.__module__}.{cls.__qualname__} under another name: register_module(cls, name=...)"
+        )
+    _BY_NAME[key] = cls
+    _BY_CLASS[cls] = key
+    return cls
+
+
+def registered_modules() -> dict[str, type]:
+    """Name -> class of every module type that can be saved and loaded."""
+    return dict(_BY_NAME)
+
+
+def _register_builtins() -> None:
+    from .. import nn
+    for attr in nn.__all__:
+        obj = getattr(nn, attr)
+        if isinstance(obj, type) and issubclass(obj, Module) and obj is not Module:
+            register_module(obj)
+
+
+_register_builtins()
+
+
+def _type_name(module: Module, where: str) -> str:
+    cls = type(module)
+    name = _BY_CLASS.get(cls)
+    if name is None:
+        raise UnregisteredModuleError(
+            f"cannot save {where}: {cls.__module__}.{cls.__qualname__} is not a registered module class. "
+            f"Register it with strided.io.register_module({cls.__qualname__}) (it must be rebuildable as "
+            f"{cls.__qualname__}(**module.get_config())), or save only the weights with "
+            "strided.io.save_state_dict(model, path) and rebuild the model in code"
+        )
+    return name
+
+
+def describe(module: Module, arrays: dict, where: str = "model", prefix: str = "__config__"):
+    """The JSON-friendly description of ``module``; arrays among its arguments go into ``arrays``."""
+    if not isinstance(module, Module):
+        raise TypeError(f"{where} must be a strided.nn.Module, got {type(module).__name__}")
+    name = _type_name(module, where)
+    if type(module) is Sequential:
+        return {"type": name, "children": [
+            describe(child, arrays, f"{where}[{i}]", f"{prefix}/{i}")
+            for i, child in enumerate(module.children())
+        ]}
+
+    def modules_inside(value, at):
+        if isinstance(value, Module):
+            return {"__module__": describe(value, arrays, at, f"{prefix}/{at}")}
+        return None
+
+    config = module.get_config()
+    return {"type": name, "config": tree.encode(config, arrays, f"{where} ({name}) argument", prefix,
+                                                hook=modules_inside)}
+
+
+def build(description, arrays, where: str = "model") -> Module:
+    """Rebuild a module from :func:`describe`'s output (raises :class:`ArchitectureError` on a bad description)."""
+    if not isinstance(description, dict) or not isinstance(description.get("type"), str):
+        raise ArchitectureError(f"{where}: expected a layer description with a 'type', got {description!r:.80}")
+    name = description["type"]
+    cls = _BY_NAME.get(name)
+    if cls is None:
+        raise ArchitectureError(
+            f"{where}: unknown module type {name!r}. If it is your own class, call "
+            f"strided.io.register_module({name}) before loading. Known types: {', '.join(sorted(_BY_NAME))}"
+        )
+    if "children" in description:
+        children = description["children"]
+        if not isinstance(children, list):
+            raise ArchitectureError(f"{where}: 'children' must be a list, got {type(children).__name__}")
+        layers = [build(c, arrays, f"{where}[{i}]") for i, c in enumerate(children)]
+        try:
+            return cls(*layers)
+        except (TypeError, ValueError) as exc:
+            raise ArchitectureError(f"{where}: cannot rebuild {name} from its children: {exc}") from exc
+
+    def modules_inside(value, at):
+        if isinstance(value, dict) and set(value) == {"__module__"}:
+            return build(value["__module__"], arrays, at)
+        return None
+
+    config = tree.decode(description.get("config", {}), arrays, f"{where} ({name}) argument", hook=modules_inside)
+    if not isinstance(config, dict):
+        raise ArchitectureError(f"{where}: the arguments of {name} must be a dict, got {type(config).__name__}")
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise ArchitectureError(f"{where}: cannot rebuild {name}({_args(config)}): {exc}") from exc
+
+
+def _args(config: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.items())
