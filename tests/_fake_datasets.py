@@ -59,16 +59,42 @@ def fake_idx_dataset(directory, *, n_train=12, n_test=6, shape=(28, 28), num_cla
     return out
 
 
-def cifar_batch_bytes(data: np.ndarray, labels, *, bytes_keys=True, drop=(), extra=None) -> bytes:
-    """A pickled CIFAR batch dict; the official files have bytes keys when read with encoding='bytes'."""
+class _Py2Pickler(pickle._Pickler):
+    """Pickles bytes as Python 2 ``str`` (BINSTRING opcodes), as the official batches were written."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_bytes(self, obj):
+        n = len(obj)
+        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
+        self.write(head + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+
+
+def py2_pickle(obj) -> bytes:
+    """A protocol-2 pickle as Python 2 with NumPy 1 wrote it: str as BINSTRING, ``numpy.core`` globals."""
+    buf = io.BytesIO()
+    _Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue().replace(b"numpy._core.", b"numpy.core.")
+
+
+def cifar_batch_bytes(data: np.ndarray, labels, *, style="py2", drop=(), extra=None) -> bytes:
+    """A pickled CIFAR batch dict.
+
+    style: 'py2' (like the official files: Python 2 str keys and array data),
+    'bytes-keys' or 'str-keys' (Python 3 pickles of either key type).
+    """
     batch = {"batch_label": "fake batch", "labels": list(map(int, labels)), "data": data,
              "filenames": [f"img_{i}.png" for i in range(len(data))]}
     batch.update(extra or {})
     for key in drop:
         batch.pop(key)
-    if bytes_keys:
-        batch = {k.encode(): v for k, v in batch.items()}
-    return pickle.dumps(batch, protocol=2)
+    if style == "str-keys":
+        return pickle.dumps(batch, protocol=2)
+    batch = {k.encode(): v for k, v in batch.items()}
+    return py2_pickle(batch) if style == "py2" else pickle.dumps(batch, protocol=2)
 
 
 def fake_cifar_members(n_per_batch=4, seed=0, **kw) -> tuple[dict, dict]:
@@ -79,8 +105,8 @@ def fake_cifar_members(n_per_batch=4, seed=0, **kw) -> tuple[dict, dict]:
         rows[name] = rng.integers(0, 256, size=(n_per_batch, 3072), dtype=np.uint8)
         labels[name] = (np.arange(n_per_batch) + i) % 10
         members[name] = cifar_batch_bytes(rows[name], labels[name], **kw)
-    members["batches.meta"] = pickle.dumps({b"label_names": [c.encode() for c in CIFAR_CLASSES],
-                                            b"num_cases_per_batch": n_per_batch}, protocol=2)
+    members["batches.meta"] = py2_pickle({b"label_names": [c.encode() for c in CIFAR_CLASSES],
+                                          b"num_cases_per_batch": n_per_batch})
     train = [n for n in CIFAR_BATCHES if n != "test_batch"]
     arrays = {
         "train": (np.concatenate([rows[n] for n in train]), np.concatenate([labels[n] for n in train])),

@@ -147,9 +147,9 @@ def _expected_nchw(rows):
 
 
 @pytest.mark.parametrize("layout", ["batch-dir", "parent-dir", "archive"])
-@pytest.mark.parametrize("bytes_keys", [True, False])
-def test_cifar_reads_directory_and_archive(tmp_path, layout, bytes_keys):
-    members, arrays = fake.fake_cifar_members(n_per_batch=3, bytes_keys=bytes_keys)
+@pytest.mark.parametrize("style", ["py2", "bytes-keys", "str-keys"])
+def test_cifar_reads_directory_and_archive(tmp_path, layout, style):
+    members, arrays = fake.fake_cifar_members(n_per_batch=3, style=style)
     if layout == "archive":
         path = tmp_path / "cifar-10-python.tar.gz"
         path.write_bytes(fake.cifar_archive_bytes(members))

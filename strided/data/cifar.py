@@ -113,7 +113,9 @@ def parse_meta(data: bytes, source) -> tuple[str, ...]:
     source = os.fspath(source)
     meta = _unpickle(data, source)
     if "label_names" not in meta:
-        raise DataFileError(source, f"not a CIFAR-10 batches.meta: no 'label_names' key, found {sorted(map(str, meta))}")
+        raise DataFileError(
+            source, f"not a CIFAR-10 batches.meta: no 'label_names' key, found {sorted(map(str, meta))}"
+        )
     return tuple(n.decode("latin1") if isinstance(n, bytes) else str(n) for n in meta["label_names"])
 
 
