@@ -90,14 +90,25 @@ def gaussian_backward(dy, cache):
     return dy * (-2 * x * y)
 
 
+def _shift(x: np.ndarray, axis: int) -> np.ndarray:
+    """x - max(x) along axis: every exponent becomes <= 0, so exp never overflows.
+
+    x - max can itself overflow to -inf when x spans more than the float range
+    (-3e38 next to +3e38); -inf is then the exact limit (exp gives 0, the log
+    probability is -inf, as in torch), so that overflow is not worth a warning.
+    """
+    with np.errstate(over="ignore"):
+        return x - x.max(axis=axis, keepdims=True)
+
+
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """log(softmax(x)) computed stably as x - max - log(sum(exp(x - max)))."""
-    shifted = x - x.max(axis=axis, keepdims=True)
+    shifted = _shift(x, axis)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = np.exp(_shift(x, axis))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 

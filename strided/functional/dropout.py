@@ -17,7 +17,9 @@ def dropout_forward(x, p: float, rng: np.random.Generator):
     if p >= 1.0:
         scale = np.zeros_like(x)
     else:
-        keep = rng.random(x.shape, dtype=x.dtype) >= x.dtype.type(p)
+        # float32 uniforms whatever x's dtype: half the random bits, and the
+        # same seed gives the same mask in float32 and float64
+        keep = rng.random(x.shape, dtype=np.float32) >= np.float32(p)
         scale = keep * x.dtype.type(1.0 / (1.0 - p))
     return x * scale, scale
 

@@ -23,6 +23,7 @@ from .. import _checks
 from .activation import log_softmax, sigmoid
 
 REDUCTIONS = ("mean", "sum", "none")
+_BCE_EPS = np.float32(1e-12)
 
 
 @dataclass
@@ -102,7 +103,8 @@ def bce_forward(prob, target, reduction="mean"):
         logp = np.maximum(np.log(prob), -100)
         log1mp = np.maximum(np.log1p(-prob), -100)
     per = -(target * logp + (1 - target) * log1mp)
-    grad = (prob - target) / np.maximum(prob * (1 - prob), prob.dtype.type(1e-12))
+    # torch's clamp is the float32 constant 1e-12 (9.9999999600e-13) in either precision
+    grad = (prob - target) / np.maximum(prob * (1 - prob), prob.dtype.type(_BCE_EPS))
     return _reduce(per, reduction, prob.size), LossCache(grad, reduction, prob.size)
 
 
