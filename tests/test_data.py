@@ -294,7 +294,7 @@ def test_missing_fashion_mnist_names_the_debian_package(isolated):
     assert "apt-get install dataset-fashion-mnist" in message
     for directory in data.search_path("fashion-mnist"):
         assert str(directory) in message
-    with pytest.raises(FileNotFoundError, match=r"download fashion-mnist --root"):
+    with pytest.raises(FileNotFoundError, match=r"apt-get install(.|\n)*download fashion-mnist --root"):
         data.load_dataset("fashion-mnist", root=isolated / "nowhere")
 
 
@@ -732,6 +732,15 @@ def test_batches_check_arguments_when_called():
         data.batches(x, y, 2, dtype=np.int32)
     with pytest.raises(TypeError, match="rng"):
         data.batches(x, y, 2, rng="seed")
+
+
+def test_batches_without_labels_and_loaders_without_validation(fmnist):
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    got = [(xb, yb) for xb, yb in data.batches(x, None, 4, shuffle=False)]
+    assert [yb for _, yb in got] == [None] * 3
+    np.testing.assert_array_equal(np.concatenate([xb for xb, _ in got]), x.astype(np.float32))
+    loaders = data.make_loaders(data.load_dataset("fashion-mnist"), validation=0, standardize=False)
+    assert loaders.val is None and loaders.standardize is None and loaders.train.num_samples == 40
 
 
 def test_data_loader_epochs_differ_but_runs_repeat():

@@ -354,7 +354,7 @@ def how_to_get(name, root=None) -> list[str]:
     """Shell commands that would provide dataset ``name`` (the apt one first when a package exists)."""
     info = dataset_info(name)
     commands = []
-    if info.apt_package and root is None:
+    if info.apt_package:  # the system directory is searched whatever root says
         commands.append(f"apt-get install {info.apt_package}")
     command = DOWNLOAD_COMMAND.format(name=info.name)
     if root is not None:
@@ -510,5 +510,5 @@ def format_dataset_table(root=None) -> str:
         if row["location"]:
             lines.append(f"{'':<14} found in {row['location']}")
         else:
-            lines.append(f"{'':<14} not found; get it with: {' | or | '.join(row['get'])}")
+            lines.append(f"{'':<14} not found; get it with: {' or '.join(f'`{c}`' for c in row['get'])}")
     return "\n".join(lines)
