@@ -7,8 +7,10 @@ output and compare, for every input element and parameter entry,
     numerical  (L(v + eps) - L(v - eps)) / (2 eps)
 
 For a loss ``crit`` the scalar is ``crit(pred, target)`` itself and the
-analytic gradient is ``crit.backward()``. Works on any object following the
-module contract, so users can check their own layers.
+analytic gradient is ``crit.backward()`` (an unreduced loss, ``reduction='none'``,
+is projected like a module's output and ``crit.backward(R)`` is checked).
+Works on any object following the module contract, so users can check their
+own layers.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import _checks
 
 
 class GradcheckError(AssertionError):
@@ -68,30 +72,55 @@ def gradcheck(module, x, target=None, *, eps: float = 1e-6, atol: float = 1e-6, 
     x: the input (any shape the module takes). With ``target`` given, ``module``
     is a loss: ``module(x, target)`` is the scalar and ``module.backward()`` its
     gradient. Parameters are checked too unless ``params=False``. Put layers
-    with randomness (Dropout) in eval mode or seed them per call.
+    with randomness (Dropout) in eval mode or seed them per call. The module
+    itself is left untouched (a deep copy is checked).
+
+    Returns a :class:`GradcheckResult` (truthy when every entry agrees within
+    ``atol + rtol * |numerical|``); raises :class:`GradcheckError` listing the
+    worst entry of each failing tensor unless ``raise_exception=False``.
+
+    Example::
+
+        strided.gradcheck(nn.Conv2d(2, 3, 3, padding=1), np.random.randn(2, 2, 5, 5))
+        strided.gradcheck(nn.CrossEntropyLoss(), logits, labels)
     """
+    if not callable(module) or not callable(getattr(module, "backward", None)):
+        raise TypeError(f"module must be callable and have a backward method, got {type(module).__name__}")
+    eps = _checks.positive_float("eps", eps)
+    atol = _checks.positive_float("atol", atol, allow_zero=True)
+    rtol = _checks.positive_float("rtol", rtol, allow_zero=True)
     m = copy.deepcopy(module)
     if hasattr(m, "to"):
         m.to(np.float64)
-    x = np.array(x, dtype=np.float64, copy=True)
+    named = list(m.named_parameters()) if (params and hasattr(m, "named_parameters")) else []
+    for _, p in named:
+        # perturbations are written through a flat view, which needs contiguous data
+        p.data = np.ascontiguousarray(p.data)
+    if hasattr(m, "zero_grad"):
+        m.zero_grad()
+    x = np.array(_checks.as_float_array("x", x), dtype=np.float64, copy=True)
     result = GradcheckResult(ok=True)
     is_loss = target is not None
 
     if is_loss:
-        def scalar():
-            return float(m(x, target))
-        scalar()
-        analytic_x = m.backward()
+        value = m(x, target)
+        if np.ndim(value) == 0:
+            def scalar():
+                return float(m(x, target))
+            analytic_x = m.backward()
+        else:
+            proj = np.random.default_rng(seed).standard_normal(np.shape(value))
+
+            def scalar():
+                return float(np.sum(m(x, target) * proj))
+            analytic_x = m.backward(proj)
     else:
         y = m(x)
         proj = np.random.default_rng(seed).standard_normal(np.shape(y))
 
         def scalar():
             return float(np.sum(m(x) * proj))
-        if hasattr(m, "zero_grad"):
-            m.zero_grad()
         analytic_x = m.backward(proj)
-    named = list(m.named_parameters()) if (params and hasattr(m, "named_parameters")) else []
     analytic_p = {n: (None if p.grad is None else p.grad.copy()) for n, p in named if p.requires_grad}
     _compare("input", analytic_x, _numerical(scalar, x, eps), atol, rtol, result)
     for n, p in named:
