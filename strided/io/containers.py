@@ -112,7 +112,8 @@ def _read_npz(path) -> tuple[dict, str | None]:
 # ----------------------------------------------------------------------------- safetensors
 def _safetensors_bytes(arrays: dict, meta: str) -> bytes:
     st_numpy, _ = _import_safetensors()
-    return st_numpy.save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata={"strided": meta})
+    # np.require, not np.ascontiguousarray, which would turn 0-d arrays (a step counter) into shape (1,)
+    return st_numpy.save({k: np.require(v, requirements="C") for k, v in arrays.items()}, metadata={"strided": meta})
 
 
 def _read_safetensors(path) -> tuple[dict, str | None]:

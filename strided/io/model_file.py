@@ -81,6 +81,8 @@ def model_section(model: Module, arrays: dict, prefix: str = "") -> dict:
         "tensors": _tensor_index(state),
         "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
         "training": bool(model.training),
+        # modules whose train/eval mode differs from the model's (usually none)
+        "other_mode": [name for name, m in model.named_modules() if m.training != model.training],
     }
 
 
@@ -155,7 +157,12 @@ def model_from_section(path, section, arrays: dict, prefix: str = "", model: Mod
         frozen = set(section.get("frozen", ()))
         for name, p in model.named_parameters():
             p.requires_grad = name not in frozen
-        model.train(bool(section.get("training", True)))
+        training = bool(section.get("training", True))
+        model.train(training)
+        other = set(section.get("other_mode", ()))
+        for name, m in model.named_modules():
+            if name in other:
+                m.training = not training
     return model
 
 
@@ -222,7 +229,7 @@ def load(path) -> Module:
     file that is not a strided model, truncated, of an unknown format
     version, or whose tensors do not match its architecture.
     """
-    meta, arrays = read_meta(path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
+    meta, arrays = read_meta(path, FORMATS)
     if meta["format"] == CHECKPOINT_FORMAT:
         return model_from_section(path, meta.get("model"), arrays, "model/")
     return model_from_section(path, meta, arrays)
