@@ -160,17 +160,19 @@ def _torch_dtype(torch, m):
 def _layer_to_torch(torch, m, where):
     T = torch.nn
     dt = _torch_dtype(torch, m)
+    c = m.get_config()  # the arguments as the user wrote them (3 stays 3, not (3, 3))
     if isinstance(m, nn.Conv2d):
-        return T.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                        bias=m.bias is not None, dtype=dt)
+        return T.Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"], c["padding"],
+                        c["dilation"], c["groups"], bias=m.bias is not None, dtype=dt)
     if isinstance(m, nn.Linear):
         return T.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=dt)
     if isinstance(m, nn.Flatten):
         return T.Flatten(m.start_dim, m.end_dim)
     if isinstance(m, nn.MaxPool2d):
-        return T.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
+        return T.MaxPool2d(c["kernel_size"], c["stride"], c["padding"], c["dilation"], ceil_mode=m.ceil_mode)
     if isinstance(m, nn.AvgPool2d):
-        return T.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override)
+        return T.AvgPool2d(c["kernel_size"], c["stride"], c["padding"], m.ceil_mode, m.count_include_pad,
+                           m.divisor_override)
     if isinstance(m, nn.LeakyReLU):
         return T.LeakyReLU(m.negative_slope)
     if isinstance(m, nn.Softmax):
