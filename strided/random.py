@@ -32,7 +32,9 @@ def resolve(rng=None) -> np.random.Generator:
         return _generator
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.default_rng(rng)
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0:
+        raise TypeError(f"rng must be None, a numpy Generator or a non-negative int seed, got {rng!r}")
+    return np.random.default_rng(int(rng))
 
 
 def get_state() -> dict:

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _checks, conv
 from .. import functional as F
+from .. import random as _random
 from ..geometry import resolve_padding
 from . import init
 from .module import Module, Parameter
@@ -37,6 +38,7 @@ class Conv2d(Module):
         dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         wshape = (out_channels, in_channels // groups, *self.kernel_size)
+        rng = _random.resolve(rng)  # one generator for weight and bias, even from an int seed
         self.weight = Parameter(init.uniform_fan_in(wshape, fan_in, dt, rng))
         self.bias = Parameter(init.uniform_fan_in((out_channels,), fan_in, dt, rng)) if bias else None
         self._cache = None

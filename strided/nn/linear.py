@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _checks
 from .. import functional as F
+from .. import random as _random
 from ..functional._common import grad_output
 from . import init
 from .module import Module, Parameter
@@ -17,6 +18,7 @@ class Linear(Module):
         self.in_features = _checks.positive_int("in_features", in_features)
         self.out_features = _checks.positive_int("out_features", out_features)
         dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
+        rng = _random.resolve(rng)  # one generator for weight and bias, even from an int seed
         self.weight = Parameter(init.uniform_fan_in((out_features, in_features), in_features, dt, rng))
         self.bias = Parameter(init.uniform_fan_in((out_features,), in_features, dt, rng)) if bias else None
         self._cache = None
