@@ -122,8 +122,8 @@ def cmd_train(args) -> int:
         callbacks.append(T.EarlyStopping("val_loss", patience=cfg["patience"]))
     augment = None
     if cfg["augment"]:
-        from .data import augment_batch
-        augment = augment_batch
+        from .data import default_augmentation
+        augment = default_augmentation(cfg["dataset"])
     run_dir.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         cfg.update(class_names=list(ds.classes), image_shape=[c, h, w], standardize=std.state_dict(),
