@@ -23,7 +23,7 @@ class Naive(ConvAlgorithm):
     name = "naive"
     seed = "001 (naive loops)"
 
-    def forward(self, x, w, geom):
+    def _forward(self, x, w, geom):
         xp = pad(x, geom.padding)
         n, o = geom.batch, geom.out_channels
         g, cg, og = geom.groups, geom.in_channels // geom.groups, o // geom.groups
@@ -37,7 +37,7 @@ class Naive(ConvAlgorithm):
                     y[:, k * og:(k + 1) * og, i, j] = np.tensordot(patch, wk, axes=([1, 2, 3], [1, 2, 3]))
         return y, None
 
-    def grad_input(self, dy, w, geom, saved=None):
+    def _grad_input(self, dy, w, geom, saved):
         o, g = geom.out_channels, geom.groups
         cg, og = geom.in_channels // g, o // g
         win = geom.window
@@ -51,7 +51,7 @@ class Naive(ConvAlgorithm):
                         dy[:, k * og:(k + 1) * og, i, j], w[k * og:(k + 1) * og], axes=([1], [0]))
         return np.ascontiguousarray(unpad(dxp, geom.padding))
 
-    def grad_weight(self, dy, x, geom, saved=None):
+    def _grad_weight(self, dy, x, geom, saved):
         xp = pad(x, geom.padding)
         o, g = geom.out_channels, geom.groups
         cg, og = geom.in_channels // g, o // g
