@@ -1,40 +1,174 @@
 """Convolution algorithms behind one interface, and the choice between them.
 
 Each algorithm lives in its own file and implements
-:class:`~strided.conv.base.ConvAlgorithm`; ``get(name)`` returns one and
-``choose(geom, dtype, name)`` resolves ``'auto'`` (or an algorithm that
-cannot run a geometry) to one that can, with the reason.
+:class:`~strided.conv.base.ConvAlgorithm` (forward, gradient w.r.t. the
+input, gradient w.r.t. the weight, over one validated
+:class:`~strided.geometry.ConvGeometry`):
+
+========  ===========================================================  ======
+name      idea                                                         seed
+========  ===========================================================  ======
+naive     loops over output pixels; the reference                      001
+im2col    index arrays + ``np.add.at`` (teaching version)               001/002/004
+gather    channels-last ``np.take``; dx as a convolution               000
+scipy     ``scipy.signal`` convolution with the reversed kernel        003
+strided   strided view + one matmul; col2im by slice adds (default)    000/001/004
+fft       convolution theorem, channels summed between transforms     --
+winograd  F(2x2, 3x3) minimal filtering (3x3, stride 1 only)           --
+========  ===========================================================  ======
+
+``get(name)`` returns one; ``choose(geom, dtype, name)`` resolves ``'auto'``
+(or an algorithm that cannot run a geometry) to one that can, with the
+reason; ``explain`` returns that reason alone. ``'auto'`` follows a default
+table measured with ``strided bench conv`` unless autotuning is switched on
+(``set_autotune(True)`` or ``STRIDED_CONV_AUTOTUNE=1`` in the environment),
+in which case the candidates are timed once per geometry and dtype and the
+winner is cached for the process (``autotune_cache()``,
+``clear_autotune_cache()``). ``set_workspace_limit(bytes)`` bounds the
+scratch memory of one call; larger batches are processed in chunks.
 """
 from __future__ import annotations
+
+import os
+import time
 
 import numpy as np
 
 from .. import _checks
 from ..geometry import ConvGeometry
-from .base import ConvAlgorithm
+from .base import ConvAlgorithm, get_workspace_limit, set_workspace_limit
+from .fft import FFT
+from .gather import Gather
+from .im2col import Im2col
 from .naive import Naive
+from .scipy import Scipy
 from .strided import Strided
+from .winograd import Winograd
 
-ALGORITHMS: dict[str, ConvAlgorithm] = {a.name: a for a in (Strided(), Naive())}
+__all__ = [
+    "ALGORITHMS", "DEFAULT", "ConvAlgorithm", "names", "get", "choose", "explain", "default_for",
+    "set_autotune", "autotune_enabled", "autotune_cache", "clear_autotune_cache",
+    "set_workspace_limit", "get_workspace_limit",
+]
+
+ALGORITHMS: dict[str, ConvAlgorithm] = {
+    a.name: a for a in (Strided(), Winograd(), FFT(), Gather(), Im2col(), Scipy(), Naive())
+}
 DEFAULT = "strided"
+# The reference and the teaching version are never faster than strided; timing them would only slow autotuning.
+AUTOTUNE_CANDIDATES = ("strided", "winograd", "fft", "gather", "scipy")
 
 
 def names() -> tuple[str, ...]:
+    """Every accepted algorithm name, ``'auto'`` first."""
     return ("auto", *ALGORITHMS)
 
 
 def get(name: str) -> ConvAlgorithm:
+    """The algorithm called ``name`` (not ``'auto'``)."""
     _checks.choice("algorithm", name, tuple(ALGORITHMS))
     return ALGORITHMS[name]
 
 
+# ---- the measured default table --------------------------------------------
+
+def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
+    """``(name, reason)`` from the default table, measured with ``strided bench conv`` (docs/algorithms.md)."""
+    return DEFAULT, "default"
+
+
+# ---- autotuning ----------------------------------------------------------------
+
+_autotune = os.environ.get("STRIDED_CONV_AUTOTUNE", "0").strip().lower() in ("1", "true", "yes", "on")
+_cache: dict[tuple[ConvGeometry, str], tuple[str, dict[str, float]]] = {}
+
+
+def set_autotune(enabled: bool) -> None:
+    """Switch autotuning of ``'auto'`` on or off for the process (like ``torch.backends.cudnn.benchmark``)."""
+    global _autotune
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"enabled must be True or False, got {enabled!r}")
+    _autotune = bool(enabled)
+
+
+def autotune_enabled() -> bool:
+    return _autotune
+
+
+def autotune_cache() -> dict:
+    """A copy of the autotuner's cache: ``{(geom, dtype name): (winner, {candidate: seconds})}``."""
+    return dict(_cache)
+
+
+def clear_autotune_cache() -> None:
+    _cache.clear()
+
+
+def _time_once(alg: ConvAlgorithm, x, w, dy, geom) -> float:
+    start = time.perf_counter()
+    y, saved = alg.forward(x, w, geom)
+    alg.grad_input(dy, w, geom, saved)
+    alg.grad_weight(dy, x, geom, saved)
+    return time.perf_counter() - start
+
+
+def _autotune_key(geom: ConvGeometry, dtype: np.dtype):
+    return (geom, dtype.name)
+
+
+def _tune(geom: ConvGeometry, dtype: np.dtype) -> tuple[str, dict[str, float]]:
+    """Time forward + both gradients of every candidate on random data; return the fastest."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(geom.x_shape).astype(dtype)
+    w = rng.standard_normal(geom.weight_shape).astype(dtype)
+    dy = rng.standard_normal(geom.y_shape).astype(dtype)
+    times: dict[str, float] = {}
+    for name in AUTOTUNE_CANDIDATES:
+        alg = ALGORITHMS[name]
+        if alg.supports(geom, dtype) is not None:
+            continue
+        first = _time_once(alg, x, w, dy, geom)           # includes one-off costs (imports, page faults)
+        best = min(times.values(), default=np.inf)
+        # a candidate already 3x slower than the best on its first run cannot win; spare the repeats
+        times[name] = first if first > 3 * best else min(_time_once(alg, x, w, dy, geom) for _ in range(2))
+    winner = min(times, key=times.get)
+    return winner, times
+
+
+def _auto(geom: ConvGeometry, dtype: np.dtype) -> tuple[str, str]:
+    if not _autotune:
+        return default_for(geom, dtype)
+    key = _autotune_key(geom, dtype)
+    if key not in _cache:
+        _cache[key] = _tune(geom, dtype)
+    winner, times = _cache[key]
+    ranking = ", ".join(f"{n} {t * 1e3:.2f} ms" for n, t in sorted(times.items(), key=lambda kv: kv[1]))
+    return winner, f"autotuned ({ranking})"
+
+
 def choose(geom: ConvGeometry, dtype, name: str = "auto") -> tuple[ConvAlgorithm, str]:
-    """Return ``(algorithm, reason)`` for ``name`` (an algorithm name or ``'auto'``)."""
+    """Return ``(algorithm, reason)`` for ``name`` (an algorithm name or ``'auto'``).
+
+    An algorithm that cannot run ``geom`` (``supports()`` gives a reason) is
+    replaced by the ``'auto'`` choice, and the reason says why.
+    """
     _checks.choice("algorithm", name, names())
-    if name == "auto":
-        return ALGORITHMS[DEFAULT], "default"
-    alg = ALGORITHMS[name]
-    why = alg.supports(geom, np.dtype(dtype))
-    if why is None:
-        return alg, "requested"
-    return ALGORITHMS[DEFAULT], f"{name} cannot run this geometry ({why}); using {DEFAULT}"
+    if not isinstance(geom, ConvGeometry):
+        raise TypeError(f"geom must be a ConvGeometry (see ConvGeometry.create), got {type(geom).__name__}")
+    dtype = _checks.dtype_of("dtype", dtype)
+    if name != "auto":
+        why = ALGORITHMS[name].supports(geom, dtype)
+        if why is None:
+            return ALGORITHMS[name], "requested"
+    chosen, reason = _auto(geom, dtype)
+    if ALGORITHMS[chosen].supports(geom, dtype) is not None:   # a table entry that does not apply
+        chosen, reason = DEFAULT, "default"
+    if name != "auto":
+        return ALGORITHMS[chosen], f"{name} cannot run this geometry ({why}); using {chosen} ({reason})"
+    return ALGORITHMS[chosen], reason
+
+
+def explain(geom: ConvGeometry, dtype, name: str = "auto") -> str:
+    """Which algorithm ``choose`` picks for ``name`` and why, as one sentence."""
+    alg, reason = choose(geom, dtype, name)
+    return f"{alg.name}: {reason}"

@@ -1,0 +1,116 @@
+"""``fft``: convolution by the convolution theorem, channels summed in the frequency domain.
+
+None of the seeds does this. A correlation of an image with a kernel is a
+pointwise product of their Fourier transforms (one of them conjugated):
+
+    y[t] = sum_p xp[p + t] k[p]      <=>      Y(f) = X(f) * conj(K(f))
+
+computed with FFTs of size at least the padded image (Hp, Wp) -- large
+enough that the circular correlation never wraps around for the lags we
+keep. The sum over input channels is linear, so it happens *between* the
+transforms, as one small complex matrix product per frequency:
+
+    Y[f, n, o] = sum_c X[f, n, c] conj(K[f, o, c])      (F, G, N, Cg) @ (F, G, Cg, Og)
+
+and only N*C forward and N*O inverse transforms are needed. The cost no
+longer grows with the kernel area, which is why FFT wins for large kernels
+(11x11 and up) and loses for 3x3. Dilation embeds the kernel taps ``d``
+pixels apart; stride keeps every ``s``-th lag (all lags are computed, so
+stride > 1 wastes work but stays exact).
+
+Gradients are the same trick:
+
+    dxp = irfft(sum_o Z * K)          z: dy spread by the stride (a full convolution)
+    dw  = irfft(sum_n conj(Z) * X)    sampled at lags a*d
+
+The sums over batch and channels are matrix products over frequencies, so
+nothing loops over images or channels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..windows import pad, unpad
+from .base import ConvAlgorithm, spread
+
+
+def fast_len(n: int) -> int:
+    """Smallest 5-smooth integer >= n (2^a 3^b 5^c): FFT sizes pocketfft handles fastest."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            v = p35
+            while v < n:
+                v *= 2
+            best = min(best, v)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _size(geom):
+    return fast_len(geom.window.padded_height), fast_len(geom.window.padded_width)
+
+
+def _by_frequency(spec, groups):
+    """(N, C, fh, fw') spectrum -> (F, G, N, C/G) contiguous, the operand of the per-frequency matmul."""
+    n, c = spec.shape[:2]
+    return np.ascontiguousarray(spec.reshape(n, groups, c // groups, -1).transpose(3, 1, 0, 2))
+
+
+def _to_images(prod, shape):
+    """(F, G, A, B) per-frequency product -> (A, G*B, fh, fw') spectrum."""
+    f, g, a, b = prod.shape
+    return np.ascontiguousarray(prod.transpose(2, 1, 3, 0)).reshape(a, g * b, *shape)
+
+
+def _kernel_spectrum(w, geom, size):
+    """K: (F, G, Cg, Og), the transform of the (dilated) kernel embedded in a size-``size`` image."""
+    (kh, kw), (dh, dw) = geom.kernel, geom.dilation
+    o, cg = w.shape[:2]
+    k = np.zeros((o, cg, (kh - 1) * dh + 1, (kw - 1) * dw + 1), dtype=w.dtype)
+    k[:, :, ::dh, ::dw] = w
+    spec = np.fft.rfft2(k, s=size)                                   # (O, Cg, fh, fw')
+    # the groups split the output channels, so regroup with O in the channel slot
+    return _by_frequency(spec.transpose(1, 0, 2, 3), geom.groups)
+
+
+class FFT(ConvAlgorithm):
+    name = "fft"
+    seed = "none (convolution theorem; channels contracted between the transforms)"
+
+    def workspace_per_image(self, geom, dtype):
+        fh, fw = _size(geom)
+        complex_bytes = 2 * dtype.itemsize
+        # input and output spectra, each once as transformed and once regrouped by frequency
+        return 2 * (geom.in_channels + geom.out_channels) * fh * (fw // 2 + 1) * complex_bytes
+
+    def _forward(self, x, w, geom):
+        size, win = _size(geom), geom.window
+        xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups)    # (F, G, N, Cg)
+        ks = _kernel_spectrum(w, geom, size)                                            # (F, G, Cg, Og)
+        ys = _to_images(np.matmul(xs, ks.conj()), (size[0], size[1] // 2 + 1))          # (N, O, fh, fw')
+        lags = np.fft.irfft2(ys, s=size)
+        (sh, sw), oh, ow = win.stride, win.out_height, win.out_width
+        y = np.ascontiguousarray(lags[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw])
+        return y, (xs, ks)
+
+    def _grad_input(self, dy, w, geom, saved):
+        size, win = _size(geom), geom.window
+        ks = _kernel_spectrum(w, geom, size) if saved is None else saved[1]
+        zs = _by_frequency(np.fft.rfft2(spread(dy, win.stride), s=size), geom.groups)   # (F, G, N, Og)
+        dxs = _to_images(np.matmul(zs, ks.transpose(0, 1, 3, 2)), (size[0], size[1] // 2 + 1))
+        dxp = np.fft.irfft2(dxs, s=size)[:, :, :win.padded_height, :win.padded_width]
+        return np.ascontiguousarray(unpad(dxp, geom.padding))
+
+    def _grad_weight(self, dy, x, geom, saved):
+        size, win = _size(geom), geom.window
+        xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups) if saved is None else saved[0]
+        zs = _by_frequency(np.fft.rfft2(spread(dy, win.stride), s=size), geom.groups)   # (F, G, N, Og)
+        prod = np.matmul(zs.conj().transpose(0, 1, 3, 2), xs)                          # (F, G, Og, Cg)
+        dws = np.ascontiguousarray(prod.transpose(1, 2, 3, 0)).reshape(*geom.weight_shape[:2], size[0], -1)
+        lags = np.fft.irfft2(dws, s=size)                                               # (O, Cg, fh, fw)
+        (kh, kw), (dh, dw) = win.kernel, win.dilation
+        return np.ascontiguousarray(lags[:, :, :(kh - 1) * dh + 1:dh, :(kw - 1) * dw + 1:dw])

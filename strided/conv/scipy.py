@@ -1,0 +1,114 @@
+"""``scipy``: let SciPy's signal processing do the 2-D correlations (seed 003).
+
+Seed 003's observation: ``scipy.signal`` convolves in the signal-processing
+sense, ``(f * g)[t] = sum_p f[t - p] g[p]``, so a CNN's correlation is a
+convolution with the *reversed* kernel:
+
+    y = convolve(xp, w[::-1, ::-1], 'valid')
+
+SciPy applies this to every (image, output channel, input channel) triple
+at once: ``scipy.signal.fftconvolve`` broadcasts over every axis it does not
+convolve, so x: (N, G, 1, Cg, Hp, Wp) against w: (1, G, Og, Cg, kh, kw)
+gives all N*O*Cg plane correlations, and a sum over Cg finishes the layer.
+Stride and dilation are not SciPy's business: the kernel is dilated by
+embedding its taps ``d`` pixels apart, and the stride-1 result is
+subsampled (``[::s]``).
+
+The gradients follow the same pattern:
+
+    dxp = convolve(z, w, 'full')            z: dy spread by the stride, summed over Og
+    dw  = convolve(xp, z[::-1, ::-1], 'valid'), sampled at lags a*d, summed over N
+
+Unlike ``fft`` (which sums channels between the transforms), every plane
+pair gets its own inverse transform, and the broadcast intermediate has
+N*O*Cg planes; the batch is chunked to keep it within the workspace budget.
+SciPy is optional: ``pip install scipy`` (or ``pip install strided[scipy]``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..windows import pad, unpad
+from .base import ConvAlgorithm, spread
+
+INSTALL_HINT = "scipy is not installed; install it with `pip install scipy` (or `pip install strided[scipy]`)"
+
+
+def _signal():
+    try:
+        import scipy.signal
+    except ImportError as exc:
+        raise ImportError(f"the 'scipy' convolution algorithm needs SciPy: {INSTALL_HINT}") from exc
+    return scipy.signal
+
+
+def _convolve(a, b, mode):
+    """Convolve the last two axes of a and b, broadcasting every other axis (scipy.signal.fftconvolve)."""
+    return _signal().fftconvolve(a, b, mode=mode, axes=(-2, -1))
+
+
+def _dilated(w, dilation):
+    """Kernel taps placed ``dilation`` pixels apart: (..., (kh-1)*dh+1, (kw-1)*dw+1)."""
+    dh, dw = dilation
+    if dh == dw == 1:
+        return w
+    kh, kw = w.shape[-2:]
+    out = np.zeros((*w.shape[:-2], (kh - 1) * dh + 1, (kw - 1) * dw + 1), dtype=w.dtype)
+    out[..., ::dh, ::dw] = w
+    return out
+
+
+class Scipy(ConvAlgorithm):
+    name = "scipy"
+    seed = "003 (scipy.signal convolution with the reversed kernel)"
+
+    def supports(self, geom, dtype):
+        try:
+            _signal()
+        except ImportError:
+            return INSTALL_HINT
+        return None
+
+    def workspace_per_image(self, geom, dtype):
+        win = geom.window
+        cg, o = geom.in_channels // geom.groups, geom.out_channels
+        # the largest broadcast result: O*Cg planes of the padded image (dx needs the full size)
+        return 2 * o * cg * (win.padded_height + win.kernel[0] * win.dilation[0]) * \
+            (win.padded_width + win.kernel[1] * win.dilation[1]) * dtype.itemsize
+
+    def _split(self, a, groups, axis_of_group):
+        """(N, C, H, W) -> (N, G, 1, C/G, H, W) or (N, G, C/G, 1, H, W): broadcastable group blocks."""
+        n, c, h, w = a.shape
+        shape = (n, groups, 1, c // groups, h, w) if axis_of_group == "in" else (n, groups, c // groups, 1, h, w)
+        return a.reshape(shape)
+
+    def _forward(self, x, w, geom):
+        g, win = geom.groups, geom.window
+        xp = self._split(pad(x, geom.padding), g, "in")                          # (N, G, 1, Cg, Hp, Wp)
+        k = _dilated(w, win.dilation)[..., ::-1, ::-1]
+        k = k.reshape(1, g, geom.out_channels // g, *k.shape[1:])               # (1, G, Og, Cg, kh', kw')
+        planes = _convolve(xp, k, "valid")                                      # (N, G, Og, Cg, ., .)
+        (sh, sw), oh, ow = win.stride, win.out_height, win.out_width
+        y = planes.sum(axis=3)[..., :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw]
+        return np.ascontiguousarray(y).reshape(geom.y_shape), None
+
+    def _grad_input(self, dy, w, geom, saved):
+        g, win = geom.groups, geom.window
+        z = self._split(spread(dy, win.stride), g, "out")                        # (N, G, Og, 1, zh, zw)
+        k = _dilated(w, win.dilation)
+        k = k.reshape(1, g, geom.out_channels // g, *k.shape[1:])               # (1, G, Og, Cg, kh', kw')
+        full = _convolve(z, k, "full").sum(axis=2)                              # (N, G, Cg, ., .)
+        full = full.reshape(geom.batch, geom.in_channels, *full.shape[-2:])
+        # the full convolution covers the padded image up to its last used row/column
+        dxp = np.zeros((geom.batch, geom.in_channels, win.padded_height, win.padded_width), dtype=dy.dtype)
+        dxp[:, :, :full.shape[2], :full.shape[3]] = full
+        return np.ascontiguousarray(unpad(dxp, geom.padding))
+
+    def _grad_weight(self, dy, x, geom, saved):
+        g, win = geom.groups, geom.window
+        xp = self._split(pad(x, geom.padding), g, "in")                          # (N, G, 1, Cg, Hp, Wp)
+        z = self._split(spread(dy, win.stride), g, "out")[..., ::-1, ::-1]       # (N, G, Og, 1, zh, zw)
+        lags = _convolve(xp, z, "valid").sum(axis=0)                            # (G, Og, Cg, ., .)
+        (kh, kw), (dh, dw) = win.kernel, win.dilation
+        dw_ = lags[..., :(kh - 1) * dh + 1:dh, :(kw - 1) * dw + 1:dw]
+        return np.ascontiguousarray(dw_).reshape(geom.weight_shape)

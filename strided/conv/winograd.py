@@ -1,0 +1,157 @@
+"""``winograd``: Winograd's minimal filtering F(2x2, 3x3) for 3x3 kernels with stride 1.
+
+None of the seeds does this (Lavin & Gray, 2016). A 1-D correlation of a
+4-pixel tile d with a 3-tap kernel g gives 2 outputs; done directly it costs
+6 multiplications, Winograd's algorithm needs 4:
+
+    y = A^T [ (G g) * (B^T d) ]             (* is elementwise)
+
+    B^T = [1  0 -1  0]     G = [1    0    0 ]     A^T = [1  1  1  0]
+          [0  1  1  0]         [1/2  1/2  1/2]          [0  1 -1 -1]
+          [0 -1  1  0]         [1/2 -1/2  1/2]
+          [0  1  0 -1]         [0    0    1 ]
+
+Nested in 2-D, every 4x4 input tile (tiles overlap by 2, so they are a
+``window_view`` with kernel 4 and stride 2) and every 3x3 kernel go to a
+4x4 "Winograd domain", where the sum over input channels becomes 16
+independent matrix products, one per domain position:
+
+    V = B^T d B    U = G g G^T     M[xi] = U[xi] @ V[xi]      (Og, Cg) @ (Cg, N*tiles)
+    y_tile (2x2) = A^T M A
+
+That is 16 products of size Og x Cg x (N*OH*OW/4) instead of 9 of size
+Og x Cg x (N*OH*OW): 2.25x fewer multiplications, paid for by the transforms
+(whose entries are 0, +-1, so they are slice additions). It wins when the
+channel products dominate, i.e. many channels.
+
+Backward is the same algebra transposed (the transforms are linear):
+with E = A dy_tile A^T,
+
+    dw = G^T [ sum over tiles and images of E[xi] @ V[xi]^T ] G
+    dx = the same forward applied to dy and the flipped kernel (seed 000's
+         rewriting of the input gradient as a stride-1 convolution, which
+         keeps the 3x3, stride 1 shape).
+
+Only 3x3 kernels, stride 1 and dilation 1 are supported; padding and
+groups are free.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry import Window
+from ..windows import pad, window_view
+from .base import ConvAlgorithm, input_grad_problem
+
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+
+
+def along_first(mat, d, out):
+    """out[i] = sum_k mat[i, k] * d[k] over the leading axis, for a matrix of 0 and +-1 entries.
+
+    The matrices are tiny and their entries are 0/+-1, so each output row is
+    one or a few whole-array additions instead of a matrix product.
+    """
+    for i, row in enumerate(mat):
+        terms = [(k, c) for k, c in enumerate(row) if c]
+        first, sign = terms[0]
+        if sign > 0:
+            np.copyto(out[i], d[first])
+        else:
+            np.negative(d[first], out=out[i])
+        for k, c in terms[1:]:
+            if c > 0:
+                np.add(out[i], d[k], out=out[i])
+            else:
+                np.subtract(out[i], d[k], out=out[i])
+    return out
+
+
+def _tiling(geom):
+    """Number of 2x2 output tiles (th, tw) and the Window of the 4x4 input tiles over the padded input."""
+    win = geom.window
+    th, tw = -(-win.out_height // 2), -(-win.out_width // 2)
+    hp, wp = 2 * th + 2, 2 * tw + 2    # may exceed the padded input by one row/column of zeros
+    return (th, tw), Window(hp, wp, (4, 4), (2, 2), (0, 0, 0, 0), (1, 1), th, tw)
+
+
+def transform_input(x, geom):
+    """V: (16, G, Cg, N*th*tw) = B^T d B for every 4x4 tile d of the padded x: (N, C, H, W)."""
+    (th, tw), tiles = _tiling(geom)
+    win = geom.window
+    t, b, l, r = win.padding
+    xp = pad(x, (t, b + tiles.height - win.padded_height, l, r + tiles.width - win.padded_width))
+    d = window_view(xp, tiles).transpose(4, 5, 1, 0, 2, 3)                   # (4, 4, C, N, th, tw) view
+    tmp = along_first(BT, d, np.empty(d.shape, dtype=x.dtype))               # B^T along tile rows
+    v = np.empty(d.shape, dtype=x.dtype)
+    along_first(BT, tmp.swapaxes(0, 1), v.swapaxes(0, 1))                    # ... and along tile columns
+    n, c = x.shape[:2]
+    return v.reshape(16, geom.groups, c // geom.groups, n * th * tw)
+
+
+def transform_weight(w, groups):
+    """U: (16, G, Og, Cg) = G g G^T for every 3x3 kernel g of w: (O, Cg, 3, 3)."""
+    o, cg = w.shape[:2]
+    gm = G.astype(w.dtype)
+    u = np.einsum("ia,ocab,jb->ijoc", gm, w, gm)                             # (4, 4, O, Cg)
+    return np.ascontiguousarray(u.reshape(16, groups, o // groups, cg))
+
+
+def transform_output_grad(dy, geom):
+    """E: (16, G, Og, N*th*tw) = A dy_tile A^T for every 2x2 tile of dy: (N, O, OH, OW) (zero-extended)."""
+    (th, tw), _ = _tiling(geom)
+    n, o, oh, ow = dy.shape
+    tiles = np.zeros((n, o, 2 * th, 2 * tw), dtype=dy.dtype)
+    tiles[:, :, :oh, :ow] = dy
+    t = tiles.reshape(n, o, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4)        # (2, 2, O, N, th, tw) view
+    tmp = along_first(AT.T, t, np.empty((4, 2, o, n, th, tw), dtype=dy.dtype))
+    e = np.empty((4, 4, o, n, th, tw), dtype=dy.dtype)
+    along_first(AT.T, tmp.swapaxes(0, 1), e.swapaxes(0, 1))
+    return e.reshape(16, geom.groups, o // geom.groups, n * th * tw)
+
+
+class Winograd(ConvAlgorithm):
+    name = "winograd"
+    seed = "none (Winograd minimal filtering F(2x2, 3x3), Lavin & Gray 2016)"
+
+    def supports(self, geom, dtype):
+        if geom.kernel != (3, 3):
+            return f"F(2x2, 3x3) needs a 3x3 kernel, got {geom.kernel[0]}x{geom.kernel[1]}"
+        if geom.stride != (1, 1):
+            return f"F(2x2, 3x3) needs stride 1, got stride {geom.stride}"
+        if geom.dilation != (1, 1):
+            return f"F(2x2, 3x3) needs dilation 1, got dilation {geom.dilation}"
+        return None
+
+    def workspace_per_image(self, geom, dtype):
+        (th, tw), _ = _tiling(geom)
+        # V and its temporary over the input channels, M and E over the output channels
+        return 16 * th * tw * (2 * geom.in_channels + 2 * geom.out_channels) * dtype.itemsize
+
+    def _forward(self, x, w, geom):
+        v = transform_input(x, geom)
+        m = np.matmul(transform_weight(w, geom.groups), v)                    # (16, G, Og, N*th*tw)
+        (th, tw), _ = _tiling(geom)
+        n, o = geom.batch, geom.out_channels
+        m = m.reshape(4, 4, o, n, th, tw)
+        tmp = along_first(AT, m, np.empty((2, 4, o, n, th, tw), dtype=x.dtype))
+        y = np.empty((n, o, th, 2, tw, 2), dtype=x.dtype)
+        along_first(AT, tmp.swapaxes(0, 1), y.transpose(5, 3, 1, 0, 2, 4))   # y[n, o, ti, i, tj, j]
+        y = y.reshape(n, o, 2 * th, 2 * tw)
+        oh, ow = geom.window.out_height, geom.window.out_width
+        if (oh, ow) != y.shape[2:]:
+            y = np.ascontiguousarray(y[:, :, :oh, :ow])
+        return y, v
+
+    def _grad_weight(self, dy, x, geom, saved):
+        v = transform_input(x, geom) if saved is None else saved
+        du = np.matmul(transform_output_grad(dy, geom), v.transpose(0, 1, 3, 2))   # (16, G, Og, Cg)
+        du = du.reshape(4, 4, *geom.weight_shape[:2])
+        gm = G.astype(dy.dtype)
+        return np.einsum("ia,ijoc,jb->ocab", gm, du, gm)
+
+    def _grad_input(self, dy, w, geom, saved):
+        z, wt, geom_t = input_grad_problem(dy, w, geom)
+        return self._forward(z, wt, geom_t)[0]
