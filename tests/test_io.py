@@ -5,6 +5,7 @@ must produce bit-identical outputs and state. Damaged files are made from
 real saved files (truncated, an entry removed, the description edited), and
 a failing write is simulated by making the writer raise half-way.
 """
+import importlib
 import json
 import os
 import zipfile
@@ -18,6 +19,15 @@ from strided import io as sio
 from strided.io import FileFormatError, containers, tree
 
 # ----------------------------------------------------------------------------- helpers
+def _needs(fmt):
+    """The safetensors format needs its extra: skipped locally without it, required in CI."""
+    if fmt == "safetensors":
+        if os.environ.get("STRIDED_REQUIRE_TORCH") == "1":
+            importlib.import_module("safetensors")
+        else:
+            pytest.importorskip("safetensors", reason="pip install strided[safetensors]")
+
+
 # (layer factory, input shape): one of each layer type, with non-default arguments
 LAYERS = {
     "conv_rect": (lambda dt: nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2), bias=False,
@@ -113,6 +123,7 @@ def saved(tmp_path, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layer_round_trip(tmp_path, rng, name, dtype, fmt):
+    _needs(fmt)
     factory, shape = LAYERS[name]
     model = _randomise(factory(dtype), rng)
     if name == "bn2d":
@@ -125,6 +136,7 @@ def test_layer_round_trip(tmp_path, rng, name, dtype, fmt):
 @pytest.mark.parametrize("fmt", ["npz", "safetensors"])
 @pytest.mark.parametrize("name", sorted(_zoo()))
 def test_zoo_round_trip(tmp_path, rng, name, fmt):
+    _needs(fmt)
     build, shape = _zoo()[name]
     model = _randomise(build(), rng)
     path = sio.save(model, tmp_path / f"{name}.{fmt}", input_shape=shape)
@@ -185,6 +197,7 @@ def test_npz_is_usable_with_plain_numpy(saved):
 
 
 def test_state_dict_files(tmp_path, rng):
+    _needs("safetensors")
     model = _randomise(models.lenet5(), rng)
     for suffix in ("npz", "safetensors"):
         path = sio.save_state_dict(model, tmp_path / f"w.{suffix}")
@@ -393,6 +406,7 @@ def test_npy_and_torch_files(tmp_path, torch):
 
 
 def test_truncated_safetensors(tmp_path, rng):
+    _needs("safetensors")
     path = sio.save(_randomise(models.lenet5(), rng), tmp_path / "m.safetensors")
     data = path.read_bytes()
     for cut in (len(data) // 2, 40):
@@ -402,6 +416,7 @@ def test_truncated_safetensors(tmp_path, rng):
 
 
 def test_format_argument(tmp_path, rng):
+    _needs("safetensors")
     model = _randomise(models.lenet5(), rng)
     path = sio.save(model, tmp_path / "weights.bin", format="safetensors")
     assert containers.kind_of(path) == "safetensors"
@@ -444,6 +459,7 @@ def test_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_failed_safetensors_save_keeps_the_old_file(tmp_path, rng, monkeypatch):
+    _needs("safetensors")
     path = sio.save(_randomise(models.lenet5(), rng), tmp_path / "m.safetensors")
     before = path.read_bytes()
     monkeypatch.setattr(containers, "_safetensors_bytes", lambda a, m: (_ for _ in ()).throw(MemoryError()))
@@ -653,3 +669,19 @@ def test_checkpoint_errors(tmp_path, rng, saved):
     with pytest.raises(TypeError, match=r"history\['f'\]"):
         sio.save_checkpoint(tmp_path / "x.npz", model, history={"f": print})
     assert not (tmp_path / "x.npz").exists()
+
+
+# ----------------------------------------------------------------------------- optional dependencies
+@pytest.mark.parametrize("modules, call, hint", [
+    (("safetensors", "safetensors.numpy"), lambda p: sio.save(models.lenet5(), p / "m.safetensors"),
+     r"pip install strided\[safetensors\]"),
+    (("onnx",), lambda p: sio.export_onnx(models.lenet5(), p / "m.onnx", (1, 28, 28)), r"pip install strided\[onnx\]"),
+    (("torch",), lambda p: sio.to_torch(models.lenet5()), "pip install torch"),
+])
+def test_missing_optional_dependency(tmp_path, monkeypatch, modules, call, hint):
+    import sys
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
+    with pytest.raises(ImportError, match=hint):
+        call(tmp_path)
+    assert os.listdir(tmp_path) == []
