@@ -685,3 +685,33 @@ def test_missing_optional_dependency(tmp_path, monkeypatch, modules, call, hint)
     with pytest.raises(ImportError, match=hint):
         call(tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+class Block(nn.Sequential):
+    """A Sequential subclass with its own constructor: rebuilt from its arguments."""
+
+    def __init__(self, channels, slope=0.1):
+        super().__init__(nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(slope))
+
+
+class Chain(nn.Sequential):
+    """A Sequential subclass keeping Sequential's constructor: rebuilt from its children."""
+
+
+def test_sequential_subclasses(tmp_path, rng):
+    sio.register_module(Block)
+    sio.register_module(Chain)
+    model = Chain(Block(2, slope=0.3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    _randomise(model, rng)
+    loaded = sio.load(sio.save(model, tmp_path / "b.npz"))
+    assert type(loaded[0]) is Block and loaded[0][1].negative_slope == 0.3
+    _assert_same_model(model, loaded, rng.standard_normal((2, 2, 4, 4)).astype(np.float32))
+
+
+def test_new_files_get_ordinary_permissions(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        path = sio.write_bytes_atomic(tmp_path / "f.bin", b"x")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -23,12 +23,25 @@ __all__ = ["atomic_write", "write_bytes_atomic", "write_text_atomic", "TEMP_SUFF
 TEMP_SUFFIX = ".tmp"
 
 
+def _umask() -> int:
+    try:  # Linux reports it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # elsewhere the only way to read it is to set it; another thread creating a file in
+    # this instant would get umask 0, a risk only where /proc is missing
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def _default_mode() -> int:
     # mkstemp creates 0600 files; a saved model or figure should get the
     # permissions an ordinary open() would give it (0666 minus the umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_umask()
 
 
 def _fsync_directory(directory: Path) -> None:

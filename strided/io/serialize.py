@@ -90,12 +90,17 @@ def _type_name(module: Module, where: str) -> str:
     return name
 
 
+def _built_from_children(cls) -> bool:
+    """A Sequential (or subclass keeping its constructor): described by its children, rebuilt as cls(*children)."""
+    return issubclass(cls, Sequential) and cls.__init__ is Sequential.__init__
+
+
 def describe(module: Module, arrays: dict, where: str = "model", prefix: str = "__config__"):
     """The JSON-friendly description of ``module``; arrays among its arguments go into ``arrays``."""
     if not isinstance(module, Module):
         raise TypeError(f"{where} must be a strided.nn.Module, got {type(module).__name__}")
     name = _type_name(module, where)
-    if type(module) is Sequential:
+    if _built_from_children(type(module)):
         return {"type": name, "children": [
             describe(child, arrays, f"{where}[{i}]", f"{prefix}/{i}")
             for i, child in enumerate(module.children())
@@ -106,7 +111,9 @@ def describe(module: Module, arrays: dict, where: str = "model", prefix: str = "
             return {"__module__": describe(value, arrays, at, f"{prefix}/{at}")}
         return None
 
-    config = module.get_config()
+    # A Sequential subclass with its own constructor (a block built from a few
+    # arguments) is rebuilt from those arguments, which Sequential.get_config hides.
+    config = Module.get_config(module) if isinstance(module, Sequential) else module.get_config()
     return {"type": name, "config": tree.encode(config, arrays, f"{where} ({name}) argument", prefix,
                                                 hook=modules_inside)}
 
