@@ -88,7 +88,7 @@ def _read_npz(path) -> tuple[dict, str | None]:
         raise FileFormatError(path, f"truncated or corrupt .npz archive ({exc})") from exc
     with archive:
         names = list(archive.files)
-        if any(n.endswith(".pkl") or n.endswith("data.pkl") for n in names):
+        if any(n.endswith(".pkl") for n in names):
             raise FileFormatError(
                 path, "this is a PyTorch file (torch.save), not a strided file; load it with torch and convert "
                 "with strided.io.from_torch(module) or model.load_state_dict({k: v.numpy() ...})")

@@ -188,14 +188,15 @@ def parse_meta(path, text: str | None, formats=FORMATS) -> dict:
     if fmt not in FORMATS:
         raise FileFormatError(path, f"unknown file format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise FileFormatError(path, f"unknown format version {version!r}; expected an int from 1 to {FORMAT_VERSION}")
+        raise FileFormatError(path, f"unknown format version {version!r}; "
+                                    f"expected an int from 1 to {FORMAT_VERSION}")
     if version > FORMAT_VERSION:
         raise FileFormatError(
             path, f"format version {version} was written by a newer strided ({meta.get('strided_version', '?')}); "
                   f"this strided {_version()} reads versions up to {FORMAT_VERSION}: upgrade strided")
     if fmt not in formats:
-        raise FileFormatError(path, f"this is a {fmt} file; expected {' or '.join(formats)}"
-                                    + (" (read it with strided.io.load_checkpoint)" if fmt == CHECKPOINT_FORMAT else ""))
+        hint = " (read it with strided.io.load_checkpoint)" if fmt == CHECKPOINT_FORMAT else ""
+        raise FileFormatError(path, f"this is a {fmt} file; expected {' or '.join(formats)}{hint}")
     return meta
 
 

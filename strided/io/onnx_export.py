@@ -103,18 +103,17 @@ def _leaves(model: Module, where: str = ""):
         yield where, model
 
 
-def _pads(t, b, l, r):
-    return [int(t), int(l), int(b), int(r)]  # ONNX order: all begins, then all ends
+def _pads(top, bottom, left, right):
+    return [int(top), int(left), int(bottom), int(right)]  # ONNX order: all begins, then all ends
 
 
 # ----------------------------------------------------------------------------- one converter per layer type
 def _conv(g, m: nn.Conv2d, x, shape, where, prefix):
-    t, b, l, r = m._pad4
     inputs = [x, g.const(f"{prefix}weight", m.weight.data)]
     if m.bias is not None:
         inputs.append(g.const(f"{prefix}bias", m.bias.data))
     return g.op("Conv", inputs, where, kernel_shape=list(m.kernel_size), strides=list(m.stride),
-                pads=_pads(t, b, l, r), dilations=list(m.dilation), group=m.groups)
+                pads=_pads(*m._pad4), dilations=list(m.dilation), group=m.groups)
 
 
 def _linear(g, m: nn.Linear, x, shape, where, prefix):
@@ -140,41 +139,39 @@ def _flatten(g, m: nn.Flatten, x, shape, where, prefix):
 
 
 def _pool_geometry(m, shape, dilation):
-    win = pool_window((1, 1, *shape[2:]), m.kernel_size, m.stride, m.padding, dilation, m.ceil_mode)
-    t, b, l, r = win.padding  # includes the extra bottom/right rows ceil mode reads
-    return win, (t, b, l, r)
+    """The window, whose padding (top, bottom, left, right) includes the extra rows ceil mode reads."""
+    return pool_window((1, 1, *shape[2:]), m.kernel_size, m.stride, m.padding, dilation, m.ceil_mode)
 
 
 def _maxpool(g, m: nn.MaxPool2d, x, shape, where, prefix):
-    win, (t, b, l, r) = _pool_geometry(m, shape, m.dilation)
+    win = _pool_geometry(m, shape, m.dilation)
     return g.op("MaxPool", [x], where, kernel_shape=list(win.kernel), strides=list(win.stride),
-                pads=_pads(t, b, l, r), dilations=list(win.dilation), ceil_mode=0)
+                pads=_pads(*win.padding), dilations=list(win.dilation), ceil_mode=0)
 
 
 def _avgpool(g, m: nn.AvgPool2d, x, shape, where, prefix):
-    win, (t, b, l, r) = _pool_geometry(m, shape, (1, 1))
+    win = _pool_geometry(m, shape, (1, 1))
     ph, pw = m.padding
-    extra_h, extra_w = b - ph, r - pw
+    extra_h, extra_w = win.padding[1] - ph, win.padding[3] - pw
     common = dict(kernel_shape=list(win.kernel), strides=list(win.stride), ceil_mode=0)
 
-    def zero_pad(pads4):
-        if not any(pads4):
+    def zero_pad(top, bottom, left, right):
+        if not any((top, bottom, left, right)):
             return x
-        tt, bb, ll, rr = pads4
-        pads = g.const(f"{where}.pads", [0, 0, tt, ll, 0, 0, bb, rr], np.int64)
+        pads = g.const(f"{where}.pads", [0, 0, top, left, 0, 0, bottom, right], np.int64)
         return g.op("Pad", [x, pads], where, mode="constant")
 
     if m.divisor_override is not None:
         # window sum / d: average over a zero-padded input (every window is kh*kw values) times kh*kw / d
-        mean = g.op("AveragePool", [zero_pad((t, b, l, r))], where, count_include_pad=1, **common)
+        mean = g.op("AveragePool", [zero_pad(*win.padding)], where, count_include_pad=1, **common)
         kk = win.kernel[0] * win.kernel[1]
         return g.op("Mul", [mean, g.const(f"{where}.scale", kk / m.divisor_override)], where)
     if not m.count_include_pad:
-        return g.op("AveragePool", [x], where, pads=_pads(t, b, l, r), count_include_pad=0, **common)
+        return g.op("AveragePool", [x], where, pads=_pads(*win.padding), count_include_pad=0, **common)
     if extra_h == 0 and extra_w == 0:
-        return g.op("AveragePool", [x], where, pads=_pads(t, b, l, r), count_include_pad=1, **common)
+        return g.op("AveragePool", [x], where, pads=_pads(*win.padding), count_include_pad=1, **common)
     # torch counts the symmetric padding but not ceil mode's extra rows: make the former real zeros
-    padded = zero_pad((ph, ph, pw, pw))
+    padded = zero_pad(ph, ph, pw, pw)
     return g.op("AveragePool", [padded], where, pads=_pads(0, extra_h, 0, extra_w), count_include_pad=0, **common)
 
 

@@ -95,7 +95,8 @@ def _layer_from_torch(torch, m, where):
         return nn.LeakyReLU(m.negative_slope)
     if isinstance(m, T.Softmax):
         if m.dim is None:
-            raise _unsupported(where, "a Softmax with dim=None", "pass the dimension explicitly (torch.nn.Softmax(dim=1))")
+            raise _unsupported(where, "a Softmax with dim=None",
+                               "pass the dimension explicitly (torch.nn.Softmax(dim=1))")
         return nn.Softmax(m.dim)
     if isinstance(m, (T.BatchNorm1d, T.BatchNorm2d)):
         cls = nn.BatchNorm1d if isinstance(m, T.BatchNorm1d) else nn.BatchNorm2d
@@ -207,7 +208,7 @@ def _convert_to_torch(torch, m, where):
 
 
 def to_torch(model: Module):
-    """The ``torch.nn`` equivalent of a strided ``Sequential`` of supported layers (or of one layer), with its weights."""
+    """The ``torch.nn`` equivalent of a strided ``Sequential`` of supported layers (or one layer), with its weights."""
     torch = _torch()
     if not isinstance(model, Module):
         raise TypeError(f"model must be a strided.nn.Module, got {type(model).__name__}")

@@ -39,10 +39,6 @@ def _encode_float(v: float):
     return {"__float__": "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")}
 
 
-def _decode_float(s: str) -> float:
-    return float(s)
-
-
 def encode(value, arrays: dict, where: str = "value", prefix: str = "", hook=None):
     """Return a JSON-friendly version of ``value``; arrays go into ``arrays`` under keys starting with ``prefix``.
 
@@ -129,7 +125,7 @@ def decode(value, arrays, where: str = "value", hook=None):
                 out[key] = decode(v, arrays, f"{where}[{key!r}]", hook)
             return out
         if marker == "__float__":
-            return _decode_float(body)
+            return float(body)  # "inf", "-inf" or "nan"
         if marker == "__dtype__":
             return np.dtype(body)
     if set(value) == {"__scalar__", "value"}:
