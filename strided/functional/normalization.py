@@ -66,7 +66,9 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     use_batch = training or running_mean is None
     if use_batch:
         m = x.size // x.shape[1]
-        if training and m <= 1:
+        # torch refuses this whenever it normalises with the batch's own
+        # statistics, including eval mode without running statistics
+        if m <= 1:
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
             )
