@@ -659,6 +659,14 @@ def test_checkpoint_errors(tmp_path, rng, saved):
     fewer = optim.Adam(list(other.parameters())[:2], lr=0.1)
     with pytest.raises(FileFormatError, match="optimizer state does not fit"):
         sio.load_checkpoint(path, model=other, optimizer=fewer)
+    # the optimizer fits but the scheduler does not: the optimizer is put back as it was
+    full_path = sio.save_checkpoint(tmp_path / "full.npz", model, opt, sched, epoch=1)
+    adam = optim.Adam(other.parameters(), lr=0.5)
+    two_groups = optim.Adam([{"params": list(other.parameters())[:2]}, {"params": list(other.parameters())[2:]}])
+    with pytest.raises(FileFormatError, match="scheduler state does not fit"):
+        sio.load_checkpoint(full_path, model=other, optimizer=adam,
+                            scheduler=optim.lr_scheduler.StepLR(two_groups, 1))
+    assert adam.param_groups[0]["lr"] == 0.5
     # nothing was loaded into the model by the failed calls
     for k, v in other.state_dict().items():
         assert np.array_equal(v, before[k]), k

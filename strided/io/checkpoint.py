@@ -54,7 +54,7 @@ def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, *, epoc
     return Path(path)
 
 
-def _restore(path, name: str, obj, section) -> None:
+def _check_class(path, name: str, obj, section) -> None:
     if section is None:
         raise FileFormatError(path, f"it holds no {name} state, but a {name} ({type(obj).__name__}) was given "
                                     f"to restore")
@@ -95,19 +95,26 @@ def load_checkpoint(path, model: Module | None = None, optimizer=None, scheduler
             raise TypeError(f"model must be a strided.nn.Module or None, got {type(model).__name__}")
         if not isinstance(section, dict):
             raise FileFormatError(path, "its model description is missing or malformed")
-        state = model_file._check_tensors(path, section.get("tensors"), arrays, "model/")
-        model_file._match_architecture(path, model, state)
+        state = model_file.check_tensors(path, section.get("tensors"), arrays, "model/")
+        model_file.match_architecture(path, model, state)
         filled_later = state
 
-    for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
-        if obj is None:
-            continue
-        _restore(path, name, obj, meta.get(name))
+    targets = [(name, obj) for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)) if obj is not None]
+    for name, obj in targets:
+        _check_class(path, name, obj, meta.get(name))
+    # each load_state_dict checks before it changes anything; keep the earlier ones' states to
+    # put back if a later one refuses, so a failed call changes nothing
+    loaded = []
+    for name, obj in targets:
+        previous = obj.state_dict()
         try:
             obj.load_state_dict(states[name])
         except (KeyError, TypeError, ValueError) as exc:
+            for other, state in loaded:
+                other.load_state_dict(state)
             raise FileFormatError(path, f"its {name} state does not fit the given {type(obj).__name__}: "
                                         f"{exc}") from exc
+        loaded.append((obj, previous))
     if filled_later is not None:
         model.load_state_dict(filled_later)  # a given model keeps its own dtype, as in torch
 

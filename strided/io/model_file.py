@@ -86,7 +86,8 @@ def model_section(model: Module, arrays: dict, prefix: str = "") -> dict:
     }
 
 
-def _check_tensors(path, index, arrays: dict, prefix: str) -> OrderedDict:
+def check_tensors(path, index, arrays: dict, prefix: str) -> OrderedDict:
+    """The state dict that the index describes, each tensor checked to be present with its dtype and shape."""
     if not isinstance(index, dict):
         raise FileFormatError(path, "its tensor index is malformed (expected a dict of name -> dtype and shape)")
     state = OrderedDict()
@@ -107,7 +108,8 @@ def _check_tensors(path, index, arrays: dict, prefix: str) -> OrderedDict:
     return state
 
 
-def _match_architecture(path, model: Module, state: dict) -> None:
+def match_architecture(path, model: Module, state: dict) -> None:
+    """Check that ``state`` has exactly ``model``'s keys and shapes (before anything is loaded)."""
     expected = {k: v.shape for k, v in model.state_dict().items()}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -127,42 +129,38 @@ def _match_architecture(path, model: Module, state: dict) -> None:
             raise FileFormatError(path, f"tensor {k!r} has dtype {v.dtype}; expected a real number array")
 
 
-def assign_state(model: Module, state: dict) -> None:
-    """Load ``state`` into ``model`` keeping the file's floating dtype (a float64 model stays float64)."""
-    floats = {v.dtype for k, v in state.items() if v.dtype.kind == "f"}
+def model_from_section(path, section, arrays: dict, prefix: str = "") -> Module:
+    """Rebuild the model that :func:`model_section` described, from the arrays read from ``path``.
+
+    The model keeps the file's floating dtype (a float64 model comes back
+    float64), frozen parameters and train/eval modes.
+    """
+    if not isinstance(section, dict) or "tensors" not in section:
+        raise FileFormatError(path, "its model description is missing or malformed")
+    state = check_tensors(path, section["tensors"], arrays, prefix)
+    if section.get("architecture") is None:
+        raise FileFormatError(path, "it holds only a state dict, no architecture; build the model in code and "
+                                    "call model.load_state_dict(strided.io.load_state_dict(path))")
+    try:
+        model = serialize.build(section["architecture"], arrays)
+    except (serialize.ArchitectureError, KeyError) as exc:
+        raise FileFormatError(path, f"its architecture cannot be rebuilt: {exc}") from exc
+    match_architecture(path, model, state)
+    floats = {v.dtype for v in state.values() if v.dtype.kind == "f"}
     if len(floats) == 1:
         (dt,) = floats
         if dt in (np.dtype(np.float32), np.dtype(np.float64)) and model.dtype != dt:
             model.to(dt)
     model.load_state_dict(state)
-
-
-def model_from_section(path, section, arrays: dict, prefix: str = "", model: Module | None = None) -> Module:
-    """Rebuild (or fill ``model``) from :func:`model_section`'s output and the arrays read from ``path``."""
-    if not isinstance(section, dict) or "tensors" not in section:
-        raise FileFormatError(path, "its model description is missing or malformed")
-    state = _check_tensors(path, section["tensors"], arrays, prefix)
-    rebuilt = model is None
-    if rebuilt:
-        if section.get("architecture") is None:
-            raise FileFormatError(path, "it holds only a state dict, no architecture; build the model in code and "
-                                        "call model.load_state_dict(strided.io.load_state_dict(path))")
-        try:
-            model = serialize.build(section["architecture"], arrays)
-        except (serialize.ArchitectureError, KeyError) as exc:
-            raise FileFormatError(path, f"its architecture cannot be rebuilt: {exc}") from exc
-    _match_architecture(path, model, state)
-    assign_state(model, state)
-    if rebuilt:
-        frozen = set(section.get("frozen", ()))
-        for name, p in model.named_parameters():
-            p.requires_grad = name not in frozen
-        training = bool(section.get("training", True))
-        model.train(training)
-        other = set(section.get("other_mode", ()))
-        for name, m in model.named_modules():
-            if name in other:
-                m.training = not training
+    frozen = set(section.get("frozen", ()))
+    for name, p in model.named_parameters():
+        p.requires_grad = name not in frozen
+    training = bool(section.get("training", True))
+    model.train(training)
+    other = set(section.get("other_mode", ()))
+    for name, m in model.named_modules():
+        if name in other:
+            m.training = not training
     return model
 
 
@@ -282,5 +280,5 @@ def load_state_dict(path) -> "OrderedDict[str, np.ndarray]":
         return OrderedDict(arrays)
     meta = parse_meta(path, text)
     if meta["format"] == CHECKPOINT_FORMAT:
-        return _check_tensors(path, (meta.get("model") or {}).get("tensors"), arrays, "model/")
-    return _check_tensors(path, meta.get("tensors"), arrays, "")
+        return check_tensors(path, (meta.get("model") or {}).get("tensors"), arrays, "model/")
+    return check_tensors(path, meta.get("tensors"), arrays, "")
