@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 import _fake_datasets as fake
 from strided import data
 from strided.data import datasets as registry
-from strided.data._io import atomic_writer
 
 REAL_SYSTEM_DIR = registry.SYSTEM_DATA_DIR
 IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -548,19 +547,6 @@ def test_download_command_line(isolated, http_server, monkeypatch, capsys):
     monkeypatch.setitem(registry.DATASETS, "mnist", replace(registry.DATASETS["mnist"], mirrors=(url + "none/",)))
     assert main(["download", "mnist", "--root", str(isolated / "e")]) == 1
     assert "could not download" in capsys.readouterr().err
-
-
-def test_atomic_writer_keeps_old_content_on_failure(tmp_path):
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_writer(path) as f:
-            f.write(b"new partial")
-            raise RuntimeError("interrupted")
-    assert path.read_bytes() == b"old" and not leftovers(tmp_path)
-    with atomic_writer(path) as f:
-        f.write(b"new")
-    assert path.read_bytes() == b"new" and not leftovers(tmp_path)
 
 
 # --------------------------------------------------------------------------- splits

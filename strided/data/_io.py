@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import tempfile
 import zlib
-from pathlib import Path
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -76,31 +74,3 @@ def read_into(f, buffer, path, what: str) -> None:
         raise DataFileError(
             path, f"truncated {what}: the header declares {len(view)} bytes of data but the file holds {total}"
         )
-
-
-@contextlib.contextmanager
-def atomic_writer(path):
-    """Yield a binary file object whose content replaces ``path`` only if the block succeeds.
-
-    ``f.name`` is the temporary path, so the content can be checked inside
-    the block before it is moved into place.
-
-    The temporary file lives next to ``path`` (same file system, so
-    ``os.replace`` is atomic) and is removed on any error.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shared data directory unreadable to others
-    try:
-        # reopened by name so that ``f.name`` is the temporary path (callers verify it before the move)
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

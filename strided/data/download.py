@@ -30,7 +30,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._io import DataFileError, atomic_writer, open_maybe_gzip
+from ..io.atomic import atomic_write
+from ._io import DataFileError, open_maybe_gzip
 from .idx import read_idx
 
 CHUNK = 1 << 20
@@ -136,7 +137,7 @@ def download_file(urls, dest, spec: FileSpec, *, timeout: float = 60.0, log=prin
         if log:
             log(f"downloading {url} -> {dest}")
         try:
-            with atomic_writer(dest) as out:
+            with atomic_write(dest) as out:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     for chunk in iter(lambda: response.read(CHUNK), b""):
                         out.write(chunk)
