@@ -140,7 +140,8 @@ def cmd_train(args) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: resume with  strided train --resume {run_dir}", file=sys.stderr)
         return 130
-    io.save(model, run_dir / "model.npz")
+    io.save(model, run_dir / "model.npz", input_shape=(c, h, w),
+            metadata={"class_names": list(ds.classes), "standardize": std.state_dict()})
     metrics = T.evaluate(model, test, loss, num_classes=ds.num_classes)
     metrics["class_names"] = list(ds.classes)
     metrics = {"test_accuracy": metrics.pop("accuracy"), "test_loss": metrics.pop("loss"), **metrics}
@@ -219,10 +220,8 @@ def cmd_export(args) -> int:
     model = io.load(args.model)
     shape = tuple(int(s) for s in args.input_shape.split("x")) if args.input_shape else None
     if shape is None:
-        cfg_path = Path(args.model).parent / "config.json"
-        if cfg_path.exists():
-            shape = tuple(json.loads(cfg_path.read_text())["image_shape"])
-        else:
+        shape = io.info(args.model).get("input_shape")
+        if shape is None:
             raise ValueError("--input-shape is required (e.g. 1x28x28) when the model is not in a run directory")
     io.export_onnx(model, args.output, shape)
     print(f"wrote {args.output} (ONNX opset 17, input (batch, {', '.join(map(str, shape))}))")
