@@ -7,11 +7,10 @@ import copy
 
 import numpy as np
 import pytest
+from _parity import assert_close, load_torch_weights, torch_state
 
 import strided
 from strided import nn
-
-from _parity import assert_close, load_torch_weights, torch_state
 
 pytestmark = pytest.mark.torch
 
@@ -130,13 +129,13 @@ def test_gradients_accumulate_like_torch(torch, rng):
     m[9].eval()  # dropout: different generators
     tm[9].eval()
     tm.zero_grad()
-    for step in range(3):
+    for _ in range(3):
         x = rng.standard_normal((4, 2, 6, 6))
         dy = rng.standard_normal((4, 3))
         y = m(x)
         m.backward(dy)
         tm(torch.tensor(x)).backward(torch.tensor(dy))
-    for (n, p), (tn, tp) in zip(m.named_parameters(), tm.named_parameters()):
+    for (n, p), (_, tp) in zip(m.named_parameters(), tm.named_parameters(), strict=True):
         assert_close(p.grad, tp.grad.numpy(), f"accumulated gradient of {n}")
     assert y.shape == (4, 3)
 
@@ -246,7 +245,7 @@ def test_freeze_skips_gradients_but_not_the_input_gradient(torch, rng):
     tx = torch.tensor(x, requires_grad=True)
     tm(tx).backward(torch.tensor(dy))
     assert_close(dx, tx.grad.numpy(), "input gradient through frozen layers")
-    for (n, p), (_, tp) in zip(m.named_parameters(), tm.named_parameters()):
+    for (n, p), (_, tp) in zip(m.named_parameters(), tm.named_parameters(), strict=True):
         if tp.grad is None:
             assert p.grad is None, n
         else:
@@ -304,7 +303,7 @@ def test_repr_shows_layers_and_parameter_counts(torch):
     text = repr(m)
     total = sum(p.numel() for p in tm.parameters())
     assert text.splitlines()[-1] == f")  # {total:,} params"
-    for i, (layer, tlayer) in enumerate(zip(m, tm)):
+    for i, (layer, tlayer) in enumerate(zip(m, tm, strict=True)):
         line = next(s for s in text.splitlines() if s.strip().startswith(f"({i}):"))
         assert type(layer).__name__ in line
         count = sum(p.numel() for p in tlayer.parameters())

@@ -10,12 +10,17 @@ import warnings
 
 import numpy as np
 import pytest
+from _parity import (
+    assert_close,
+    assert_same_run,
+    load_torch_weights,
+    run_ours,
+    run_torch,
+    torch_max_pool_is_safe,
+)
 
 import strided
 from strided import nn
-
-from _parity import (assert_close, assert_same_run, load_torch_weights, run_ours, run_torch,
-                     torch_max_pool_is_safe)
 
 pytestmark = pytest.mark.torch
 
@@ -84,7 +89,7 @@ def _random_conv_config(rng):
         padding = "valid"
     else:
         padding, stride = "same", 1
-    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
     h, w = (int(rng.integers(max(1, s - 2), s + 8)) for s in span)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=g, bias=bool(rng.integers(0, 2)))
     return (int(rng.integers(1, 4)), cin, h, w), cout, kernel, kw
@@ -164,7 +169,8 @@ def test_pool_random_sweep(torch, kind):
     checked = 0
     for _ in range(150):
         k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
-        kw = dict(kernel_size=k, stride=None if rng.random() < 0.3 else (int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+        stride = None if rng.random() < 0.3 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        kw = dict(kernel_size=k, stride=stride,
                   padding=(int(rng.integers(0, k[0] // 2 + 1)), int(rng.integers(0, k[1] // 2 + 1))),
                   ceil_mode=bool(rng.integers(0, 2)))
         if kind == "max":
@@ -199,7 +205,7 @@ def test_max_pool_ties_go_to_first_in_scan_order(torch):
 def test_max_pool_nan_and_inf_like_torch(torch):
     """NaN wins a window (and takes its gradient); -inf windows credit their first real pixel, as torch."""
     rng = np.random.default_rng(5)
-    for trial in range(60):
+    for _ in range(60):
         x = rng.standard_normal((2, 2, 5, 6))
         u = rng.random(x.shape)
         x[u < 0.1] = np.nan
@@ -433,3 +439,51 @@ def test_float32_by_default_and_close_to_float64(make, x_shape):
     np.testing.assert_allclose(dx32, dx64, **tol)
     for k in g32:
         np.testing.assert_allclose(g32[k], g64[k], err_msg=k, **tol)
+
+
+# -- the functional core directly --------------------------------------------------------
+
+@pytest.mark.parametrize("pad4", [(0, 2, 1, 0), (3, 0, 0, 4), (1, 1, 2, 2)])
+def test_functional_conv_with_asymmetric_padding(torch, rng, pad4):
+    """conv2d_forward takes (top, bottom, left, right) padding; torch spells it F.pad then conv2d."""
+    x = rng.standard_normal((2, 4, 5, 6))
+    w = rng.standard_normal((6, 2, 3, 2))
+    b = rng.standard_normal(6)
+    y, cache = strided.functional.conv2d_forward(x, w, b, stride=(2, 1), padding=pad4, dilation=(1, 2), groups=2)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = strided.functional.conv2d_backward(dy, cache)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    top, bottom, left, right = pad4
+    ty = torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (left, right, top, bottom)), tw, tb, (2, 1), 0,
+                                    (1, 2), 2)
+    ty.backward(torch.tensor(dy))
+    for ours, theirs, what in ((y, ty.detach(), "y"), (dx, tx.grad, "dx"), (dw, tw.grad, "dw"), (db, tb.grad, "db")):
+        assert_close(ours, theirs.numpy(), what)
+
+
+def test_functional_conv_backward_computes_only_what_is_asked(rng):
+    x = rng.standard_normal((2, 2, 5, 5))
+    w = rng.standard_normal((3, 2, 3, 3))
+    y, cache = strided.functional.conv2d_forward(x, w, np.zeros(3))
+    dy = rng.standard_normal(y.shape)
+    full = strided.functional.conv2d_backward(dy, cache)
+    part = strided.functional.conv2d_backward(dy, cache, need_x=False, need_bias=False)
+    assert part.x is None and part.bias is None
+    np.testing.assert_array_equal(part.weight, full.weight)
+    only_x = strided.functional.conv2d_backward(dy, cache, need_weight=False, need_bias=False)
+    assert only_x.weight is None and only_x.bias is None
+    np.testing.assert_array_equal(only_x.x, full.x)
+
+
+def test_functional_linear_accepts_array_likes(torch, rng):
+    x = rng.standard_normal((3, 4))
+    w = rng.standard_normal((2, 4))
+    y, cache = strided.functional.linear_forward(x, w, [0.5, -1.0])
+    dx, dw, db = strided.functional.linear_backward(np.ones((3, 2)), cache)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.linear(tx, tw, torch.tensor([0.5, -1.0], dtype=torch.float64))
+    ty.sum().backward()
+    assert_close(y, ty.detach().numpy(), "y")
+    assert_close(dx, tx.grad.numpy(), "dx")
+    assert_close(dw, tw.grad.numpy(), "dw")
+    np.testing.assert_array_equal(db, [3.0, 3.0])

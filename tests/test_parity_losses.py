@@ -7,11 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+from _parity import assert_close
 
 import strided.functional as F
 from strided import nn
-
-from _parity import assert_close
 
 pytestmark = pytest.mark.torch
 
