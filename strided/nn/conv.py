@@ -57,13 +57,9 @@ class Conv2d(Module):
 
     def backward(self, dy, need_input_grad=True):
         cache = self._need_cache(self._cache)
-        g = F.conv2d_backward(dy, cache, need_x=need_input_grad, need_weight=self.weight.requires_grad,
-                              need_bias=self.bias is not None and self.bias.requires_grad)
-        if g.weight is not None:
-            self.weight.accumulate(g.weight)
-        if g.bias is not None:
-            self.bias.accumulate(g.bias)
-        return g.x
+        return self._accumulate(F.conv2d_backward(dy, cache, need_x=need_input_grad,
+                                                  need_weight=self._needs_grad("weight"),
+                                                  need_bias=self._needs_grad("bias")))
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

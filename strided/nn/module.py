@@ -132,6 +132,19 @@ class Module:
             )
         return cache
 
+    def _needs_grad(self, name: str) -> bool:
+        """Whether parameter ``name`` exists and is trained (frozen or absent: skip its gradient)."""
+        p = self._parameters.get(name)
+        return p is not None and p.requires_grad
+
+    def _accumulate(self, grads):
+        """Add a functional backward's ``weight``/``bias`` gradients into the parameters; return its ``x``."""
+        for name in ("weight", "bias"):
+            g = getattr(grads, name)
+            if g is not None:
+                self._parameters[name].accumulate(g)
+        return grads.x
+
     # -- tree walking ------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
         yield prefix, self

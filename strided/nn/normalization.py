@@ -63,13 +63,8 @@ class _BatchNorm(Module):
 
     def backward(self, dy, need_input_grad=True):
         cache = self._need_cache(self._cache)
-        g = F.batch_norm_backward(dy, cache, need_weight=self.affine and self.weight.requires_grad,
-                                  need_bias=self.affine and self.bias.requires_grad)
-        if g.weight is not None:
-            self.weight.accumulate(g.weight)
-        if g.bias is not None:
-            self.bias.accumulate(g.bias)
-        return g.x
+        return self._accumulate(F.batch_norm_backward(dy, cache, need_weight=self._needs_grad("weight"),
+                                                      need_bias=self._needs_grad("bias")))
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
