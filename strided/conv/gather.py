@@ -65,6 +65,14 @@ class Gather(ConvAlgorithm):
     name = "gather"
     seed = "000 (channels-last windows by np.take; input gradient as a convolution)"
 
+    def workspace_per_image(self, geom, dtype):
+        win = geom.window
+        taps = win.kernel[0] * win.kernel[1]
+        per_element = dtype.itemsize + np.dtype(np.intp).itemsize     # the window matrix and its flat indices
+        forward = win.out_height * win.out_width * taps * geom.in_channels
+        backward = win.height * win.width * taps * geom.out_channels   # the input gradient's own window matrix
+        return max(forward, backward) * per_element
+
     def _forward(self, x, w, geom):
         cols = take_windows(x, geom)
         yg = np.matmul(cols, _weight_matrix(w, geom.groups))                   # (G, N*L, Og)

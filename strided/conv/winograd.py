@@ -11,8 +11,8 @@ None of the seeds does this (Lavin & Gray, 2016). A 1-D correlation of a
           [0 -1  1  0]         [1/2 -1/2  1/2]
           [0  1  0 -1]         [0    0    1 ]
 
-Nested in 2-D, every 4x4 input tile (tiles overlap by 2, so they are a
-``window_view`` with kernel 4 and stride 2) and every 3x3 kernel go to a
+Nested in 2-D, every 4x4 input tile (tiles overlap by 2: they are the
+windows of size 4 and stride 2) and every 3x3 kernel go to a
 4x4 "Winograd domain", where the sum over input channels becomes 16
 independent matrix products, one per domain position:
 
@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import Window
-from ..windows import pad, window_view
+from ..windows import offset_slices, pad
 from .base import ConvAlgorithm, input_grad_problem
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
@@ -52,20 +52,22 @@ def along_first(mat, d, out):
     """out[i] = sum_k mat[i, k] * d[k] over the leading axis, for a matrix of 0 and +-1 entries.
 
     The matrices are tiny and their entries are 0/+-1, so each output row is
-    one or a few whole-array additions instead of a matrix product.
+    one or two whole-array additions (``d`` may be a list of arrays).
     """
     for i, row in enumerate(mat):
-        terms = [(k, c) for k, c in enumerate(row) if c]
-        first, sign = terms[0]
-        if sign > 0:
-            np.copyto(out[i], d[first])
-        else:
-            np.negative(d[first], out=out[i])
-        for k, c in terms[1:]:
-            if c > 0:
-                np.add(out[i], d[k], out=out[i])
-            else:
-                np.subtract(out[i], d[k], out=out[i])
+        terms = sorted(((k, c) for k, c in enumerate(row) if c), key=lambda t: -t[1])   # positive first
+        (k0, c0), rest = terms[0], terms[1:]
+        if not rest:
+            (np.copyto if c0 > 0 else lambda o, a: np.negative(a, out=o))(out[i], d[k0])
+            continue
+        k1, c1 = rest.pop(0)
+        if c0 > 0:
+            (np.add if c1 > 0 else np.subtract)(d[k0], d[k1], out=out[i])
+        else:                                     # both negative
+            np.add(d[k0], d[k1], out=out[i])
+            np.negative(out[i], out=out[i])
+        for k, c in rest:
+            (np.add if c > 0 else np.subtract)(out[i], d[k], out=out[i])
     return out
 
 
@@ -83,11 +85,16 @@ def transform_input(x, geom):
     win = geom.window
     t, b, l, r = win.padding
     xp = pad(x, (t, b + tiles.height - win.padded_height, l, r + tiles.width - win.padded_width))
-    d = window_view(xp, tiles).transpose(4, 5, 1, 0, 2, 3)                   # (4, 4, C, N, th, tw) view
-    tmp = along_first(BT, d, np.empty(d.shape, dtype=x.dtype))               # B^T along tile rows
-    v = np.empty(d.shape, dtype=x.dtype)
-    along_first(BT, tmp.swapaxes(0, 1), v.swapaxes(0, 1))                    # ... and along tile columns
     n, c = x.shape[:2]
+    # B^T d B is separable. Tile rows first, on whole image rows: row k of every tile is the
+    # stride-2 row slice that kernel offset (k, 0) of the tile window reads, so this pass reads
+    # contiguous rows and makes a 2x (not 4x) intermediate; the tile columns are then the
+    # stride-2 column slices of that.
+    xc = xp.transpose(1, 0, 2, 3)                                            # (C, N, Hp, Wp) view
+    rows = along_first(BT, [xc[:, :, offset_slices(tiles, k, 0)[0]] for k in range(4)],
+                       np.empty((4, c, n, th, tiles.width), dtype=x.dtype))  # (4, C, N, th, Wp)
+    v = np.empty((4, 4, c, n, th, tw), dtype=x.dtype)
+    along_first(BT, [rows[..., offset_slices(tiles, 0, k)[1]] for k in range(4)], v.swapaxes(0, 1))
     return v.reshape(16, geom.groups, c // geom.groups, n * th * tw)
 
 
