@@ -72,30 +72,55 @@ def along_first(mat, d, out):
 
 
 def _tiling(geom):
-    """Number of 2x2 output tiles (th, tw) and the Window of the 4x4 input tiles over the padded input."""
+    """Tiles per column and row (th, tw) of 2x2 outputs, and the Window of their 4x4 input tiles."""
     win = geom.window
     th, tw = -(-win.out_height // 2), -(-win.out_width // 2)
     hp, wp = 2 * th + 2, 2 * tw + 2    # may exceed the padded input by one row/column of zeros
     return (th, tw), Window(hp, wp, (4, 4), (2, 2), (0, 0, 0, 0), (1, 1), th, tw)
 
 
+def _stride2_columns(rows, offsets):
+    """Stride-2 column slices of rows: (R, ..., h, 2m), as (R, ..., h, m) views, one per column offset.
+
+    Slicing each image row separately would give NumPy rows of only m
+    numbers to loop over. Flattened, the stride-2 slice from offset k runs
+    through every row at once (the rows have even length), reading one
+    extra pair per row, the last of which wraps into the next row: each
+    tile row gets one junk tile at its end (m = tw + 1), cropped from the
+    result. ``rows`` must be a view of a buffer with 2 spare numbers after
+    every leading index, for the last wrap.
+    """
+    r, size = rows.shape[0], int(np.prod(rows.shape[1:]))
+    flat = np.lib.stride_tricks.as_strided(rows, (r, size + 2), (rows.strides[0], rows.itemsize))
+    return [flat[:, k:k + size:2].reshape(*rows.shape[:-1], rows.shape[-1] // 2) for k in offsets]
+
+
+def _row_buffer(shape, dtype):
+    """An array of ``shape`` with 2 zeroed spare numbers after each leading index (see _stride2_columns)."""
+    size = int(np.prod(shape[1:]))
+    buf = np.empty((shape[0], size + 2), dtype=dtype)
+    buf[:, size:] = 0
+    return buf[:, :size].reshape(shape)
+
+
 def transform_input(x, geom):
-    """V: (16, G, Cg, N*th*tw) = B^T d B for every 4x4 tile d of the padded x: (N, C, H, W)."""
+    """V: (16, G, Cg, N*th*(tw+1)) = B^T d B for every 4x4 tile d of the padded x: (N, C, H, W).
+
+    Each row of tiles ends with one junk tile (see _stride2_columns).
+    """
     (th, tw), tiles = _tiling(geom)
     win = geom.window
     t, b, l, r = win.padding
     xp = pad(x, (t, b + tiles.height - win.padded_height, l, r + tiles.width - win.padded_width))
     n, c = x.shape[:2]
     # B^T d B is separable. Tile rows first, on whole image rows: row k of every tile is the
-    # stride-2 row slice that kernel offset (k, 0) of the tile window reads, so this pass reads
-    # contiguous rows and makes a 2x (not 4x) intermediate; the tile columns are then the
-    # stride-2 column slices of that.
+    # stride-2 row slice that offset (k, 0) of the tile window reads. Then the tile columns.
     xc = xp.transpose(1, 0, 2, 3)                                            # (C, N, Hp, Wp) view
     rows = along_first(BT, [xc[:, :, offset_slices(tiles, k, 0)[0]] for k in range(4)],
-                       np.empty((4, c, n, th, tiles.width), dtype=x.dtype))  # (4, C, N, th, Wp)
-    v = np.empty((4, 4, c, n, th, tw), dtype=x.dtype)
-    along_first(BT, [rows[..., offset_slices(tiles, 0, k)[1]] for k in range(4)], v.swapaxes(0, 1))
-    return v.reshape(16, geom.groups, c // geom.groups, n * th * tw)
+                       _row_buffer((4, c, n, th, tiles.width), x.dtype))     # (4, C, N, th, Wp)
+    v = np.empty((4, 4, c, n, th, tw + 1), dtype=x.dtype)
+    along_first(BT, _stride2_columns(rows, range(4)), v.swapaxes(0, 1))
+    return v.reshape(16, geom.groups, c // geom.groups, -1)
 
 
 def transform_weight(w, groups):
@@ -107,16 +132,20 @@ def transform_weight(w, groups):
 
 
 def transform_output_grad(dy, geom):
-    """E: (16, G, Og, N*th*tw) = A dy_tile A^T for every 2x2 tile of dy: (N, O, OH, OW) (zero-extended)."""
+    """E: (16, G, Og, N*th*(tw+1)) = A dy_tile A^T for every 2x2 tile of dy: (N, O, OH, OW).
+
+    dy is zero-extended to whole tiles, and the junk tile ending each tile
+    row (matching V's) is zero, so it adds nothing to the weight gradient.
+    """
     (th, tw), _ = _tiling(geom)
     n, o, oh, ow = dy.shape
-    tiles = np.zeros((n, o, 2 * th, 2 * tw), dtype=dy.dtype)
-    tiles[:, :, :oh, :ow] = dy
-    t = tiles.reshape(n, o, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4)        # (2, 2, O, N, th, tw) view
-    tmp = along_first(AT.T, t, np.empty((4, 2, o, n, th, tw), dtype=dy.dtype))
-    e = np.empty((4, 4, o, n, th, tw), dtype=dy.dtype)
-    along_first(AT.T, tmp.swapaxes(0, 1), e.swapaxes(0, 1))
-    return e.reshape(16, geom.groups, o // geom.groups, n * th * tw)
+    z = np.zeros((o, n, 2 * th, 2 * tw + 2), dtype=dy.dtype)
+    z[:, :, :oh, :ow] = dy.transpose(1, 0, 2, 3)
+    rows = along_first(AT.T, [z[:, :, i::2] for i in range(2)],
+                       _row_buffer((4, o, n, th, 2 * tw + 2), dy.dtype))      # (4, O, N, th, 2tw+2)
+    e = np.empty((4, 4, o, n, th, tw + 1), dtype=dy.dtype)
+    along_first(AT.T, _stride2_columns(rows, range(2)), e.swapaxes(0, 1))
+    return e.reshape(16, geom.groups, o // geom.groups, -1)
 
 
 class Winograd(ConvAlgorithm):
@@ -135,17 +164,19 @@ class Winograd(ConvAlgorithm):
     def workspace_per_image(self, geom, dtype):
         (th, tw), _ = _tiling(geom)
         # V and its temporary over the input channels, M and E over the output channels
-        return 16 * th * tw * (2 * geom.in_channels + 2 * geom.out_channels) * dtype.itemsize
+        return 16 * th * (tw + 1) * (2 * geom.in_channels + 2 * geom.out_channels) * dtype.itemsize
 
     def _forward(self, x, w, geom):
         v = transform_input(x, geom)
-        m = np.matmul(transform_weight(w, geom.groups), v)                    # (16, G, Og, N*th*tw)
+        m = np.matmul(transform_weight(w, geom.groups), v)                    # (16, G, Og, N*th*(tw+1))
         (th, tw), _ = _tiling(geom)
         n, o = geom.batch, geom.out_channels
-        m = m.reshape(4, 4, o, n, th, tw)
-        tmp = along_first(AT, m, np.empty((2, 4, o, n, th, tw), dtype=x.dtype))
+        m = m.reshape(4, 4, o, n, th, tw + 1)
+        tmp = along_first(AT, m, np.empty((2, 4, o, n, th, tw + 1), dtype=x.dtype))
+        r = along_first(AT, tmp.swapaxes(0, 1), np.empty((2, 2, o, n, th, tw + 1), dtype=x.dtype))
+        # r[j, i, o, n, ti, tj] is y[n, o, 2ti + i, 2tj + j]; drop the junk tiles while interleaving
         y = np.empty((n, o, th, 2, tw, 2), dtype=x.dtype)
-        along_first(AT, tmp.swapaxes(0, 1), y.transpose(5, 3, 1, 0, 2, 4))   # y[n, o, ti, i, tj, j]
+        np.copyto(y.transpose(5, 3, 1, 0, 2, 4), r[..., :tw])
         y = y.reshape(n, o, 2 * th, 2 * tw)
         oh, ow = geom.window.out_height, geom.window.out_width
         if (oh, ow) != y.shape[2:]:
