@@ -147,6 +147,24 @@ def test_matches_torch(torch, name):
     assert ran >= 6
 
 
+@pytest.mark.parametrize("name", FAST)
+def test_saved_work_never_mixes_output_gradients(name):
+    """Gradients for a second dy through the same ``saved`` (either order) use that dy, not the first."""
+    alg = conv.get(name)
+    geom = ConvGeometry.create((2, 3, 8, 8), (4, 3, 3, 3), padding=1)
+    x, w, dy1 = _data(geom, np.float64, seed=1)
+    dy2 = _data(geom, np.float64, seed=2)[2]
+    fresh = conv.get("naive")
+    for first, second in (("input", "weight"), ("weight", "input")):
+        _, saved = alg.forward(x, w, geom)
+        grads = {"input": lambda d: alg.grad_input(d, w, geom, saved),
+                 "weight": lambda d: alg.grad_weight(d, x, geom, saved)}
+        grads[first](dy1)
+        got = grads[second](dy2)
+        want = fresh.grad_input(dy2, w, geom) if second == "input" else fresh.grad_weight(dy2, x, geom)
+        assert_close(got, want, 1e-10, f"{name}: {second} gradient after {first} with another dy")
+
+
 # ---- workspace budget --------------------------------------------------------------------------
 
 

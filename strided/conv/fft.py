@@ -77,6 +77,34 @@ def _kernel_spectrum(w, geom, size):
     return _by_frequency(spec.transpose(1, 0, 2, 3), geom.groups)
 
 
+class Spectra:
+    """What the forward keeps for the gradients: the input's and the kernel's spectra.
+
+    Both gradients also need the spectrum of the same dy. The first to run
+    leaves it here (with the dy it came from) and the second takes it, so dy
+    is transformed once per backward pass; it is dropped once both have used it.
+    """
+
+    __slots__ = ("xs", "ks", "dy", "zs", "users")
+
+    def __init__(self, xs, ks):
+        self.xs, self.ks = xs, ks
+        self.dy = self.zs = None
+        self.users = set()
+
+
+def _dy_spectrum(dy, geom, size, saved, user):
+    """Z: (F, G, N, Og), the spectrum of dy spread by the stride; shared through ``saved`` when possible."""
+    if saved is not None and saved.dy is dy and user not in saved.users:
+        zs = saved.zs
+        saved.dy = saved.zs = None
+        return zs
+    zs = _by_frequency(np.fft.rfft2(spread(dy, geom.stride), s=size), geom.groups)
+    if saved is not None:
+        saved.dy, saved.zs, saved.users = dy, zs, {user}
+    return zs
+
+
 class FFT(ConvAlgorithm):
     name = "fft"
     seed = "none (convolution theorem; channels contracted between the transforms)"
@@ -95,20 +123,20 @@ class FFT(ConvAlgorithm):
         lags = np.fft.irfft2(ys, s=size)
         (sh, sw), oh, ow = win.stride, win.out_height, win.out_width
         y = np.ascontiguousarray(lags[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw])
-        return y, (xs, ks)
+        return y, Spectra(xs, ks)
 
     def _grad_input(self, dy, w, geom, saved):
         size, win = _size(geom), geom.window
-        ks = _kernel_spectrum(w, geom, size) if saved is None else saved[1]
-        zs = _by_frequency(np.fft.rfft2(spread(dy, win.stride), s=size), geom.groups)   # (F, G, N, Og)
+        ks = _kernel_spectrum(w, geom, size) if saved is None else saved.ks
+        zs = _dy_spectrum(dy, geom, size, saved, "input")                               # (F, G, N, Og)
         dxs = _to_images(np.matmul(zs, ks.transpose(0, 1, 3, 2)), (size[0], size[1] // 2 + 1))
         dxp = np.fft.irfft2(dxs, s=size)[:, :, :win.padded_height, :win.padded_width]
         return np.ascontiguousarray(unpad(dxp, geom.padding))
 
     def _grad_weight(self, dy, x, geom, saved):
         size, win = _size(geom), geom.window
-        xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups) if saved is None else saved[0]
-        zs = _by_frequency(np.fft.rfft2(spread(dy, win.stride), s=size), geom.groups)   # (F, G, N, Og)
+        xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups) if saved is None else saved.xs
+        zs = _dy_spectrum(dy, geom, size, saved, "weight")                              # (F, G, N, Og)
         prod = np.matmul(zs.conj().transpose(0, 1, 3, 2), xs)                          # (F, G, Og, Cg)
         dws = np.ascontiguousarray(prod.transpose(1, 2, 3, 0)).reshape(*geom.weight_shape[:2], size[0], -1)
         lags = np.fft.irfft2(dws, s=size)                                               # (O, Cg, fh, fw)
