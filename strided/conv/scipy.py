@@ -58,6 +58,18 @@ def _dilated(w, dilation):
     return out
 
 
+def _as_inputs(a, groups):
+    """(N, C, H, W) -> (N, G, 1, C/G, H, W): channels as the last broadcast axis, against (1, G, Og, Cg, ...)."""
+    n, c, h, w = a.shape
+    return a.reshape(n, groups, 1, c // groups, h, w)
+
+
+def _as_outputs(a, groups):
+    """(N, O, H, W) -> (N, G, O/G, 1, H, W): output channels in the Og slot of (., G, Og, Cg, ...)."""
+    n, o, h, w = a.shape
+    return a.reshape(n, groups, o // groups, 1, h, w)
+
+
 class Scipy(ConvAlgorithm):
     name = "scipy"
     seed = "003 (scipy.signal convolution with the reversed kernel)"
@@ -76,15 +88,9 @@ class Scipy(ConvAlgorithm):
         return 2 * o * cg * (win.padded_height + win.kernel[0] * win.dilation[0]) * \
             (win.padded_width + win.kernel[1] * win.dilation[1]) * dtype.itemsize
 
-    def _split(self, a, groups, axis_of_group):
-        """(N, C, H, W) -> (N, G, 1, C/G, H, W) or (N, G, C/G, 1, H, W): broadcastable group blocks."""
-        n, c, h, w = a.shape
-        shape = (n, groups, 1, c // groups, h, w) if axis_of_group == "in" else (n, groups, c // groups, 1, h, w)
-        return a.reshape(shape)
-
     def _forward(self, x, w, geom):
         g, win = geom.groups, geom.window
-        xp = self._split(pad(x, geom.padding), g, "in")                          # (N, G, 1, Cg, Hp, Wp)
+        xp = _as_inputs(pad(x, geom.padding), g)                          # (N, G, 1, Cg, Hp, Wp)
         k = _dilated(w, win.dilation)[..., ::-1, ::-1]
         k = k.reshape(1, g, geom.out_channels // g, *k.shape[1:])               # (1, G, Og, Cg, kh', kw')
         planes = _convolve(xp, k, "valid")                                      # (N, G, Og, Cg, ., .)
@@ -94,7 +100,7 @@ class Scipy(ConvAlgorithm):
 
     def _grad_input(self, dy, w, geom, saved):
         g, win = geom.groups, geom.window
-        z = self._split(spread(dy, win.stride), g, "out")                        # (N, G, Og, 1, zh, zw)
+        z = _as_outputs(spread(dy, win.stride), g)                        # (N, G, Og, 1, zh, zw)
         k = _dilated(w, win.dilation)
         k = k.reshape(1, g, geom.out_channels // g, *k.shape[1:])               # (1, G, Og, Cg, kh', kw')
         full = _convolve(z, k, "full").sum(axis=2)                              # (N, G, Cg, ., .)
@@ -106,8 +112,8 @@ class Scipy(ConvAlgorithm):
 
     def _grad_weight(self, dy, x, geom, saved):
         g, win = geom.groups, geom.window
-        xp = self._split(pad(x, geom.padding), g, "in")                          # (N, G, 1, Cg, Hp, Wp)
-        z = self._split(spread(dy, win.stride), g, "out")[..., ::-1, ::-1]       # (N, G, Og, 1, zh, zw)
+        xp = _as_inputs(pad(x, geom.padding), g)                          # (N, G, 1, Cg, Hp, Wp)
+        z = _as_outputs(spread(dy, win.stride), g)[..., ::-1, ::-1]       # (N, G, Og, 1, zh, zw)
         lags = _convolve(xp, z, "valid").sum(axis=0)                            # (G, Og, Cg, ., .)
         (kh, kw), (dh, dw) = win.kernel, win.dilation
         dw_ = lags[..., :(kh - 1) * dh + 1:dh, :(kw - 1) * dw + 1:dw]

@@ -55,19 +55,21 @@ def along_first(mat, d, out):
     one or two whole-array additions (``d`` may be a list of arrays).
     """
     for i, row in enumerate(mat):
-        terms = sorted(((k, c) for k, c in enumerate(row) if c), key=lambda t: -t[1])   # positive first
-        (k0, c0), rest = terms[0], terms[1:]
-        if not rest:
-            (np.copyto if c0 > 0 else lambda o, a: np.negative(a, out=o))(out[i], d[k0])
-            continue
-        k1, c1 = rest.pop(0)
-        if c0 > 0:
-            (np.add if c1 > 0 else np.subtract)(d[k0], d[k1], out=out[i])
-        else:                                     # both negative
-            np.add(d[k0], d[k1], out=out[i])
-            np.negative(out[i], out=out[i])
-        for k, c in rest:
-            (np.add if c > 0 else np.subtract)(out[i], d[k], out=out[i])
+        plus = [d[k] for k, c in enumerate(row) if c > 0]
+        minus = [d[k] for k, c in enumerate(row) if c < 0]
+        o = out[i]
+        if plus and minus:               # the first two terms in one pass, without a copy
+            np.subtract(plus.pop(0), minus.pop(0), out=o)
+        elif len(plus) > 1:
+            np.add(plus.pop(0), plus.pop(0), out=o)
+        elif plus:
+            np.copyto(o, plus.pop(0))
+        else:
+            np.negative(minus.pop(0), out=o)
+        for a in plus:
+            np.add(o, a, out=o)
+        for a in minus:
+            np.subtract(o, a, out=o)
     return out
 
 
