@@ -260,9 +260,17 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     augment: optional ``f(batch, rng) -> batch`` applied to training batches only.
     run_dir: write ``checkpoint.npz`` and ``history.json`` there after every epoch.
     resume: a run directory or checkpoint to continue from (exactly).
+    check_finite: refuse data with NaN/inf and stop (TrainingDiverged) when the loss stops being finite.
     """
     x, y = _as_xy("train", train)
     valid = _as_xy("valid", valid)
+    if check_finite:
+        # one pass over the data up front is cheap next to an epoch, and names the culprit early
+        for name, data in (("train", (x, y)), ("valid", valid)):
+            if data is not None and data[0].dtype.kind == "f" and not np.isfinite(data[0]).all():
+                bad = int(data[0].size - np.count_nonzero(np.isfinite(data[0])))
+                raise ValueError(f"{name} images contain {bad} NaN or infinite value(s); expected finite numbers "
+                                 "(pass check_finite=False to train anyway)")
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
     if not isinstance(model, Module):

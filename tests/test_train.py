@@ -160,6 +160,7 @@ def test_early_stopping_without_validation_says_what_is_missing():
     ({"train": (np.zeros((4, 1, 8, 8), np.float32), np.zeros(3, int))}, r"labels must have shape \(4,\)"),
     ({"train": (np.zeros((4, 1, 8, 8), np.float32), np.zeros(4))}, "integers"),
     ({"train": "data"}, "pair"),
+    ({"train": (np.full((4, 1, 8, 8), np.nan, np.float32), np.zeros(4, int))}, "train images contain 256 NaN"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, match):
     model = small_net()
