@@ -15,6 +15,7 @@ memory allocated on top of the inputs during one step, measured with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -135,7 +136,6 @@ def time_torch(case: Case, dtype=np.float32, repeat: int = 7, budget: float = 5.
         import torch
     except ImportError:
         return Row(case, "torch", note="not installed (pip install torch)")
-    torch.set_num_threads(threads)
     _, x, w, dy = _inputs(case, dtype)
     xt = torch.from_numpy(x).requires_grad_(True)
     wt = torch.from_numpy(w).requires_grad_(True)
@@ -145,11 +145,17 @@ def time_torch(case: Case, dtype=np.float32, repeat: int = 7, budget: float = 5.
         y = torch.nn.functional.conv2d(xt, wt, None, case.stride, case.padding, case.dilation, case.groups)
         torch.autograd.grad(y, (xt, wt), dyt)
 
-    return Row(case, "torch", _median_ms(step, repeat, budget), note="memory not visible to tracemalloc")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ms = _median_ms(step, repeat, budget)
+    finally:
+        torch.set_num_threads(before)
+    return Row(case, "torch", ms, note="memory not visible to tracemalloc")
 
 
 def run(cases=SUITE, algorithms=None, dtype=np.float32, repeat: int = 7, budget: float = 5.0,
-        with_torch: bool = True, progress=None) -> list[Row]:
+        with_torch: bool = True, progress=None, threads: int = 2) -> list[Row]:
     """Benchmark ``algorithms`` (default: all) on ``cases``; returns one Row per (case, algorithm)."""
     algorithms = list(conv.ALGORITHMS) if algorithms is None else list(algorithms)
     rows = {}
@@ -163,7 +169,7 @@ def run(cases=SUITE, algorithms=None, dtype=np.float32, repeat: int = 7, budget:
         # after their last job and would steal the two cores from whichever library runs next
         time.sleep(1.0)
         for case in cases:
-            rows[case.name, "torch"] = time_torch(case, dtype, repeat, budget)
+            rows[case.name, "torch"] = time_torch(case, dtype, repeat, budget, threads)
             if progress:
                 progress(rows[case.name, "torch"])
     order = (["torch"] if with_torch else []) + algorithms
@@ -227,6 +233,20 @@ def machine() -> str:
     return "; ".join(parts)
 
 
+@contextlib.contextmanager
+def blas_threads(threads: int):
+    """Limit NumPy's BLAS to ``threads`` inside the block; yields a description of what is in effect."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        yield ("BLAS threads: library default (pip install threadpoolctl, or strided[speed], to set them; "
+               "or set OPENBLAS_NUM_THREADS)")
+        return
+    with threadpool_limits(threads, user_api="blas"):
+        counts = sorted({info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"})
+        yield f"BLAS threads: {', '.join(map(str, counts)) or 'none found'}"
+
+
 def _csv(text: str, name: str, options) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     for item in items:
@@ -246,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=7, help="timed runs per algorithm after one warm-up (default 7)")
     p.add_argument("--budget", type=float, default=5.0,
                    help="stop repeating an algorithm after this many seconds (default 5)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads for torch and for NumPy's BLAS (the latter needs threadpoolctl; default 2)")
     p.add_argument("--no-torch", action="store_true", help="do not time torch even if it is installed")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     return p
@@ -263,23 +285,27 @@ def main(argv=None) -> int:
             raise ValueError(f"--batch must be a positive int, got {args.batch}")
         if args.repeat < 1:
             raise ValueError(f"--repeat must be a positive int, got {args.repeat}")
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive int, got {args.threads}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.batch is not None:
         cases = [c.with_batch(args.batch) for c in cases]
     algorithms = [a for a in algorithms if a not in skip]
-    print(f"# {machine()}", flush=True)
-    print(f"# {args.dtype}; one step = forward + grad_input + grad_weight; median of up to {args.repeat} runs",
-          flush=True)
-    for c in cases:
-        print(f"# {c.name}: {c.describe()}", flush=True)
 
     def progress(row):
         shown = "-" if row.ms is None else f"{row.ms:.2f} ms"
         print(f"  {row.case.name:<14} {row.algorithm:<9} {shown}", file=sys.stderr, flush=True)
 
-    rows = run(cases, algorithms, np.dtype(args.dtype), args.repeat, args.budget, not args.no_torch, progress)
+    with blas_threads(args.threads) as blas:
+        print(f"# {machine()}", flush=True)
+        print(f"# {args.dtype}; one step = forward + grad_input + grad_weight; median of up to {args.repeat} runs; "
+              f"{blas}; torch threads: {args.threads}", flush=True)
+        for c in cases:
+            print(f"# {c.name}: {c.describe()}", flush=True)
+        rows = run(cases, algorithms, np.dtype(args.dtype), args.repeat, args.budget, not args.no_torch, progress,
+                   threads=args.threads)
     print()
     print(format_table(rows, markdown=args.markdown))
     return 0
