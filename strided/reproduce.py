@@ -55,12 +55,6 @@ def _seed(value) -> int:
     return int(value)
 
 
-def _machine() -> str:
-    import os
-    import platform
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
-
-
 # ============================================================================ two-class (seed 003)
 TWO_CLASS_VARIANTS = ("all", "conv-frozen", "dense-frozen")
 _TWO_CLASS_TITLES = {"all": "all layers trained", "conv-frozen": "convolution frozen", "dense-frozen": "dense layer frozen"}
@@ -174,128 +168,97 @@ def two_class(epochs: int = 5, lr: float = 0.001, samples: int | None = None, va
 # implementation takes only 6 min for 1 epoch. [...] using Pytorch, it will take around 1 min for 1 epoch."
 LENET5_SEED_SECONDS = {"naive": 4 * 3600, "im2col": 6 * 60, "torch": 60}
 _LENET5_SEED_TEXT = {"naive": "~4 h", "im2col": "~6 min", "torch": "~1 min"}
-# seed 001's training script (its repository's train.py): batches of 100, Adam with lr 0.001
+# seed 001's training script (in its repository) uses batches of 100
 LENET5_BATCH_SIZE = 100
 
 
-def _time_steps(step, batches: int, seconds: float) -> list[float]:
-    """Seconds per call of ``step()``: one untimed warm-up call, then up to ``batches`` timed calls, stopping
-    early (after at least one) once ``seconds`` have been spent."""
-    step()
-    times, spent = [], 0.0
-    while len(times) < batches and (not times or spent < seconds):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-        spent += times[-1]
-    return times
-
-
-def _strided_step(algorithm: str, x, y, model=None):
-    """``(step, model)``: one seed-001 training step of LeNet-5 (``model`` or a new one) with ``algorithm``."""
-    from . import models, nn, optim
-    model = models.lenet5() if model is None else model
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            m.algorithm = algorithm
-    loss, opt = nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3)
-
-    def step():
-        opt.zero_grad()
-        loss(model(x), y)
-        model.backward(loss.backward(), need_input_grad=False)
-        opt.step()
-    return step, model
-
-
-def _torch_step(torch, x, y, model=None):
-    """``(step, torch_model)``: the same step in PyTorch, on a copy of ``model`` (default: a new LeNet-5)."""
-    from . import io, models
-    tmodel = io.to_torch(models.lenet5() if model is None else model)
-    opt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-    loss = torch.nn.CrossEntropyLoss()
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
-        opt.zero_grad()
-        loss(tmodel(tx), ty).backward()
-        opt.step()
-    return step, tmodel
-
-
-def lenet5_epoch(algorithms=("naive", "im2col", "auto"), batch_size: int = LENET5_BATCH_SIZE, batches: int = 20,
-                 seconds: float = 15.0, with_torch: bool = True, epoch_images: int = 60000, seed: int = 0,
-                 log=print) -> dict:
+def lenet5_epoch(algorithms=("naive", "im2col", "auto"), batch_size: int = LENET5_BATCH_SIZE, rounds: int = 5,
+                 with_torch: bool = True, epoch_images: int = 60000, log=print) -> dict:
     """Seed 001's table: the time of one LeNet-5 training epoch for each convolution algorithm and PyTorch.
 
-    A training step is the seed's: forward, cross-entropy, backward, Adam (lr 1e-3)
-    on a batch x: (batch_size, 1, 28, 28) of standardised noise (the time does
-    not depend on the pixel values). Each candidate runs one warm-up step, then
-    up to ``batches`` timed steps (fewer once ``seconds`` are spent: the naive
-    algorithm takes a while); the epoch time is the median step time times
-    ``ceil(epoch_images / batch_size)``. PyTorch runs on 2 threads
-    (``torch.set_num_threads(2)``), as the 2-core machine this is meant for.
+    The training step and the timing are ``strided bench lenet5``'s: forward,
+    cross-entropy, backward and an SGD step on a batch x: (batch_size, 1, 28, 28)
+    of standardised noise (the time does not depend on the values), every
+    candidate timed in ``rounds`` alternating rounds so that all see the same
+    background load. Before timing, each algorithm's step is checked against
+    PyTorch's from the same weights (logits, loss, every gradient). The epoch
+    time is the median step time times ``ceil(epoch_images / batch_size)``.
+    PyTorch runs on 2 threads (``torch.set_num_threads(2)``).
 
-    Returns ``{label: {"step_seconds": [...], "epoch_seconds", "images_per_s", "seed_seconds"}}``.
+    Returns ``{label: {"step_seconds": per-round medians, "epoch_seconds", "images_per_s", "seed_seconds",
+    "seed_text", "agreement": largest relative error against PyTorch or None}}``.
     """
-    from . import conv
+    from . import conv, models, nn
+    from .bench import lenet5 as bench
+    from .bench.conv import machine
     if isinstance(algorithms, str):
         algorithms = tuple(a.strip() for a in algorithms.split(",") if a.strip())
+    if not algorithms:
+        raise ValueError("algorithms must name at least one convolution algorithm, got none")
     for a in algorithms:
         _checks.choice("algorithms", a, conv.names())
     batch_size = _checks.positive_int("batch_size", batch_size)
-    batches = _checks.positive_int("batches", batches)
-    seconds = _checks.positive_float("seconds", seconds)
+    rounds = _checks.positive_int("rounds", rounds)
     epoch_images = _checks.positive_int("epoch_images", epoch_images)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch_size, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, batch_size)
-    steps_per_epoch = math.ceil(epoch_images / batch_size)
-    default = getattr(conv, "DEFAULT", "auto")
-
-    log(f"seed 001: one epoch of LeNet-5 ({epoch_images:,} images, batch {batch_size}, Adam), extrapolated from "
-        f"the median of up to {batches} timed training steps per candidate")
-    log(f"machine: {_machine()}")
-    results = {}
-
-    def record(label, times, seed_key):
-        med = float(np.median(times))
-        results[label] = {"step_seconds": times, "epoch_seconds": med * steps_per_epoch,
-                          "images_per_s": batch_size / med, "seed_seconds": LENET5_SEED_SECONDS.get(seed_key),
-                          "seed_text": _LENET5_SEED_TEXT.get(seed_key, "-")}
-        log(f"  {label:<24} {med * 1000:9.1f} ms/step ({len(times)} timed)  ->  "
-            f"{_duration(med * steps_per_epoch)} per epoch")
-
-    for a in algorithms:
-        label = f"fast default ({default})" if a == "auto" else a
-        record(label, _time_steps(_strided_step(a, x, y)[0], batches, seconds), a)
-    torch_note = None
+    torch = None
     if with_torch:
         try:
             import torch
         except ImportError:
-            torch_note = "PyTorch is not installed (pip install torch): no PyTorch row"
-        else:
-            threads = torch.get_num_threads()
+            log("PyTorch is not installed (pip install torch): no PyTorch row")
+    steps_per_epoch = math.ceil(epoch_images / batch_size)
+    log(f"seed 001: one epoch of LeNet-5 ({epoch_images:,} images, batch {batch_size}), extrapolated from the "
+        f"median step time over {rounds} alternating rounds")
+    log(f"machine: {machine()}")
+
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        if torch is not None:
             torch.set_num_threads(2)
-            try:
-                record(f"PyTorch {torch.__version__.split('+')[0]}", _time_steps(_torch_step(torch, x, y)[0], batches,
-                                                                                     seconds), "torch")
-            finally:
-                torch.set_num_threads(threads)
-    if torch_note:
-        log(f"  {torch_note}")
+            reference, tmodel = bench.build_pair(torch)
+        else:
+            reference, tmodel = models.lenet5(), None
+        x, y = bench.random_batch(batch_size)
+        steps, agreement, seed_keys = {}, {}, {}
+        for a in algorithms:
+            label = f"fast default ({getattr(conv, 'DEFAULT', 'auto')})" if a == "auto" else a
+            model = models.lenet5()
+            model.load_state_dict(reference.state_dict())
+            for m in model.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.algorithm = a
+            # the same computation as PyTorch's, or the times below would compare different work
+            agreement[label] = None if torch is None else max(bench.check_agreement(model, tmodel, torch).values())
+            steps[label], seed_keys[label] = bench.strided_step(model, x, y), a
+        if torch is not None:
+            label = f"PyTorch {torch.__version__.split('+')[0]}"
+            steps[label], seed_keys[label], agreement[label] = bench.torch_step(torch, tmodel, x, y), "torch", 0.0
+        times = bench.interleaved(steps, rounds)
+    finally:
+        if torch is not None:
+            torch.set_num_threads(threads)
+
+    results = {}
+    for label, t in times.items():
+        med = float(np.median(t))
+        results[label] = {"step_seconds": t, "epoch_seconds": med * steps_per_epoch, "images_per_s": batch_size / med,
+                          "seed_seconds": LENET5_SEED_SECONDS.get(seed_keys[label]),
+                          "seed_text": _LENET5_SEED_TEXT.get(seed_keys[label], "-"), "agreement": agreement[label]}
 
     log("\nseed 001 beside strided (one epoch of LeNet-5):")
     torch_label = next((k for k in results if k.startswith("PyTorch")), None)
     rows = []
     for label, r in results.items():
         vs = "" if torch_label is None else f"{r['epoch_seconds'] / results[torch_label]['epoch_seconds']:.1f}x"
-        rows.append((label, r["seed_text"], _duration(r["epoch_seconds"]), f"{r['images_per_s']:,.0f}", vs))
-    _table(rows, ("", "seed 001", "strided (measured)", "img/s", "vs PyTorch"), log)
+        rows.append((label, r["seed_text"], f"{np.median(r['step_seconds']) * 1000:.1f} ms",
+                     _duration(r["epoch_seconds"]), f"{r['images_per_s']:,.0f}", vs))
+    _table(rows, ("", "seed 001", "step", "strided: epoch", "img/s", "vs PyTorch"), log)
+    if torch_label is not None:
+        log("(every algorithm's step was checked against PyTorch's from the same weights: largest relative error "
+            f"{max(v for v in agreement.values()):.1e})")
     if "naive" in results:
         log("(the seed's naive version loops over every image, channel and pixel in Python; strided's naive "
-            "reference loops over output pixels only)")
+            "reference loops over output pixels and contracts whole batches and channels at once)")
     return results
 
 
@@ -319,6 +282,7 @@ def fashion_10(epochs: int | None = None, run_dir=None, data_root=None, seed: in
     cores). Returns ``{"exit_code", "run_dir", "history", "metrics", "wall_seconds", "command"}``.
     """
     from . import cli
+    from .bench.conv import machine
     recipe = dict(FASHION_RECIPE)
     if epochs is not None:
         recipe["epochs"] = _checks.positive_int("epochs", epochs)
@@ -337,7 +301,7 @@ def fashion_10(epochs: int | None = None, run_dir=None, data_root=None, seed: in
         argv.append("--quiet")
     command = "strided " + " ".join(argv)
     log(f"fashion-10: {command}")
-    log(f"machine: {_machine()}")
+    log(f"machine: {machine()}")
     start = time.perf_counter()
     code = cli.main(argv)
     wall = time.perf_counter() - start
@@ -390,9 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--algorithms", default="naive,im2col,auto",
                     help="comma-separated convolution algorithms (default naive,im2col,auto; auto = the fast default)")
     le.add_argument("--batch-size", type=int, default=LENET5_BATCH_SIZE, help="default 100 (the seed's)")
-    le.add_argument("--batches", type=int, default=20, help="timed steps per candidate at most (default 20)")
-    le.add_argument("--seconds", type=float, default=15.0,
-                    help="stop timing a candidate after this many seconds of steps (default 15)")
+    le.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default 5)")
     le.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
 
     f = sub.add_parser("fashion-10", help="fashion_cnn on the ten Fashion-MNIST classes: >= 0.92 test accuracy")
@@ -403,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for s in (t, le, f):
         s.add_argument("--quick", action="store_true",
-                       help="a short run to check that everything works (fewer epochs or timed steps)")
-        s.add_argument("--seed", type=int, default=0, help="default 0")
+                       help="a short run to check that everything works (one epoch, or one timing round)")
         if s is not le:
+            s.add_argument("--seed", type=int, default=0, help="initialisation, sampling and shuffling (default 0)")
             s.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -419,9 +381,8 @@ def main(argv=None) -> int:
                       variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
                       progress=not args.quiet)
         elif args.name == "lenet5-epoch":
-            batches, seconds = (2, 2.0) if args.quick else (args.batches, args.seconds)
-            lenet5_epoch(algorithms=args.algorithms, batch_size=args.batch_size, batches=batches, seconds=seconds,
-                         with_torch=not args.no_torch, seed=args.seed)
+            lenet5_epoch(algorithms=args.algorithms, batch_size=args.batch_size, rounds=1 if args.quick else args.rounds,
+                         with_torch=not args.no_torch)
         else:
             epochs = 1 if args.quick else args.epochs
             return fashion_10(epochs=epochs, run_dir=args.run_dir, data_root=args.data_root, seed=args.seed,

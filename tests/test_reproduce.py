@@ -120,28 +120,10 @@ def test_two_class_rejects_bad_arguments_before_loading_data(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- lenet5-epoch (seed 001)
-def test_timed_lenet5_step_is_the_same_computation_as_torch(torch, rng):
-    x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, 8)
-    model = models.lenet5()
-    torch_model_source = models.lenet5()
-    torch_model_source.load_state_dict(model.state_dict())
-    step, _ = reproduce._strided_step("auto", x, y, model=model)
-    tstep, tmodel = reproduce._torch_step(torch, x, y, model=torch_model_source)
-    for _ in range(3):   # three Adam steps: moments included
-        step()
-        tstep()
-    theirs = {k: v.detach().numpy() for k, v in tmodel.state_dict().items()}
-    start = torch_model_source.state_dict()
-    for k, v in model.state_dict().items():
-        assert not np.array_equal(v, start[k])
-        np.testing.assert_allclose(v, theirs[k], rtol=1e-4, atol=1e-5, err_msg=k)
-
-
 def test_lenet5_epoch_extrapolates_the_median_step(torch):
     lines = []
-    res = reproduce.lenet5_epoch(algorithms="naive,auto", batch_size=4, batches=3, seconds=60.0,
-                                 epoch_images=1000, log=lines.append)
+    res = reproduce.lenet5_epoch(algorithms="naive,auto", batch_size=4, rounds=3, epoch_images=1000,
+                                 log=lines.append)
     labels = list(res)
     assert labels[0] == "naive" and labels[1].startswith("fast default") and labels[2].startswith("PyTorch")
     for r in res.values():
@@ -149,24 +131,35 @@ def test_lenet5_epoch_extrapolates_the_median_step(torch):
         med = float(np.median(r["step_seconds"]))
         assert r["epoch_seconds"] == pytest.approx(med * 250)
         assert r["images_per_s"] == pytest.approx(4 / med)
+        assert r["agreement"] <= 1e-4          # each timed step was the same computation as PyTorch's
     assert res["naive"]["seed_seconds"] == 4 * 3600 and res[labels[2]]["seed_seconds"] == 60
     assert res[labels[1]]["seed_seconds"] is None
     text = "\n".join(lines)
     assert "~4 h" in text and "~1 min" in text and "vs PyTorch" in text
+    assert torch.get_num_threads() == 1        # the fixture's setting is restored after the 2-thread timing
 
 
-def test_lenet5_epoch_rejects_unknown_algorithms_before_timing(monkeypatch):
-    monkeypatch.setattr(reproduce, "_time_steps", lambda *a: pytest.fail("timed before checking"))
+def test_lenet5_epoch_refuses_an_algorithm_that_disagrees_with_torch(torch, monkeypatch):
+    from strided.conv import ALGORITHMS
+    alg = ALGORITHMS["naive"]
+    forward = type(alg).forward
+    monkeypatch.setattr(type(alg), "forward", lambda self, x, w, geom: (lambda y, s: (y * 1.01, s))(
+        *forward(self, x, w, geom)))
+    with pytest.raises(AssertionError, match="disagree"):
+        reproduce.lenet5_epoch(algorithms="naive", batch_size=4, rounds=1, log=_quiet)
+
+
+def test_lenet5_epoch_rejects_bad_arguments_before_timing(monkeypatch):
+    from strided.bench import lenet5 as bench
+    monkeypatch.setattr(bench, "interleaved", lambda *a, **k: pytest.fail("timed before checking"))
     with pytest.raises(ValueError, match="algorithms.*'fastest'"):
         reproduce.lenet5_epoch(algorithms="naive,fastest")
+    with pytest.raises(ValueError, match="algorithms"):
+        reproduce.lenet5_epoch(algorithms="")
     with pytest.raises(ValueError, match="batch_size"):
         reproduce.lenet5_epoch(batch_size=0)
-
-
-def test_time_steps_stops_after_the_time_budget():
-    calls = []
-    times = reproduce._time_steps(lambda: calls.append(1), batches=1000, seconds=1e-9)
-    assert len(times) == 1 and len(calls) == 2        # one warm-up, then one timed step
+    with pytest.raises(ValueError, match="rounds"):
+        reproduce.lenet5_epoch(rounds=0)
 
 
 # ----------------------------------------------------------------------------- fashion-10
