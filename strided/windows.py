@@ -22,16 +22,19 @@ from numpy.lib.stride_tricks import as_strided
 from .geometry import Window
 
 
-def pad(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
+def pad(x: np.ndarray, padding, value: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
     """Embed x: (N, C, H, W) in a padded array (N, C, H+t+b, W+l+r); no copy when padding is zero.
 
     Any padding size works, including more than the kernel (seed 000).
+    ``out`` (that shape, any memory order, e.g. a batch-last view) receives
+    the result instead of a new C-ordered array.
     """
     top, bottom, left, right = padding
-    if top == bottom == left == right == 0:
+    if out is None and top == bottom == left == right == 0:
         return x
     n, c, h, w = x.shape
-    out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    if out is None:
+        out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
     # fill only the border: the interior is overwritten right after
     if top:
         out[:, :, :top] = value
@@ -43,6 +46,37 @@ def pad(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
         out[:, :, top:top + h, left + w:] = value
     out[:, :, top:top + h, left:left + w] = x
     return out
+
+
+def is_batch_last(x: np.ndarray) -> bool:
+    """Whether x: (N, C, H, W) keeps its images innermost in memory (stride of N smaller than of W)."""
+    if x.ndim != 4 or x.shape[0] < 2:
+        return False
+    return all(abs(x.strides[0]) < abs(s) for s, size in zip(x.strides[1:], x.shape[1:]) if size > 1)
+
+
+def empty(shape, dtype, batch_last: bool = False) -> np.ndarray:
+    """An uninitialised (N, C, H, W) array, its memory C-ordered or batch-last (laid out (C, H, W, N)).
+
+    Pooling allocates its outputs and gradients in its input's order, so a
+    batch-last activation stays batch-last from one layer to the next.
+    """
+    if batch_last:
+        n, c, h, w = shape
+        return np.empty((c, h, w, n), dtype=dtype).transpose(3, 0, 1, 2)
+    return np.empty(shape, dtype=dtype)
+
+
+def batch_last(x: np.ndarray) -> np.ndarray:
+    """x: (N, C, H, W) with its memory laid out (C, H, W, N), the batch innermost; a view when it already is.
+
+    The shape stays (N, C, H, W): only the memory order changes (as torch's
+    ``channels_last`` keeps the shape of a tensor). Batch-last arrays give
+    the convolution long contiguous runs of W*N numbers (see
+    :mod:`strided.conv.strided`).
+    """
+    t = x.transpose(1, 2, 3, 0)
+    return x if t.flags.c_contiguous else np.ascontiguousarray(t).transpose(3, 0, 1, 2)
 
 
 def unpad(xp: np.ndarray, padding) -> np.ndarray:

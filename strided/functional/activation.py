@@ -59,7 +59,10 @@ def sigmoid_forward(x):
 
 def sigmoid_backward(dy, y):
     dy = grad_output(dy, y.shape, y.dtype)
-    return dy * y * (1 - y)
+    g = 1 - y             # one new array in y's memory order, then updated in place
+    g *= y
+    g *= dy
+    return g
 
 
 def tanh_forward(x):
@@ -69,7 +72,10 @@ def tanh_forward(x):
 
 def tanh_backward(dy, y):
     dy = grad_output(dy, y.shape, y.dtype)
-    return dy * (1 - y * y)
+    g = y * y             # one new array in y's memory order, then updated in place
+    np.subtract(1, g, out=g)
+    g *= dy
+    return g
 
 
 # exp(-x^2) is exactly 0 in float32 and float64 once |x| > 30; clipping there
@@ -87,7 +93,10 @@ def gaussian_forward(x):
 def gaussian_backward(dy, cache):
     x, y = cache
     dy = grad_output(dy, y.shape, y.dtype)
-    return dy * (-2 * x * y)
+    g = x * y
+    g *= y.dtype.type(-2)
+    g *= dy
+    return g
 
 
 def _shift(x: np.ndarray, axis: int) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Fully connected (dense) layer: y = x @ W.T + b (seed 002's dense layer, torch's weight layout).
 
 x: (N, in_features) or (*, in_features), weight: (out_features, in_features), bias: (out_features,).
+The products go through :func:`strided._parallel.matmul`: BLAS on one
+thread, rows split across the cores when the product is large.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._parallel import matmul
 from ._common import floating, grad_output, same_dtype
 
 
@@ -42,7 +45,7 @@ def linear_forward(x, weight, bias=None):
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     x2 = x.reshape(-1, x.shape[-1])
-    y = x2 @ weight.T
+    y = matmul(x2, weight.T)
     if bias is not None:
         y += bias
     return y.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x2, x.shape, weight, bias is not None)
@@ -57,10 +60,10 @@ def linear_backward(dy, cache: LinearCache, need_x=True, need_weight=True, need_
     """dx = dy @ W, dW = dy.T @ x, db = sum of dy over rows."""
     dy = grad_output(dy, (*cache.x_shape[:-1], cache.weight.shape[0]), cache.x.dtype)
     dy2 = dy.reshape(-1, cache.weight.shape[0])
-    dx = (dy2 @ cache.weight).reshape(cache.x_shape) if need_x else None
-    dw = dy2.T @ cache.x if need_weight else None
+    dx = matmul(dy2, cache.weight).reshape(cache.x_shape) if need_x else None
+    dw = matmul(dy2.T, cache.x) if need_weight else None
     db = None
     if need_bias and cache.has_bias:
         # a matrix-vector product is several times faster than dy2.sum(0) on (N, features)
-        db = np.ones(dy2.shape[0], dtype=dy2.dtype) @ dy2
+        db = matmul(np.ones((1, dy2.shape[0]), dtype=dy2.dtype), dy2).reshape(-1)
     return LinearGrads(dx, dw, db)

@@ -9,6 +9,14 @@ pooling is ``kh*kw`` element-wise passes and never materialises the windows.
 
 Geometry, ``ceil_mode`` and the divisor follow torch exactly (see
 :func:`strided.geometry.pool_window` and :func:`avg_divisor`).
+
+Outputs and input gradients keep the memory order of the input (batch-last
+after a convolution, see :mod:`strided.conv.strided`): every pass is then a
+ufunc over runs of N contiguous numbers, and the next layer gets the order
+it works in. Average pooling is the ``kh*kw`` slice additions (4 for 2x2,
+about 9x faster than ``reshape(...).mean``); when the windows do not
+overlap, backward writes each input pixel exactly once, with no zeroing
+and no windows materialised.
 """
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import Window, pool_window
-from ..windows import offsets, pad, unpad
+from ..windows import empty, is_batch_last, offsets, pad, unpad
 from ._common import floating, grad_output
 
 
@@ -34,6 +42,7 @@ class AvgPool2dCache:
     x_shape: tuple
     window: Window
     divisor: np.ndarray  # (OH, OW) or a scalar array
+    batch_last: bool = False  # the input's memory order, which its gradient takes
 
 
 def _window_of(x, kernel_size, stride, padding, dilation, ceil_mode):
@@ -47,22 +56,38 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     Ties go to the first offset in row-major order and NaN wins, as in torch.
     """
     x, win = _window_of(x, kernel_size, stride, padding, dilation, ceil_mode)
-    xp = pad(x, win.padding, -np.inf)
+    xp = _padded(x, win, -np.inf)
     y = argmax = None
     for a, b, rows, cols in offsets(win):
         s = xp[:, :, rows, cols]
         k = a * win.kernel[1] + b
         if y is None:
-            y = s.copy()
-            argmax = np.zeros(y.shape, dtype=np.int16 if win.kernel[0] * win.kernel[1] < 2**15 else np.int32)
+            y = s.copy(order="K")
+            argmax = np.zeros_like(y, dtype=np.int16 if win.kernel[0] * win.kernel[1] < 2**15 else np.int32)
             continue
         better = s > y
         better |= np.isnan(s)  # torch propagates NaN
         np.copyto(y, s, where=better)
-        argmax[better] = k
+        np.copyto(argmax, k, where=better)
     if any(win.padding):
         _route_neg_inf(y, argmax, win)
     return y, MaxPool2dCache(x.shape, win, argmax, x.dtype)
+
+
+def _padded(x, win: Window, value):
+    """x padded for the window, in x's memory order (no copy without padding)."""
+    if not any(win.padding):
+        return x
+    n, c = x.shape[:2]
+    return pad(x, win.padding, value, out=empty((n, c, win.padded_height, win.padded_width), x.dtype,
+                                                is_batch_last(x)))
+
+
+def _tiles(win: Window) -> bool:
+    """Windows that tile the padded input exactly: every padded pixel in exactly one window."""
+    return (win.stride == win.kernel and win.dilation == (1, 1)
+            and win.out_height * win.stride[0] == win.padded_height
+            and win.out_width * win.stride[1] == win.padded_width)
 
 
 def _first_real_offset(size: int, pad: int, kernel: int, stride: int, dilation: int, out: int) -> np.ndarray:
@@ -98,7 +123,8 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
     win = cache.window
     n, c = cache.x_shape[:2]
     dy = grad_output(dy, (n, c, win.out_height, win.out_width), cache.dtype)
-    dxp = np.zeros((n, c, win.padded_height, win.padded_width), dtype=dy.dtype)
+    dxp = empty((n, c, win.padded_height, win.padded_width), dy.dtype, is_batch_last(cache.argmax))
+    dxp[...] = 0
     overlap = win.overlapping
     for a, b, rows, cols in offsets(win):
         hit = cache.argmax == a * win.kernel[1] + b
@@ -107,7 +133,7 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
         else:
             # every pixel belongs to at most one window: plain writes suffice
             np.copyto(dxp[:, :, rows, cols], dy, where=hit)
-    return np.ascontiguousarray(unpad(dxp, win.padding))
+    return unpad(dxp, win.padding)
 
 
 def avg_divisor(win: Window, padding: tuple[int, int], count_include_pad: bool, divisor_override=None):
@@ -137,21 +163,19 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
                                          not isinstance(divisor_override, (int, np.integer)) or
                                          divisor_override < 1):
         raise ValueError(f"divisor_override must be a positive int or None, got {divisor_override!r}")
-    xp = pad(x, win.padding, 0.0)
-    y = None
-    for a, b, rows, cols in offsets(win):
-        s = xp[:, :, rows, cols]
-        if y is None:
-            y = s.copy()
-        else:
-            y += s
+    xp = _padded(x, win, 0.0)
+    taps = [xp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]
+    # the first addition allocates y in the input's memory order
+    y = np.add(taps[0], taps[1]) if len(taps) > 1 else taps[0].copy(order="K")
+    for s in taps[2:]:
+        y += s
     divisor = avg_divisor(win, (win.padding[0], win.padding[2]), count_include_pad, divisor_override)
     if divisor.ndim == 0 or np.all(divisor == divisor.flat[0]):
         y *= x.dtype.type(1.0 / divisor.flat[0])
         divisor = divisor.reshape(-1)[:1].reshape(())
     else:
         y /= divisor.astype(x.dtype)
-    return y, AvgPool2dCache(x.shape, win, divisor.astype(x.dtype))
+    return y, AvgPool2dCache(x.shape, win, divisor.astype(x.dtype), is_batch_last(x))
 
 
 def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
@@ -162,14 +186,13 @@ def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
     g = dy * (1 / cache.divisor) if cache.divisor.ndim == 0 else dy / cache.divisor
     g = g.astype(dy.dtype, copy=False)
     overlap = win.overlapping
-    # windows that tile the padded input exactly write every pixel once: no zeroing needed
-    tiles = (win.stride == win.kernel and win.out_height * win.stride[0] == win.padded_height
-             and win.out_width * win.stride[1] == win.padded_width)
-    alloc = np.empty if tiles else np.zeros
-    dxp = alloc((n, c, win.padded_height, win.padded_width), dtype=dy.dtype)
+    dxp = empty((n, c, win.padded_height, win.padded_width), dy.dtype, cache.batch_last)
+    if overlap or not _tiles(win):
+        # windows that tile the padded input write every pixel once: only otherwise is zeroing needed
+        dxp[...] = 0
     for a, b, rows, cols in offsets(win):
         if overlap:
             dxp[:, :, rows, cols] += g
         else:
             dxp[:, :, rows, cols] = g
-    return np.ascontiguousarray(unpad(dxp, win.padding))
+    return unpad(dxp, win.padding)

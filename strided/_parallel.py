@@ -1,0 +1,226 @@
+"""Work split across the CPU's cores in fixed chunks, with bit-identical results.
+
+NumPy runs element-wise work on one core. OpenBLAS does use every core for a
+matrix product, but it splits each product statically between its threads:
+on the thin products of small convolutions it gains little, and as soon as
+another process holds a core every product waits for the descheduled
+thread (a LeNet-5 step measured 6.6 ms on one thread and 88 ms on two with
+another busy process on the machine).
+
+The hot loops of the library therefore cut their work into chunks chosen
+from the array shapes alone (rows of output pixels, blocks of channels) and
+hand them to a small pool of threads; each thread takes the next chunk
+when it becomes free, so a slow core delays one chunk, not the whole step.
+NumPy releases the GIL inside copies, ufuncs and BLAS calls, so the chunks
+really run side by side.
+
+Determinism: a chunk writes only its own part of the output, and a
+reduction across chunks (a weight gradient summed over rows of pixels)
+keeps one partial result per chunk and adds them in chunk order. The
+results are therefore the same, bit for bit, from run to run and for any
+number of threads, including one.
+
+While chunks that call BLAS run, BLAS is limited to one thread so that
+the two levels of threads do not compete; this needs ``threadpoolctl``
+(``pip install strided[speed]``). Without it such chunks run one after the
+other in the calling thread, with BLAS's own threads.
+
+``set_num_threads(n)`` (or ``STRIDED_NUM_THREADS=n`` in the environment)
+sets the number of threads; 1 switches the pool off. The default is the
+number of cores this process may run on.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _checks
+
+__all__ = ["can_limit_blas", "map_chunks", "matmul", "num_threads", "set_num_threads", "split"]
+
+
+def _default_threads() -> int:
+    env = os.environ.get("STRIDED_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_local = threading.local()        # .inside: this thread is running a chunk (nested calls run inline)
+
+
+def num_threads() -> int:
+    """The number of threads chunks are spread over (1: everything runs in the calling thread)."""
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for chunked work (1 turns the pool off)."""
+    global _threads, _pool
+    n = _checks.positive_int("n", n)
+    with _pool_lock:
+        _threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+            _pool = None
+
+
+def _reset_after_fork() -> None:
+    # a forked child inherits the pool object but not its threads
+    global _pool, _pool_lock, _blas_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+    _blas_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="strided")
+        return _pool
+
+
+# ---- BLAS threads --------------------------------------------------------------
+
+_blas_lock = threading.Lock()
+_blas = None            # list of threadpoolctl library controllers, [] without threadpoolctl
+_blas_depth = 0
+_blas_saved: list[int] = []
+
+
+def _blas_controllers() -> list:
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _blas = []
+        else:
+            _blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    return _blas
+
+
+def can_limit_blas() -> bool:
+    """Whether BLAS can be held to one thread while chunks run (threadpoolctl is installed)."""
+    return bool(_blas_controllers())
+
+
+class _SingleThreadedBlas:
+    """Context: BLAS on one thread; re-entrant and safe when several threads enter it."""
+
+    def __enter__(self):
+        global _blas_depth, _blas_saved
+        with _blas_lock:
+            if _blas_depth == 0:
+                _blas_saved = [c.num_threads for c in _blas_controllers()]
+                for c in _blas_controllers():
+                    c.set_num_threads(1)
+            _blas_depth += 1
+
+    def __exit__(self, *exc):
+        global _blas_depth
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for c, n in zip(_blas_controllers(), _blas_saved):
+                    c.set_num_threads(n)
+
+
+# ---- chunks ------------------------------------------------------------------------
+
+def split(total: int, per_chunk: int) -> list[slice]:
+    """``range(total)`` cut into consecutive slices of ``per_chunk`` (the last one shorter)."""
+    per_chunk = max(1, int(per_chunk))
+    return [slice(i, min(i + per_chunk, total)) for i in range(0, total, per_chunk)]
+
+
+def map_chunks(fn, n: int, *, blas: bool = False) -> list:
+    """``[fn(0), fn(1), ..., fn(n - 1)]``, the calls spread over the threads.
+
+    ``fn(i)`` must only write memory no other chunk touches. ``blas=True``
+    says ``fn`` calls BLAS: then BLAS is held to one thread meanwhile, and
+    without threadpoolctl the chunks run one after the other (see the module
+    docstring). Calls from inside a chunk and a pool of one thread run
+    inline. The first exception (in chunk order) is re-raised once every
+    started chunk has ended.
+    """
+    if getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas()):
+        return [fn(i) for i in range(n)]
+    with _SingleThreadedBlas() if blas else contextlib.nullcontext():
+        if n <= 1:
+            return [fn(i) for i in range(n)]
+        return _run(fn, n, min(_threads, n))
+
+
+def _run(fn, n: int, threads: int) -> list:
+    results = [None] * n
+    errors = []
+    counter = itertools.count()    # next() on a count is atomic under the GIL: each chunk is taken once
+
+    def work():
+        _local.inside = True
+        try:
+            for i in iter(counter.__next__, None):
+                if i >= n or errors:
+                    return
+                try:
+                    results[i] = fn(i)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
+                    errors.append((i, exc))
+                    return
+        finally:
+            _local.inside = False
+
+    pool = _executor()
+    futures = [pool.submit(work) for _ in range(threads - 1)]
+    work()
+    for f in futures:
+        f.result()
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return results
+
+
+# Multiply-adds per chunk of a split matrix product, at least (handing a chunk over costs ~10-20 us).
+MIN_SPLIT_MACS = 1_000_000
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D a: (M, K), b: (K, N), its rows split into fixed chunks over the threads when large.
+
+    BLAS runs on one thread inside (as for every chunk that calls it). The
+    rows are cut from the shapes alone, so the result does not depend on
+    the number of threads.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    pieces = max(1, min(8, m, m * k * n // MIN_SPLIT_MACS))
+    chunks = split(m, -(-m // pieces))
+    if len(chunks) == 1:
+        return map_chunks(lambda i: a @ b, 1, blas=True)[0]
+    out = np.empty((m, n), dtype=np.result_type(a, b))
+
+    def chunk(i):
+        np.matmul(a[chunks[i]], b, out=out[chunks[i]])
+
+    map_chunks(chunk, len(chunks), blas=True)
+    return out
