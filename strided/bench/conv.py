@@ -2,15 +2,18 @@
 
 For each case and each algorithm of :mod:`strided.conv` that supports it,
 one *step* is a forward pass and both gradients (input and weight), as in
-training. The table reports the median step time over several repeats
-(after a warm-up), its ratio to ``torch.nn.functional.conv2d`` (forward +
-autograd backward, 2 threads) when PyTorch is installed, and the peak
+training. The algorithms of a case are timed in interleaved rounds (one
+step of each in turn), so a change in the machine's load affects them
+alike. The table reports the median step time over the rounds (after a
+warm-up), its ratio to ``torch.nn.functional.conv2d`` (forward +
+autograd backward, timed in a phase of its own) when PyTorch is installed, and the peak
 memory allocated on top of the inputs during one step, measured with
 ``tracemalloc`` (NumPy reports its array allocations to it).
 
     strided bench conv                      # the whole suite
     strided bench conv --cases lenet-conv1,lenet-conv2 --batch 128
     strided bench conv --algorithms strided,fft --dtype float64 --markdown
+    strided bench conv --threads 1          # torch and BLAS on one thread each (needs threadpoolctl)
 """
 from __future__ import annotations
 
@@ -87,19 +90,27 @@ def _inputs(case: Case, dtype):
     return geom, x, w, dy
 
 
-def _median_ms(step, repeat: int, budget: float) -> float:
-    """Median of up to ``repeat`` timed runs after one warm-up; stops early once ``budget`` seconds are spent."""
+def _timed(step) -> float:
+    start = time.perf_counter()
     step()
-    times = []
-    spent = 0.0
-    for _ in range(repeat):
-        start = time.perf_counter()
+    return time.perf_counter() - start
+
+
+def _median_ms(steps: dict, repeat: int, budget: float) -> dict:
+    """Median ms per step of each callable in ``steps``, timed in interleaved rounds.
+
+    Each step runs once to warm up, then up to ``repeat`` rounds time every
+    step once, in turn, so a change in the machine's load touches all of
+    them alike. A step stops being repeated once it has used ``budget`` seconds.
+    """
+    for step in steps.values():
         step()
-        times.append(time.perf_counter() - start)
-        spent += times[-1]
-        if spent > budget:
-            break
-    return statistics.median(times) * 1e3
+    times = {name: [] for name in steps}
+    for _ in range(repeat):
+        for name, step in steps.items():
+            if sum(times[name]) <= budget:
+                times[name].append(_timed(step))
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def _peak_mib(step) -> float:
@@ -113,21 +124,28 @@ def _peak_mib(step) -> float:
     return (peak - base) / 2**20
 
 
-def time_algorithm(case: Case, name: str, dtype=np.float32, repeat: int = 7, budget: float = 5.0) -> Row:
-    """Time one algorithm on one case: forward + grad_input + grad_weight."""
-    geom, x, w, dy = _inputs(case, dtype)
-    alg = conv.get(name)
-    why = alg.supports(geom, np.dtype(dtype))
-    if why is not None:
-        return Row(case, name, note=f"unsupported: {why}")
-
+def _conv_step(alg, geom, x, w, dy):
     def step():
         y, saved = alg.forward(x, w, geom)
         alg.grad_input(dy, w, geom, saved)
         alg.grad_weight(dy, x, geom, saved)
+    return step
 
-    ms = _median_ms(step, repeat, budget)
-    return Row(case, name, ms, _peak_mib(step))
+
+def time_algorithms(case: Case, names, dtype=np.float32, repeat: int = 7, budget: float = 5.0) -> list[Row]:
+    """Time forward + grad_input + grad_weight of each algorithm in ``names`` on one case, interleaved."""
+    geom, x, w, dy = _inputs(case, dtype)
+    rows, steps = {}, {}
+    for name in names:
+        alg = conv.get(name)
+        why = alg.supports(geom, np.dtype(dtype))
+        if why is None:
+            steps[name] = _conv_step(alg, geom, x, w, dy)
+        else:
+            rows[name] = Row(case, name, note=f"unsupported: {why}")
+    for name, ms in _median_ms(steps, repeat, budget).items():
+        rows[name] = Row(case, name, ms, _peak_mib(steps[name]))
+    return [rows[name] for name in names]
 
 
 def time_torch(case: Case, dtype=np.float32, repeat: int = 7, budget: float = 5.0, threads: int = 2) -> Row:
@@ -148,7 +166,7 @@ def time_torch(case: Case, dtype=np.float32, repeat: int = 7, budget: float = 5.
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        ms = _median_ms(step, repeat, budget)
+        ms = _median_ms({"torch": step}, repeat, budget)["torch"]
     finally:
         torch.set_num_threads(before)
     return Row(case, "torch", ms, note="memory not visible to tracemalloc")
@@ -160,13 +178,14 @@ def run(cases=SUITE, algorithms=None, dtype=np.float32, repeat: int = 7, budget:
     algorithms = list(conv.ALGORITHMS) if algorithms is None else list(algorithms)
     rows = {}
     for case in cases:
-        for name in algorithms:
-            rows[case.name, name] = time_algorithm(case, name, dtype, repeat, budget)
+        for row in time_algorithms(case, algorithms, dtype, repeat, budget):
+            rows[case.name, row.algorithm] = row
             if progress:
-                progress(rows[case.name, name])
+                progress(row)
     if with_torch:
-        # torch runs last, after a pause: idle OpenMP and OpenBLAS worker threads spin for a while
-        # after their last job and would steal the two cores from whichever library runs next
+        # torch runs in its own phase, after a pause: a library's idle worker threads spin for a
+        # while after their last job, and threads woken from sleep start slowly, so alternating
+        # torch with NumPy step by step would measure each library's warm-up, not its speed
         time.sleep(1.0)
         for case in cases:
             rows[case.name, "torch"] = time_torch(case, dtype, repeat, budget, threads)
