@@ -41,7 +41,7 @@ import numpy as np
 
 from . import _checks
 
-__all__ = ["can_limit_blas", "map_chunks", "matmul", "num_threads", "set_num_threads", "split"]
+__all__ = ["can_limit_blas", "elementwise", "map_chunks", "matmul", "num_threads", "set_num_threads", "split"]
 
 
 def _default_threads() -> int:
@@ -224,3 +224,27 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     map_chunks(chunk, len(chunks), blas=True)
     return out
+
+
+# Elements per chunk of element-wise work, at least: about 20 us of work, worth a hand-over.
+MIN_ELEMENTWISE = 96 * 1024
+
+
+def elementwise(fn, *arrays) -> None:
+    """Call ``fn(*chunks)`` on matching chunks of same-shape arrays (inputs and outputs alike).
+
+    The arrays are cut along the axis that is outermost in the first one's
+    memory (the channels of a batch-last activation, the batch of a C-ordered
+    one), so each chunk is a few long contiguous runs; small arrays are
+    passed whole. ``fn`` works in place on its chunks (``out=`` arguments);
+    nothing is reduced across chunks, so the result never depends on them.
+    """
+    first = arrays[0]
+    pieces = min(16, first.size // MIN_ELEMENTWISE)
+    if pieces < 2 or _threads <= 1 or getattr(_local, "inside", False):
+        fn(*arrays)
+        return
+    axis = max(range(first.ndim), key=lambda k: abs(first.strides[k]) if first.shape[k] > 1 else -1)
+    cuts = split(first.shape[axis], -(-first.shape[axis] // pieces))
+    lead = (slice(None),) * axis
+    map_chunks(lambda i: fn(*(a[(*lead, cuts[i])] for a in arrays)), len(cuts))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import _memory
 from .geometry import Window
 
 
@@ -59,12 +60,10 @@ def empty(shape, dtype, batch_last: bool = False) -> np.ndarray:
     """An uninitialised (N, C, H, W) array, its memory C-ordered or batch-last (laid out (C, H, W, N)).
 
     Pooling allocates its outputs and gradients in its input's order, so a
-    batch-last activation stays batch-last from one layer to the next.
+    batch-last activation stays batch-last from one layer to the next. The
+    memory comes from :mod:`strided._memory` (reused between steps).
     """
-    if batch_last:
-        n, c, h, w = shape
-        return np.empty((c, h, w, n), dtype=dtype).transpose(3, 0, 1, 2)
-    return np.empty(shape, dtype=dtype)
+    return _memory.empty(shape, dtype, batch_last)
 
 
 def batch_last(x: np.ndarray) -> np.ndarray:

@@ -649,7 +649,8 @@ def main(argv=None) -> int:
             if "error" in m:
                 print(f"  {lib}: not measured ({m['error']})")
                 continue
-            extra = f"; NumPy arrays at most {_mib(m['traced_peak'])} at once (tracemalloc)" if "traced_peak" in m else ""
+            extra = (f"; NumPy arrays at most {_mib(m['traced_peak'])} at once (tracemalloc)"
+                     if "traced_peak" in m else "")
             print(f"  {lib}: {_mib(m['rss_growth'])}{extra}")
     if args.json:
         with open(args.json, "w") as f:

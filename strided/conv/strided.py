@@ -50,7 +50,7 @@ import threading
 
 import numpy as np
 
-from .. import _parallel
+from .. import _memory, _parallel
 from ..windows import fold, pad, window_view
 from .base import ConvAlgorithm, check_operands, grouped
 
@@ -72,12 +72,11 @@ def padded_batch_last(x: np.ndarray, geom) -> np.ndarray:
     """xp: (C, Hp, Wp, N), the zero-padded x: (N, C, H, W) with the batch innermost (contiguous)."""
     n, c, h, w = x.shape
     top, bottom, left, right = geom.padding
-    t = x.transpose(1, 2, 3, 0)
     if top == bottom == left == right == 0:
-        return t if t.flags.c_contiguous else np.ascontiguousarray(t)
-    xp = np.empty((c, h + top + bottom, w + left + right, n), dtype=x.dtype)
-    pad(x, geom.padding, out=xp.transpose(3, 0, 1, 2))
-    return xp
+        return _batch_last_matrix(x)
+    xp = _memory.empty((n, c, h + top + bottom, w + left + right), x.dtype, batch_last=True)
+    pad(x, geom.padding, out=xp)
+    return xp.transpose(1, 2, 3, 0)
 
 
 def _windows(xp: np.ndarray, geom) -> np.ndarray:
@@ -149,9 +148,9 @@ class Strided(ConvAlgorithm):
     def _forward(self, x, w, geom, bias=None):
         xp = padded_batch_last(x, geom)
         v = _windows(xp, geom)
-        g, n, win = geom.groups, geom.batch, geom.window
+        g = geom.groups
         wm = grouped(w, g)                                              # (G, Og, K)
-        y = np.empty((geom.out_channels, win.out_height, win.out_width, n), dtype=x.dtype)
+        y = _memory.empty(geom.y_shape, x.dtype, batch_last=True).transpose(1, 2, 3, 0)   # (O, OH, OW, N)
         b = None if bias is None else bias.reshape(g, -1, 1)
 
         def chunk(k):
@@ -213,7 +212,8 @@ class Strided(ConvAlgorithm):
         cg, og = c // g, o // g
         kh, kw = win.kernel
         dym = _batch_last_matrix(dy).reshape(g, og, -1)                  # (G, Og, L*N)
-        dxp = np.empty((c, win.padded_height, win.padded_width, n), dtype=dy.dtype)
+        dxp = _memory.empty((n, c, win.padded_height, win.padded_width), dy.dtype, batch_last=True)
+        dxp = dxp.transpose(1, 2, 3, 0)                                  # (C, Hp, Wp, N)
         per_channel = kh * kw * dym.shape[2] * dy.dtype.itemsize
         step = max(1, min(cg, CHUNK_BYTES * 4 // per_channel))
         # blocks of input channels within one group: each chunk owns its channels of dxp
@@ -237,7 +237,11 @@ class Strided(ConvAlgorithm):
 def _batch_last_matrix(a: np.ndarray) -> np.ndarray:
     """a: (N, C, H, W) as a contiguous (C, H, W, N) array; no copy when its memory is already batch-last."""
     t = a.transpose(1, 2, 3, 0)
-    return t if t.flags.c_contiguous else np.ascontiguousarray(t)
+    if t.flags.c_contiguous:
+        return t
+    out = _memory.empty(a.shape, a.dtype, batch_last=True).transpose(1, 2, 3, 0)
+    np.copyto(out, t)
+    return out
 
 
 def _copy_block(v: np.ndarray, rows: slice, cols: slice, groups: int) -> np.ndarray:

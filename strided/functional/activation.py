@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from .._memory import empty_like
+from .._parallel import elementwise
 from ._common import grad_output
 
 
@@ -24,32 +26,50 @@ def _arr(x):
     return x
 
 
+def _map(fn, out, *arrays):
+    """``fn(out, *arrays)`` chunk by chunk over the cores (see :func:`strided._parallel.elementwise`); returns out.
+
+    ``out`` is allocated by the caller with :func:`strided._memory.empty_like`,
+    which keeps the input's memory order (batch-last after a convolution).
+    """
+    elementwise(fn, out, *arrays)
+    return out
+
+
 def relu_forward(x):
     x = _arr(x)
-    y = np.maximum(x, 0)
+    y = _map(lambda o, a: np.maximum(a, 0, out=o), empty_like(x), x)
     return y, y
 
 
 def relu_backward(dy, y):
     dy = grad_output(dy, y.shape, y.dtype)
-    return dy * (y > 0)
+    return _map(lambda o, d, a: np.multiply(d, a > 0, out=o), empty_like(y), dy, y)
 
 
 def leaky_relu_forward(x, negative_slope=0.01):
     x = _arr(x)
     s = x.dtype.type(negative_slope)
-    return np.where(x > 0, x, x * s), x
+    return _map(lambda o, a: np.copyto(o, np.where(a > 0, a, a * s)), empty_like(x), x), x
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.01):
     dy = grad_output(dy, x.shape, x.dtype)
-    return np.where(x > 0, dy, dy * x.dtype.type(negative_slope))
+    s = x.dtype.type(negative_slope)
+    return _map(lambda o, d, a: np.copyto(o, np.where(a > 0, d, d * s)), empty_like(x), dy, x)
+
+
+def _sigmoid_into(out, x):
+    # exp is only ever taken of a non-positive number: no overflow
+    np.abs(x, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)                            # e = exp(-|x|)
+    np.divide(np.where(x >= 0, 1, out), out + 1, out=out)   # 1 / (1 + e) or e / (1 + e)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Overflow-free logistic function: exp is only ever taken of a non-positive number."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    return _map(_sigmoid_into, empty_like(x), x)
 
 
 def sigmoid_forward(x):
@@ -57,25 +77,32 @@ def sigmoid_forward(x):
     return y, y
 
 
+def _sigmoid_grad(out, d, y):
+    np.subtract(1, y, out=out)
+    out *= y
+    out *= d
+
+
 def sigmoid_backward(dy, y):
     dy = grad_output(dy, y.shape, y.dtype)
-    g = 1 - y             # one new array in y's memory order, then updated in place
-    g *= y
-    g *= dy
-    return g
+    return _map(_sigmoid_grad, empty_like(y), dy, y)
 
 
 def tanh_forward(x):
-    y = np.tanh(_arr(x))
+    x = _arr(x)
+    y = _map(lambda o, a: np.tanh(a, out=o), empty_like(x), x)
     return y, y
+
+
+def _tanh_grad(out, d, y):
+    np.multiply(y, y, out=out)
+    np.subtract(1, out, out=out)
+    out *= d
 
 
 def tanh_backward(dy, y):
     dy = grad_output(dy, y.shape, y.dtype)
-    g = y * y             # one new array in y's memory order, then updated in place
-    np.subtract(1, g, out=g)
-    g *= dy
-    return g
+    return _map(_tanh_grad, empty_like(y), dy, y)
 
 
 # exp(-x^2) is exactly 0 in float32 and float64 once |x| > 30; clipping there
@@ -86,17 +113,26 @@ _GAUSSIAN_CLIP = 1e4
 
 def gaussian_forward(x):
     x = np.clip(_arr(x), -_GAUSSIAN_CLIP, _GAUSSIAN_CLIP)
-    y = np.exp(-(x * x))
+
+    def f(o, a):
+        np.multiply(a, a, out=o)
+        np.negative(o, out=o)
+        np.exp(o, out=o)
+
+    y = _map(f, empty_like(x), x)
     return y, (x, y)
+
+
+def _gaussian_grad(out, d, x, y):
+    np.multiply(x, y, out=out)
+    out *= out.dtype.type(-2)
+    out *= d
 
 
 def gaussian_backward(dy, cache):
     x, y = cache
     dy = grad_output(dy, y.shape, y.dtype)
-    g = x * y
-    g *= y.dtype.type(-2)
-    g *= dy
-    return g
+    return _map(_gaussian_grad, empty_like(y), dy, x, y)
 
 
 def _shift(x: np.ndarray, axis: int) -> np.ndarray:

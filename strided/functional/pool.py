@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._parallel import elementwise
 from ..geometry import Window, pool_window
 from ..windows import empty, is_batch_last, offsets, pad, unpad
 from ._common import floating, grad_output
@@ -57,18 +58,19 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     """
     x, win = _window_of(x, kernel_size, stride, padding, dilation, ceil_mode)
     xp = _padded(x, win, -np.inf)
-    y = argmax = None
-    for a, b, rows, cols in offsets(win):
-        s = xp[:, :, rows, cols]
-        k = a * win.kernel[1] + b
-        if y is None:
-            y = s.copy(order="K")
-            argmax = np.zeros_like(y, dtype=np.int16 if win.kernel[0] * win.kernel[1] < 2**15 else np.int32)
-            continue
-        better = s > y
-        better |= np.isnan(s)  # torch propagates NaN
-        np.copyto(y, s, where=better)
-        np.copyto(argmax, k, where=better)
+    taps = [xp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]     # row-major: k = a*kw + b
+    y = empty(taps[0].shape, x.dtype, is_batch_last(x))
+    argmax = np.zeros_like(y, dtype=np.int16 if len(taps) < 2**15 else np.int32)
+
+    def chunk(y, argmax, *taps):
+        np.copyto(y, taps[0])
+        for k, s in enumerate(taps[1:], 1):
+            better = s > y
+            better |= np.isnan(s)  # torch propagates NaN
+            np.copyto(y, s, where=better)
+            np.copyto(argmax, k, where=better)
+
+    elementwise(chunk, y, argmax, *taps)
     if any(win.padding):
         _route_neg_inf(y, argmax, win)
     return y, MaxPool2dCache(x.shape, win, argmax, x.dtype)
@@ -124,15 +126,25 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
     n, c = cache.x_shape[:2]
     dy = grad_output(dy, (n, c, win.out_height, win.out_width), cache.dtype)
     dxp = empty((n, c, win.padded_height, win.padded_width), dy.dtype, is_batch_last(cache.argmax))
-    dxp[...] = 0
-    overlap = win.overlapping
-    for a, b, rows, cols in offsets(win):
-        hit = cache.argmax == a * win.kernel[1] + b
-        if overlap:
-            dxp[:, :, rows, cols] += np.where(hit, dy, 0)
-        else:
-            # every pixel belongs to at most one window: plain writes suffice
-            np.copyto(dxp[:, :, rows, cols], dy, where=hit)
+    taps = [dxp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]
+    if win.overlapping:
+        # several windows may credit one pixel: accumulate, one kernel offset at a time
+        dxp[...] = 0
+        for k, t in enumerate(taps):
+            t += np.where(cache.argmax == k, dy, 0)
+        return unpad(dxp, win.padding)
+    tiles = _tiles(win)
+    if not tiles:
+        dxp[...] = 0          # pixels no window reads get no gradient
+
+    def chunk(dy, argmax, *taps):
+        # every pixel belongs to at most one window: plain writes suffice
+        for k, t in enumerate(taps):
+            if tiles:
+                t[...] = 0
+            np.copyto(t, dy, where=argmax == k)
+
+    elementwise(chunk, dy, cache.argmax, *taps)
     return unpad(dxp, win.padding)
 
 
@@ -165,13 +177,23 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
         raise ValueError(f"divisor_override must be a positive int or None, got {divisor_override!r}")
     xp = _padded(x, win, 0.0)
     taps = [xp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]
-    # the first addition allocates y in the input's memory order
-    y = np.add(taps[0], taps[1]) if len(taps) > 1 else taps[0].copy(order="K")
-    for s in taps[2:]:
-        y += s
     divisor = avg_divisor(win, (win.padding[0], win.padding[2]), count_include_pad, divisor_override)
-    if divisor.ndim == 0 or np.all(divisor == divisor.flat[0]):
-        y *= x.dtype.type(1.0 / divisor.flat[0])
+    uniform = divisor.ndim == 0 or np.all(divisor == divisor.flat[0])
+    scale = x.dtype.type(1.0 / divisor.flat[0])
+    y = empty(taps[0].shape, x.dtype, is_batch_last(x))
+
+    def chunk(y, *taps):
+        if len(taps) > 1:
+            np.add(taps[0], taps[1], out=y)
+        else:
+            np.copyto(y, taps[0])
+        for s in taps[2:]:
+            y += s
+        if uniform:
+            y *= scale
+
+    elementwise(chunk, y, *taps)
+    if uniform:
         divisor = divisor.reshape(-1)[:1].reshape(())
     else:
         y /= divisor.astype(x.dtype)
@@ -183,16 +205,26 @@ def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
     win = cache.window
     n, c = cache.x_shape[:2]
     dy = grad_output(dy, (n, c, win.out_height, win.out_width), cache.divisor.dtype)
-    g = dy * (1 / cache.divisor) if cache.divisor.ndim == 0 else dy / cache.divisor
-    g = g.astype(dy.dtype, copy=False)
-    overlap = win.overlapping
     dxp = empty((n, c, win.padded_height, win.padded_width), dy.dtype, cache.batch_last)
-    if overlap or not _tiles(win):
+    taps = [dxp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]
+    if cache.divisor.ndim:
+        g = (dy / cache.divisor).astype(dy.dtype, copy=False)
+        scale = dy.dtype.type(1)
+    else:
+        g, scale = dy, dy.dtype.type(1 / cache.divisor)
+    if win.overlapping:
+        dxp[...] = 0
+        g = g * scale
+        for t in taps:
+            t += g
+        return unpad(dxp, win.padding)
+    if not _tiles(win):
         # windows that tile the padded input write every pixel once: only otherwise is zeroing needed
         dxp[...] = 0
-    for a, b, rows, cols in offsets(win):
-        if overlap:
-            dxp[:, :, rows, cols] += g
-        else:
-            dxp[:, :, rows, cols] = g
+
+    def chunk(g, *taps):
+        for t in taps:
+            np.multiply(g, scale, out=t)
+
+    elementwise(chunk, g, *taps)
     return unpad(dxp, win.padding)

@@ -1,0 +1,246 @@
+"""The fast paths: threads, chunks, batch-last memory, reused buffers, fused bias, and the LeNet-5 benchmark.
+
+Every fast path is checked against a slower ground truth: the naive
+convolution, the unfused computation, the same computation on one thread,
+PyTorch. Nothing here measures time.
+"""
+import numpy as np
+import pytest
+
+import strided
+from strided import _memory, _parallel, conv, models, nn, optim
+from strided.bench import lenet5 as bench
+from strided.conv import strided as fast
+from strided.geometry import ConvGeometry
+from strided.windows import batch_last, is_batch_last
+
+NAIVE = conv.get("naive")
+STRIDED = conv.get("strided")
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count after a test changes it."""
+    old = _parallel.num_threads()
+    yield _parallel.set_num_threads
+    _parallel.set_num_threads(old)
+
+
+def _step_results(threads_n, set_threads, batch=16, steps=2):
+    set_threads(threads_n)
+    strided.manual_seed(0)
+    model = models.lenet5()
+    x, y = bench.random_batch(batch)
+    step = bench.strided_step(model, x, y)
+    for _ in range(steps):
+        step()
+    crit = nn.CrossEntropyLoss()
+    logits = model(x)
+    crit(logits, y)
+    model.zero_grad()
+    model.backward(crit.backward())
+    return logits, {n: (p.data.copy(), p.grad.copy()) for n, p in model.named_parameters()}
+
+
+# ---- the thread pool -------------------------------------------------------------------------------
+
+
+def test_training_is_bit_identical_on_one_or_two_threads_and_run_to_run(threads):
+    one = _step_results(1, threads)
+    two = _step_results(2, threads)
+    again = _step_results(2, threads)
+    for other in (two, again):
+        np.testing.assert_array_equal(one[0], other[0])
+        for name, (data, grad) in one[1].items():
+            np.testing.assert_array_equal(data, other[1][name][0], err_msg=name)
+            np.testing.assert_array_equal(grad, other[1][name][1], err_msg=name)
+
+
+def test_map_chunks_keeps_order_and_reraises_the_first_error(threads):
+    threads(2)
+    assert _parallel.map_chunks(lambda i: i * i, 7) == [i * i for i in range(7)]
+    assert _parallel.map_chunks(lambda i: i, 0) == []
+
+    def fail(i):
+        if i in (3, 5):
+            raise KeyError(i)
+        return i
+
+    with pytest.raises(KeyError) as err:
+        _parallel.map_chunks(fail, 8)
+    assert err.value.args == (3,)
+    # a chunk that starts chunks of its own runs them inline
+    assert _parallel.map_chunks(lambda i: _parallel.map_chunks(lambda j: 10 * i + j, 3), 2) == [[0, 1, 2],
+                                                                                               [10, 11, 12]]
+
+
+def test_elementwise_and_matmul_cover_everything(threads, rng):
+    threads(2)
+    x = batch_last(rng.standard_normal((8, 3, 100, 50)).astype(np.float32))
+    out = np.full_like(x, np.nan)
+    _parallel.elementwise(lambda o, a: np.multiply(a, 2, out=o), out, x)
+    np.testing.assert_array_equal(out, 2 * x)
+    a = rng.standard_normal((300, 200))
+    b = rng.standard_normal((200, 150))
+    np.testing.assert_allclose(_parallel.matmul(a, b), a @ b, rtol=1e-12)
+    assert _parallel.matmul(a.astype(np.float32), b.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_set_num_threads_validates(bad, exc, threads):
+    with pytest.raises(exc, match="n must be a positive int"):
+        threads(bad)
+
+
+# ---- the strided convolution: chunks, batch-last memory, fused bias ------------------------------
+
+
+def _conv_data(geom, dtype, rng):
+    x = rng.standard_normal(geom.x_shape).astype(dtype)
+    w = rng.standard_normal(geom.weight_shape).astype(dtype)
+    dy = rng.standard_normal(geom.y_shape).astype(dtype)
+    return x, w, dy
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4096, 10**9])      # one pixel, pieces of rows, one chunk
+@pytest.mark.parametrize("groups, stride, dilation, padding", [(1, 1, 1, 2), (2, (2, 1), (1, 2), (3, 0, 1, 2))])
+def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_bytes, groups, stride, dilation,
+                                                    padding):
+    monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
+    geom = ConvGeometry.create((5, 4, 11, 9), (6, 4 // groups, 3, 2), stride, padding, dilation, groups)
+    x, w, dy = _conv_data(geom, np.float64, rng)
+    b = rng.standard_normal(geom.out_channels)
+    y, saved = STRIDED.forward(x, w, geom, bias=b)
+    y_ref, _ = NAIVE.forward(x, w, geom)
+    np.testing.assert_allclose(y, y_ref + b.reshape(1, -1, 1, 1), rtol=1e-10, atol=1e-10)
+    dw, db = STRIDED.grad_weight_and_bias(dy, x, geom, saved)
+    np.testing.assert_allclose(dw, NAIVE.grad_weight(dy, x, geom), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(STRIDED.grad_input(dy, w, geom, saved), NAIVE.grad_input(dy, w, geom),
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_fused_bias_equals_adding_it_afterwards(rng):
+    geom = ConvGeometry.create((6, 3, 12, 12), (5, 3, 5, 5), padding=2)
+    x, w, dy = _conv_data(geom, np.float32, rng)
+    b = rng.standard_normal(5).astype(np.float32)
+    y_fused, saved = STRIDED.forward(x, w, geom, bias=b)
+    y_plain, _ = STRIDED.forward(x, w, geom)
+    np.testing.assert_array_equal(y_fused, y_plain + b.reshape(1, -1, 1, 1))
+    assert y_fused.dtype == np.float32
+    dw, db = STRIDED.grad_weight_and_bias(dy, x, geom, saved)
+    np.testing.assert_array_equal(dw, STRIDED.grad_weight(dy, x, geom, saved))
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"bias must have shape \(5,\) and dtype float32"):
+        STRIDED.forward(x, w, geom, bias=b.astype(np.float64))
+
+
+def test_outputs_are_batch_last_and_either_memory_order_gives_the_same_numbers(rng):
+    geom = ConvGeometry.create((4, 2, 9, 9), (3, 2, 3, 3), padding=1)
+    x, w, dy = _conv_data(geom, np.float64, rng)
+    y, saved = STRIDED.forward(x, w, geom)
+    assert y.shape == geom.y_shape and is_batch_last(y)
+    y2, saved2 = STRIDED.forward(batch_last(x), w, geom)
+    np.testing.assert_array_equal(y, y2)
+    dx = STRIDED.grad_input(dy, w, geom, saved)
+    np.testing.assert_array_equal(dx, STRIDED.grad_input(batch_last(dy), w, geom, saved2))
+    assert is_batch_last(dx)
+
+
+def test_layers_keep_the_batch_last_order_from_conv_to_flatten():
+    model = models.lenet5()
+    h = bench.random_batch(8)[0]
+    for layer in list(model)[:6]:
+        h = layer(h)
+        assert is_batch_last(h), type(layer).__name__
+
+
+# ---- buffers reused between steps -------------------------------------------------------------------
+
+
+def test_reused_buffers_never_overwrite_arrays_still_in_use(rng):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.AvgPool2d(2))
+    x1, x2 = (rng.standard_normal((64, 1, 32, 32)).astype(np.float32) for _ in range(2))
+    y1 = model(x1)
+    kept = y1.copy()
+    inner = model[1](model[0](x1))          # an intermediate the caller holds on to
+    inner_kept = inner.copy()
+    for _ in range(3):
+        model(x2)
+        model.backward(np.ones((64, 4, 16, 16), np.float32))
+    np.testing.assert_array_equal(y1, kept)
+    np.testing.assert_array_equal(inner, inner_kept)
+
+
+def test_memory_reuses_a_buffer_only_once_it_is_free():
+    _memory.release()
+    shape = (32, 8, 32, 33)
+    a = _memory.empty(shape, np.float32, batch_last=True)
+    assert a.shape == shape and is_batch_last(a)
+    view = a[:, 1:3]
+    first, nbytes = id(a.base), a.base.nbytes     # no reference kept: that would keep the buffer busy
+    del a
+    b = _memory.empty(shape, np.float32, batch_last=True)
+    assert id(b.base) != first                    # a's buffer is still used by the view
+    del view
+    c = _memory.empty(shape, np.float32)
+    assert id(c.base) == first and c.flags.c_contiguous   # free again: reused
+    assert _memory.kept_bytes() == 2 * nbytes
+    small = _memory.empty((3, 4), np.float64)
+    assert small.base is None                     # small arrays are plain np.empty
+
+
+# ---- the benchmark ------------------------------------------------------------------------------------
+
+
+def test_benchmark_network_matches_torch_and_the_check_fails_on_different_weights(torch):
+    model, tmodel = bench.build_pair(torch)
+    errors = bench.check_agreement(model, tmodel, torch, batch=8)
+    assert max(errors.values()) < 1e-5
+    model[0].weight.data = model[0].weight.data * 1.01
+    with pytest.raises(AssertionError, match="disagree"):
+        bench.check_agreement(model, tmodel, torch, batch=8)
+
+
+def test_benchmark_and_profile_run_without_torch(capsys):
+    assert bench.main(["--batches", "4", "--rounds", "1", "--no-torch", "--no-epoch", "--no-inference",
+                       "--no-memory"]) == 0
+    out = capsys.readouterr().out
+    assert "strided ms/step" in out and "PyTorch" in out and "strided alone" in out
+    assert bench.profile_main(["--batches", "4", "--steps", "2", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "0 Conv2d" in out and "whole step" in out
+
+
+def test_interleaved_timing_alternates_and_counts_rounds():
+    calls = []
+    out = bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3,
+                            warmup=1, round_seconds=0.0)
+    assert {k: len(v) for k, v in out.items()} == {"a": 3, "b": 3}
+    # after the warm-up, round 2 starts with b: the order alternates
+    timed = calls[4:]
+    per_round = len(timed) // 3
+    assert timed[0] == "a" and timed[per_round] == "b" and timed[2 * per_round] == "a"
+
+
+def test_sgd_step_through_the_benchmark_equals_torchs(torch):
+    model, tmodel = bench.build_pair(torch)
+    x, y = bench.random_batch(8)
+    ours, theirs = bench.strided_step(model, x, y), bench.torch_step(torch, tmodel, x, y)
+    for _ in range(3):
+        ours()
+        theirs()
+    tparams = dict(tmodel.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.data, tparams[name].detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_optimizer_keeps_float32(rng):
+    model = models.lenet5()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = bench.random_batch(4)
+    crit = nn.CrossEntropyLoss()
+    crit(model(x), y)
+    model.backward(crit.backward())
+    opt.step()
+    assert all(p.data.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
