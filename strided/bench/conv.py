@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import conv
+from .. import _parallel, conv
 from ..geometry import ConvGeometry
 
 
@@ -253,17 +253,25 @@ def machine() -> str:
 
 
 @contextlib.contextmanager
-def blas_threads(threads: int):
-    """Limit NumPy's BLAS to ``threads`` inside the block; yields a description of what is in effect."""
+def threads_limited(threads: int):
+    """Run the block with ``threads`` threads for strided's own pool and for NumPy's BLAS.
+
+    Yields a description of what is in effect. BLAS threads need threadpoolctl.
+    """
+    before = _parallel.num_threads()
+    _parallel.set_num_threads(threads)
     try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:
-        yield ("BLAS threads: library default (pip install threadpoolctl, or strided[speed], to set them; "
-               "or set OPENBLAS_NUM_THREADS)")
-        return
-    with threadpool_limits(threads, user_api="blas"):
-        counts = sorted({info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"})
-        yield f"BLAS threads: {', '.join(map(str, counts)) or 'none found'}"
+        try:
+            from threadpoolctl import threadpool_info, threadpool_limits
+        except ImportError:
+            yield (f"strided threads: {threads}; BLAS threads: library default (pip install threadpoolctl, "
+                   "or strided[speed], to set them; or set OPENBLAS_NUM_THREADS)")
+            return
+        with threadpool_limits(threads, user_api="blas"):
+            counts = sorted({info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"})
+            yield f"strided threads: {threads}; BLAS threads: {', '.join(map(str, counts)) or 'none found'}"
+    finally:
+        _parallel.set_num_threads(before)
 
 
 def _csv(text: str, name: str, options) -> list[str]:
@@ -286,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=5.0,
                    help="stop repeating an algorithm after this many seconds (default 5)")
     p.add_argument("--threads", type=int, default=2,
-                   help="threads for torch and for NumPy's BLAS (the latter needs threadpoolctl; default 2)")
+                   help="threads for torch, strided's thread pool and NumPy's BLAS (BLAS needs threadpoolctl; "
+                        "default 2)")
     p.add_argument("--no-torch", action="store_true", help="do not time torch even if it is installed")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     return p
@@ -317,10 +326,10 @@ def main(argv=None) -> int:
         shown = "-" if row.ms is None else f"{row.ms:.2f} ms"
         print(f"  {row.case.name:<14} {row.algorithm:<9} {shown}", file=sys.stderr, flush=True)
 
-    with blas_threads(args.threads) as blas:
+    with threads_limited(args.threads) as limits:
         print(f"# {machine()}", flush=True)
         print(f"# {args.dtype}; one step = forward + grad_input + grad_weight; median of up to {args.repeat} runs; "
-              f"{blas}; torch threads: {args.threads}", flush=True)
+              f"{limits}; torch threads: {args.threads}", flush=True)
         for c in cases:
             print(f"# {c.name}: {c.describe()}", flush=True)
         rows = run(cases, algorithms, np.dtype(args.dtype), args.repeat, args.budget, not args.no_torch, progress,
