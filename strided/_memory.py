@@ -45,7 +45,7 @@ def empty(shape, dtype, batch_last: bool = False) -> np.ndarray:
     """An uninitialised array of ``shape`` (like ``np.empty``), its memory reused from an earlier step if possible.
 
     ``batch_last`` (4-d (N, C, H, W) shapes only) lays the memory out as
-    (C, H, W, N), see :func:`strided.windows.batch_last`.
+    (C, H, W, N), see :func:`strided.windows.to_batch_last`.
     """
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)

@@ -66,16 +66,19 @@ def empty(shape, dtype, batch_last: bool = False) -> np.ndarray:
     return _memory.empty(shape, dtype, batch_last)
 
 
-def batch_last(x: np.ndarray) -> np.ndarray:
-    """x: (N, C, H, W) with its memory laid out (C, H, W, N), the batch innermost; a view when it already is.
+def to_batch_last(x: np.ndarray) -> np.ndarray:
+    """x: (N, C, H, W) with its memory laid out (C, H, W, N), the batch innermost; x itself when it already is.
 
     The shape stays (N, C, H, W): only the memory order changes (as torch's
     ``channels_last`` keeps the shape of a tensor). Batch-last arrays give
     the convolution long contiguous runs of W*N numbers (see
-    :mod:`strided.conv.strided`).
+    :mod:`strided.conv.strided`). A copy, when needed, is one pass.
     """
-    t = x.transpose(1, 2, 3, 0)
-    return x if t.flags.c_contiguous else np.ascontiguousarray(t).transpose(3, 0, 1, 2)
+    if x.transpose(1, 2, 3, 0).flags.c_contiguous:
+        return x
+    out = _memory.empty(x.shape, x.dtype, batch_last=True)
+    np.copyto(out, x)
+    return out
 
 
 def unpad(xp: np.ndarray, padding) -> np.ndarray:

@@ -12,7 +12,7 @@ from strided import _memory, _parallel, conv, models, nn, optim
 from strided.bench import lenet5 as bench
 from strided.conv import strided as fast
 from strided.geometry import ConvGeometry
-from strided.windows import batch_last, is_batch_last
+from strided.windows import is_batch_last, to_batch_last
 
 NAIVE = conv.get("naive")
 STRIDED = conv.get("strided")
@@ -76,7 +76,7 @@ def test_map_chunks_keeps_order_and_reraises_the_first_error(threads):
 
 def test_elementwise_and_matmul_cover_everything(threads, rng):
     threads(2)
-    x = batch_last(rng.standard_normal((8, 3, 100, 50)).astype(np.float32))
+    x = to_batch_last(rng.standard_normal((8, 3, 100, 50)).astype(np.float32))
     out = np.full_like(x, np.nan)
     _parallel.elementwise(lambda o, a: np.multiply(a, 2, out=o), out, x)
     np.testing.assert_array_equal(out, 2 * x)
@@ -140,10 +140,10 @@ def test_outputs_are_batch_last_and_either_memory_order_gives_the_same_numbers(r
     x, w, dy = _conv_data(geom, np.float64, rng)
     y, saved = STRIDED.forward(x, w, geom)
     assert y.shape == geom.y_shape and is_batch_last(y)
-    y2, saved2 = STRIDED.forward(batch_last(x), w, geom)
+    y2, saved2 = STRIDED.forward(to_batch_last(x), w, geom)
     np.testing.assert_array_equal(y, y2)
     dx = STRIDED.grad_input(dy, w, geom, saved)
-    np.testing.assert_array_equal(dx, STRIDED.grad_input(batch_last(dy), w, geom, saved2))
+    np.testing.assert_array_equal(dx, STRIDED.grad_input(to_batch_last(dy), w, geom, saved2))
     assert is_batch_last(dx)
 
 

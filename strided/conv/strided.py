@@ -21,7 +21,7 @@ algorithm touches: the padded input xp: (C, Hp, Wp, N), the output
 so copying windows and folding gradients move long runs, and each product
 is one BLAS call over all the images of the batch instead of one small call
 per image. The results are returned as (N, C, H, W) arrays whose memory is
-batch-last (``strided.windows.batch_last``), the way torch's
+batch-last (``strided.windows.to_batch_last``), the way torch's
 ``channels_last`` keeps a tensor's shape: element-wise layers and pooling
 keep that memory order, so the next convolution finds its input laid out
 already. Measured on the LeNet-5 layers (batch 128, one thread): the
@@ -51,7 +51,7 @@ import threading
 import numpy as np
 
 from .. import _memory, _parallel
-from ..windows import fold, pad, window_view
+from ..windows import fold, pad, to_batch_last, window_view
 from .base import ConvAlgorithm, check_operands, grouped
 
 # Bytes of window matrix per chunk: a block, its output and the weights stay in a 1 MiB L2 cache.
@@ -236,12 +236,7 @@ class Strided(ConvAlgorithm):
 
 def _batch_last_matrix(a: np.ndarray) -> np.ndarray:
     """a: (N, C, H, W) as a contiguous (C, H, W, N) array; no copy when its memory is already batch-last."""
-    t = a.transpose(1, 2, 3, 0)
-    if t.flags.c_contiguous:
-        return t
-    out = _memory.empty(a.shape, a.dtype, batch_last=True).transpose(1, 2, 3, 0)
-    np.copyto(out, t)
-    return out
+    return to_batch_last(a).transpose(1, 2, 3, 0)
 
 
 def _copy_block(v: np.ndarray, rows: slice, cols: slice, groups: int) -> np.ndarray:

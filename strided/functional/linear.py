@@ -60,7 +60,15 @@ def linear_backward(dy, cache: LinearCache, need_x=True, need_weight=True, need_
     """dx = dy @ W, dW = dy.T @ x, db = sum of dy over rows."""
     dy = grad_output(dy, (*cache.x_shape[:-1], cache.weight.shape[0]), cache.x.dtype)
     dy2 = dy.reshape(-1, cache.weight.shape[0])
-    dx = matmul(dy2, cache.weight).reshape(cache.x_shape) if need_x else None
+    dx = None
+    if need_x:
+        if cache.x.flags.f_contiguous and not cache.x.flags.c_contiguous:
+            # x was a flattened batch-last activation: give dx the same memory order, so the layers
+            # below keep working batch-last (the reshape back to (N, C, H, W) is then a view)
+            dx = matmul(cache.weight.T, dy2.T).T
+        else:
+            dx = matmul(dy2, cache.weight)
+        dx = dx.reshape(cache.x_shape)
     dw = matmul(dy2.T, cache.x) if need_weight else None
     db = None
     if need_bias and cache.has_bias:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._parallel import elementwise
 from ..geometry import Window, pool_window
-from ..windows import empty, is_batch_last, offsets, pad, unpad
+from ..windows import empty, is_batch_last, offsets, pad, to_batch_last, unpad
 from ._common import floating, grad_output
 
 
@@ -85,6 +85,13 @@ def _padded(x, win: Window, value):
                                                 is_batch_last(x)))
 
 
+def _like(dy, batch_last: bool):
+    """dy in the memory order of the gradient it is spread into: one pass over the small array, not four strided."""
+    if batch_last == is_batch_last(dy):
+        return dy
+    return to_batch_last(dy) if batch_last else np.ascontiguousarray(dy)
+
+
 def _tiles(win: Window) -> bool:
     """Windows that tile the padded input exactly: every padded pixel in exactly one window."""
     return (win.stride == win.kernel and win.dilation == (1, 1)
@@ -124,7 +131,7 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
     """dx: (N, C, H, W): each output gradient goes to the input pixel that won its window."""
     win = cache.window
     n, c = cache.x_shape[:2]
-    dy = grad_output(dy, (n, c, win.out_height, win.out_width), cache.dtype)
+    dy = _like(grad_output(dy, (n, c, win.out_height, win.out_width), cache.dtype), is_batch_last(cache.argmax))
     dxp = empty((n, c, win.padded_height, win.padded_width), dy.dtype, is_batch_last(cache.argmax))
     taps = [dxp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]
     if win.overlapping:
@@ -204,7 +211,7 @@ def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
     """dx: (N, C, H, W): each window spreads its gradient evenly over its pixels."""
     win = cache.window
     n, c = cache.x_shape[:2]
-    dy = grad_output(dy, (n, c, win.out_height, win.out_width), cache.divisor.dtype)
+    dy = _like(grad_output(dy, (n, c, win.out_height, win.out_width), cache.divisor.dtype), cache.batch_last)
     dxp = empty((n, c, win.padded_height, win.padded_width), dy.dtype, cache.batch_last)
     taps = [dxp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]
     if cache.divisor.ndim:
