@@ -56,6 +56,8 @@ from .base import ConvAlgorithm, check_operands, grouped
 
 # Bytes of window matrix per chunk: a block, its output and the weights stay in a 1 MiB L2 cache.
 CHUNK_BYTES = 384 * 1024
+# Bytes of window-matrix gradient per chunk of the input gradient.
+FOLD_BYTES = 4 * 2**20
 
 _workspace = threading.local()
 
@@ -150,16 +152,15 @@ class Strided(ConvAlgorithm):
         v = _windows(xp, geom)
         g = geom.groups
         wm = grouped(w, g)                                              # (G, Og, K)
+        if bias is not None:
+            # y = [W | b] @ [cols; 1]: the bias rides along in the product
+            wm = np.concatenate([wm, bias.reshape(g, -1, 1)], axis=2)   # (G, Og, K + 1)
         y = _memory.empty(geom.y_shape, x.dtype, batch_last=True).transpose(1, 2, 3, 0)   # (O, OH, OW, N)
-        b = None if bias is None else bias.reshape(g, -1, 1)
 
         def chunk(k):
             rows, cols = chunks[k]
-            block = _copy_block(v, rows, cols, g)                       # (G, K, P)
-            out = y[:, rows, cols].reshape(g, wm.shape[1], -1)          # (G, Og, P), a view into y
-            np.matmul(wm, block, out=out)
-            if b is not None:
-                out += b
+            block = _copy_block(v, rows, cols, g, ones=bias is not None)     # (G, K (+1), P)
+            _matmul(wm, block, y[:, rows, cols].reshape(g, wm.shape[1], -1))  # into its (G, Og, P) block of y
 
         chunks = pixel_chunks(geom, x.dtype.itemsize)
         _parallel.map_chunks(chunk, len(chunks), blas=True)
@@ -180,30 +181,25 @@ class Strided(ConvAlgorithm):
         xp = padded_batch_last(x, geom) if saved is None else saved
         v = _windows(xp, geom)
         g = geom.groups
-        dym = _batch_last_matrix(dy)                                     # (O, OH, OW, N)
         og = geom.out_channels // g
+        dym = _batch_last_matrix(dy)                                     # (O, OH, OW, N)
 
         def chunk(k):
             rows, cols = chunks[k]
-            block = _copy_block(v, rows, cols, g)                       # (G, K, P)
+            block = _copy_block(v, rows, cols, g, ones=with_bias)       # (G, K (+1), P)
             d = dym[:, rows, cols].reshape(g, og, -1)                   # (G, Og, P)
-            # (K, P) @ (P, Og) with the long P axis contiguous in both: the faster orientation for BLAS
-            dwt = np.matmul(block, d.transpose(0, 2, 1))                # (G, K, Og)
-            return dwt, (d.sum(axis=2) if with_bias else None)
+            # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for BLAS.
+            # The row of ones gives the bias gradient, sum of d over P, as row K of the product.
+            return _matmul(block, d.transpose(0, 2, 1))                 # (G, K (+1), Og)
 
         chunks = pixel_chunks(geom, x.dtype.itemsize)
         parts = _parallel.map_chunks(chunk, len(chunks), blas=True)
-        dwt = parts[0][0]
-        for p in parts[1:]:                 # chunk order: the same sum on any number of threads
-            dwt += p[0]
-        dw = dwt.transpose(0, 2, 1).reshape(geom.weight_shape)
-        db = None
-        if with_bias:
-            db = parts[0][1]
-            for p in parts[1:]:
-                db += p[1]
-            db = db.reshape(-1)
-        return np.ascontiguousarray(dw), db
+        total = parts[0]
+        for p in parts[1:]:                 # in chunk order: the same sum on any number of threads
+            total += p
+        k = total.shape[1] - with_bias
+        dw = np.ascontiguousarray(total[:, :k].transpose(0, 2, 1)).reshape(geom.weight_shape)
+        return dw, (total[:, k].reshape(-1) if with_bias else None)
 
     # ---- input gradient ---------------------------------------------------------------
     def _grad_input(self, dy, w, geom, saved):
@@ -215,7 +211,8 @@ class Strided(ConvAlgorithm):
         dxp = _memory.empty((n, c, win.padded_height, win.padded_width), dy.dtype, batch_last=True)
         dxp = dxp.transpose(1, 2, 3, 0)                                  # (C, Hp, Wp, N)
         per_channel = kh * kw * dym.shape[2] * dy.dtype.itemsize
-        step = max(1, min(cg, CHUNK_BYTES * 4 // per_channel))
+        # few, large blocks: each costs kh*kw slice additions whatever its size
+        step = max(1, min(cg, -(-cg // 2), FOLD_BYTES // per_channel))
         # blocks of input channels within one group: each chunk owns its channels of dxp
         blocks = [(gi, sl) for gi in range(g) for sl in _parallel.split(cg, step)]
 
@@ -239,9 +236,25 @@ def _batch_last_matrix(a: np.ndarray) -> np.ndarray:
     return to_batch_last(a).transpose(1, 2, 3, 0)
 
 
-def _copy_block(v: np.ndarray, rows: slice, cols: slice, groups: int) -> np.ndarray:
-    """The window-matrix block of output pixels (rows, cols): (G, K, P), in this thread's workspace."""
+def _copy_block(v: np.ndarray, rows: slice, cols: slice, groups: int, ones: bool = False) -> np.ndarray:
+    """The window-matrix block of output pixels (rows, cols): (G, K, P), in this thread's workspace.
+
+    ``ones`` appends a row of ones to each group's block, (G, K + 1, P), for the bias.
+    """
     src = v[:, :, :, rows, cols]                                        # (C, kh, kw, r, c, N) view
-    block = _scratch(src.size * src.itemsize, src.dtype).reshape(src.shape)
-    np.copyto(block, src)
-    return block.reshape(groups, -1, src.shape[3] * src.shape[4] * src.shape[5])
+    c, kh, kw, r, q, n = src.shape
+    k, p = c // groups * kh * kw, r * q * n
+    block = _scratch(groups * (k + ones) * p * src.itemsize, src.dtype).reshape(groups, k + ones, p)
+    np.copyto(block[:, :k].reshape(groups, c // groups, kh, kw, r, q, n),
+              src.reshape(groups, c // groups, kh, kw, r, q, n))
+    if ones:
+        block[:, k] = 1
+    return block
+
+
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` over the groups (G, ., .); one 2-d product, with less call overhead, for a single group."""
+    if a.shape[0] == 1:
+        r = np.matmul(a[0], b[0], out=None if out is None else out[0])
+        return r[None]
+    return np.matmul(a, b, out=out)
