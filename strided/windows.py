@@ -16,6 +16,8 @@ The reverse (col2im) adds window gradients back into the image. Instead of
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -110,12 +112,14 @@ def offset_slices(window: Window, a: int, b: int) -> tuple[slice, slice]:
     return rows, cols
 
 
-def offsets(window: Window):
-    """Iterate over the kernel offsets ``(a, b, rows, cols)`` of a window, row-major (torch's scan order)."""
+@functools.lru_cache(maxsize=256)
+def offsets(window: Window) -> tuple:
+    """The kernel offsets ``(a, b, rows, cols)`` of a window, row-major (torch's scan order).
+
+    Computed once per window geometry (a training step asks for the same ones every time).
+    """
     kh, kw = window.kernel
-    for a in range(kh):
-        for b in range(kw):
-            yield (a, b, *offset_slices(window, a, b))
+    return tuple((a, b, *offset_slices(window, a, b)) for a in range(kh) for b in range(kw))
 
 
 def fold(dwin: np.ndarray, window: Window, out: np.ndarray | None = None) -> np.ndarray:

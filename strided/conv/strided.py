@@ -40,9 +40,10 @@ its own channels of dxp. The chunks depend on the shapes alone and run on
 the threads of :mod:`strided._parallel`, so results are bit-identical for
 any number of threads.
 
-The bias is added inside the forward chunks (``forward(..., bias=b)``),
-and its gradient is summed inside the weight-gradient chunks
-(``grad_weight_and_bias``), while each block is in cache.
+The bias rides along in the forward product as a row of ones appended to
+each block, ``[W | b] @ [cols; 1]`` (``forward(..., bias=b)``), so it
+costs no pass of its own; ``grad_weight_and_bias`` returns the bias
+gradient with the weight gradient, summed from the batch-last dy.
 """
 from __future__ import annotations
 
@@ -186,20 +187,21 @@ class Strided(ConvAlgorithm):
 
         def chunk(k):
             rows, cols = chunks[k]
-            block = _copy_block(v, rows, cols, g, ones=with_bias)       # (G, K (+1), P)
+            block = _copy_block(v, rows, cols, g)                       # (G, K, P)
             d = dym[:, rows, cols].reshape(g, og, -1)                   # (G, Og, P)
-            # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for BLAS.
-            # The row of ones gives the bias gradient, sum of d over P, as row K of the product.
-            return _matmul(block, d.transpose(0, 2, 1))                 # (G, K (+1), Og)
+            # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for BLAS
+            return _matmul(block, d.transpose(0, 2, 1))                 # (G, K, Og)
 
         chunks = pixel_chunks(geom, x.dtype.itemsize)
         parts = _parallel.map_chunks(chunk, len(chunks), blas=True)
         total = parts[0]
         for p in parts[1:]:                 # in chunk order: the same sum on any number of threads
             total += p
-        k = total.shape[1] - with_bias
-        dw = np.ascontiguousarray(total[:, :k].transpose(0, 2, 1)).reshape(geom.weight_shape)
-        return dw, (total[:, k].reshape(-1) if with_bias else None)
+        dw = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(geom.weight_shape)
+        # the bias gradient as one pairwise sum per contiguous row (a row of ones in the product above
+        # would add its thousands of terms one after the other, losing float32 digits)
+        db = dym.reshape(geom.out_channels, -1).sum(axis=1) if with_bias else None
+        return dw, db
 
     # ---- input gradient ---------------------------------------------------------------
     def _grad_input(self, dy, w, geom, saved):

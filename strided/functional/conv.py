@@ -9,6 +9,7 @@ y: (N, C_out, OH, OW). ``conv2d_forward`` returns ``(y, cache)`` and
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,6 +19,9 @@ from .. import conv
 from ..conv.base import ConvAlgorithm
 from ..geometry import ConvGeometry
 from ._common import floating, grad_output, same_dtype
+
+# A layer sees the same shapes and arguments at every step: validate them once.
+_geometry = functools.lru_cache(maxsize=256)(ConvGeometry.create)
 
 
 @dataclass
@@ -47,7 +51,10 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     x = floating("x", x, 4, "(N, C, H, W)")
     weight = floating("weight", weight, 4, "(out_channels, in_channels/groups, kh, kw)")
     same_dtype(x, "weight", weight)
-    geom = ConvGeometry.create(x.shape, weight.shape, stride, padding, dilation, groups)
+    try:
+        geom = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    except TypeError:   # unhashable arguments (lists): validate without the cache
+        geom = ConvGeometry.create(x.shape, weight.shape, stride, padding, dilation, groups)
     if bias is not None:
         bias = np.asarray(bias)
         same_dtype(x, "bias", bias)

@@ -20,6 +20,7 @@ and no windows materialised.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +49,14 @@ class AvgPool2dCache:
 
 def _window_of(x, kernel_size, stride, padding, dilation, ceil_mode):
     x = floating("x", x, 4, "(N, C, H, W)")
-    return x, pool_window(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    try:
+        return x, _cached_window(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    except TypeError:   # unhashable arguments (lists): validate without the cache
+        return x, pool_window(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+# A layer pools batches of the same shape with the same arguments at every step: validate them once.
+_cached_window = functools.lru_cache(maxsize=256)(pool_window)
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -155,6 +163,17 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
     return unpad(dxp, win.padding)
 
 
+@functools.lru_cache(maxsize=256)
+def _divisor(win: Window, count_include_pad: bool, divisor_override, dtype):
+    """The divisor in ``dtype``: a 0-d array when every window divides by the same number, else (OH, OW)."""
+    d = avg_divisor(win, (win.padding[0], win.padding[2]), count_include_pad, divisor_override)
+    if d.ndim == 0 or np.all(d == d.flat[0]):
+        d = d.reshape(-1)[:1].reshape(())
+    d = d.astype(dtype)
+    d.flags.writeable = False    # shared between calls
+    return d
+
+
 def avg_divisor(win: Window, padding: tuple[int, int], count_include_pad: bool, divisor_override=None):
     """The number each window's sum is divided by, (OH, OW), following torch's avg_pool2d.
 
@@ -184,9 +203,9 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
         raise ValueError(f"divisor_override must be a positive int or None, got {divisor_override!r}")
     xp = _padded(x, win, 0.0)
     taps = [xp[:, :, rows, cols] for _, _, rows, cols in offsets(win)]
-    divisor = avg_divisor(win, (win.padding[0], win.padding[2]), count_include_pad, divisor_override)
-    uniform = divisor.ndim == 0 or np.all(divisor == divisor.flat[0])
-    scale = x.dtype.type(1.0 / divisor.flat[0])
+    divisor = _divisor(win, count_include_pad, divisor_override, x.dtype)
+    uniform = divisor.ndim == 0
+    scale = x.dtype.type(1.0 / float(divisor.flat[0]))
     y = empty(taps[0].shape, x.dtype, is_batch_last(x))
 
     def chunk(y, *taps):
@@ -200,11 +219,9 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
             y *= scale
 
     elementwise(chunk, y, *taps)
-    if uniform:
-        divisor = divisor.reshape(-1)[:1].reshape(())
-    else:
-        y /= divisor.astype(x.dtype)
-    return y, AvgPool2dCache(x.shape, win, divisor.astype(x.dtype), is_batch_last(x))
+    if not uniform:
+        y /= divisor
+    return y, AvgPool2dCache(x.shape, win, divisor, is_batch_last(x))
 
 
 def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
