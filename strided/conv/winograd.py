@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _parallel
 from ..geometry import Window
 from ..windows import offset_slices, pad
 from .base import ConvAlgorithm, input_grad_problem
@@ -71,6 +72,32 @@ def along_first(mat, d, out):
         for a in minus:
             np.subtract(o, a, out=o)
     return out
+
+
+def per_position(a, b):
+    """a @ b for each of the 16 Winograd-domain positions: (16, G, M, K) @ (16, G, K, P) -> (16, G, M, P).
+
+    The 16 products are independent, so they are spread over strided's
+    threads (each writes its own slice: the result does not depend on the
+    number of threads).
+    """
+    out = np.empty((16, a.shape[1], a.shape[2], b.shape[3]), dtype=np.result_type(a, b))
+
+    def product(i):
+        np.matmul(a[i], b[i], out=out[i])
+
+    _parallel.map_chunks(product, 16, blas=True)
+    return out
+
+
+def by_channel_blocks(fn, channels: int) -> None:
+    """Call ``fn(block)`` for consecutive slices covering ``range(channels)``, spread over strided's threads.
+
+    For the transforms: element-wise work on disjoint channels, exact in any
+    order. Each block keeps its own temporaries (see _stride2_columns).
+    """
+    blocks = _parallel.split(channels, -(-channels // min(channels, 8)))
+    _parallel.map_chunks(lambda i: fn(blocks[i]), len(blocks))
 
 
 def _tiling(geom):
@@ -118,10 +145,14 @@ def transform_input(x, geom):
     # B^T d B is separable. Tile rows first, on whole image rows: row k of every tile is the
     # stride-2 row slice that offset (k, 0) of the tile window reads. Then the tile columns.
     xc = xp.transpose(1, 0, 2, 3)                                            # (C, N, Hp, Wp) view
-    rows = along_first(BT, [xc[:, :, offset_slices(tiles, k, 0)[0]] for k in range(4)],
-                       _row_buffer((4, c, n, th, tiles.width), x.dtype))     # (4, C, N, th, Wp)
     v = np.empty((4, 4, c, n, th, tw + 1), dtype=x.dtype)
-    along_first(BT, _stride2_columns(rows, range(4)), v.swapaxes(0, 1))
+
+    def block(cs):
+        rows = along_first(BT, [xc[cs, :, offset_slices(tiles, k, 0)[0]] for k in range(4)],
+                           _row_buffer((4, cs.stop - cs.start, n, th, tiles.width), x.dtype))
+        along_first(BT, _stride2_columns(rows, range(4)), v[:, :, cs].swapaxes(0, 1))
+
+    by_channel_blocks(block, c)
     return v.reshape(16, geom.groups, c // geom.groups, -1)
 
 
@@ -141,12 +172,16 @@ def transform_output_grad(dy, geom):
     """
     (th, tw), _ = _tiling(geom)
     n, o, oh, ow = dy.shape
-    z = np.zeros((o, n, 2 * th, 2 * tw + 2), dtype=dy.dtype)
-    z[:, :, :oh, :ow] = dy.transpose(1, 0, 2, 3)
-    rows = along_first(AT.T, [z[:, :, i::2] for i in range(2)],
-                       _row_buffer((4, o, n, th, 2 * tw + 2), dy.dtype))      # (4, O, N, th, 2tw+2)
     e = np.empty((4, 4, o, n, th, tw + 1), dtype=dy.dtype)
-    along_first(AT.T, _stride2_columns(rows, range(2)), e.swapaxes(0, 1))
+
+    def block(cs):
+        z = np.zeros((cs.stop - cs.start, n, 2 * th, 2 * tw + 2), dtype=dy.dtype)
+        z[:, :, :oh, :ow] = dy[:, cs].transpose(1, 0, 2, 3)
+        rows = along_first(AT.T, [z[:, :, i::2] for i in range(2)],
+                           _row_buffer((4, *z.shape[:2], th, 2 * tw + 2), dy.dtype))
+        along_first(AT.T, _stride2_columns(rows, range(2)), e[:, :, cs].swapaxes(0, 1))
+
+    by_channel_blocks(block, o)
     return e.reshape(16, geom.groups, o // geom.groups, -1)
 
 
@@ -170,15 +205,19 @@ class Winograd(ConvAlgorithm):
 
     def _forward(self, x, w, geom):
         v = transform_input(x, geom)
-        m = np.matmul(transform_weight(w, geom.groups), v)                    # (16, G, Og, N*th*(tw+1))
+        m = per_position(transform_weight(w, geom.groups), v)                 # (16, G, Og, N*th*(tw+1))
         (th, tw), _ = _tiling(geom)
         n, o = geom.batch, geom.out_channels
         m = m.reshape(4, 4, o, n, th, tw + 1)
-        tmp = along_first(AT, m, np.empty((2, 4, o, n, th, tw + 1), dtype=x.dtype))
-        r = along_first(AT, tmp.swapaxes(0, 1), np.empty((2, 2, o, n, th, tw + 1), dtype=x.dtype))
-        # r[j, i, o, n, ti, tj] is y[n, o, 2ti + i, 2tj + j]; drop the junk tiles while interleaving
         y = np.empty((n, o, th, 2, tw, 2), dtype=x.dtype)
-        np.copyto(y.transpose(5, 3, 1, 0, 2, 4), r[..., :tw])
+
+        def block(cs):
+            tmp = along_first(AT, m[:, :, cs], np.empty((2, 4, cs.stop - cs.start, n, th, tw + 1), dtype=x.dtype))
+            r = along_first(AT, tmp.swapaxes(0, 1), np.empty((2, 2, *tmp.shape[2:]), dtype=x.dtype))
+            # r[j, i, o, n, ti, tj] is y[n, o, 2ti + i, 2tj + j]; drop the junk tiles while interleaving
+            np.copyto(y[:, cs].transpose(5, 3, 1, 0, 2, 4), r[..., :tw])
+
+        by_channel_blocks(block, o)
         y = y.reshape(n, o, 2 * th, 2 * tw)
         oh, ow = geom.window.out_height, geom.window.out_width
         if (oh, ow) != y.shape[2:]:
@@ -187,7 +226,7 @@ class Winograd(ConvAlgorithm):
 
     def _grad_weight(self, dy, x, geom, saved):
         v = transform_input(x, geom) if saved is None else saved
-        du = np.matmul(transform_output_grad(dy, geom), v.transpose(0, 1, 3, 2))   # (16, G, Og, Cg)
+        du = per_position(transform_output_grad(dy, geom), v.transpose(0, 1, 3, 2))   # (16, G, Og, Cg)
         du = du.reshape(4, 4, *geom.weight_shape[:2])
         gm = G.astype(dy.dtype)
         return np.einsum("ia,ijoc,jb->ocab", gm, du, gm)
