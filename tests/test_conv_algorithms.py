@@ -165,6 +165,26 @@ def test_saved_work_never_mixes_output_gradients(name):
         assert_close(got, want, 1e-10, f"{name}: {second} gradient after {first} with another dy")
 
 
+@pytest.mark.parametrize("name", FAST)
+def test_results_do_not_depend_on_the_number_of_threads(name):
+    from strided import _parallel
+    geom = ConvGeometry.create((4, 16, 10, 9), (16, 16, 3, 3), padding=1)
+    x, w, dy = _data(geom, np.float32)
+    alg = conv.get(name)
+    before = _parallel.num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            _parallel.set_num_threads(threads)
+            y, saved = alg.forward(x, w, geom)
+            results.append((y, alg.grad_input(dy, w, geom, saved), alg.grad_weight(dy, x, geom, saved)))
+    finally:
+        _parallel.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
 # ---- workspace budget --------------------------------------------------------------------------
 
 
