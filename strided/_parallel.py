@@ -41,7 +41,8 @@ import numpy as np
 
 from . import _checks
 
-__all__ = ["can_limit_blas", "elementwise", "map_chunks", "matmul", "num_threads", "set_num_threads", "split"]
+__all__ = ["can_limit_blas", "elementwise", "map_chunks", "matmul", "num_threads", "set_num_threads",
+           "single_threaded_blas", "split"]
 
 
 def _default_threads() -> int:
@@ -124,6 +125,11 @@ def can_limit_blas() -> bool:
     return bool(_blas_controllers())
 
 
+def single_threaded_blas():
+    """Context manager: BLAS on one thread inside (a no-op without threadpoolctl); re-entrant, thread-safe."""
+    return _SingleThreadedBlas()
+
+
 class _SingleThreadedBlas:
     """Context: BLAS on one thread; re-entrant and safe when several threads enter it."""
 
@@ -200,8 +206,9 @@ def _run(fn, n: int, threads: int) -> list:
     return results
 
 
-# Multiply-adds per chunk of a split matrix product, at least (handing a chunk over costs ~10-20 us).
-MIN_SPLIT_MACS = 1_000_000
+# Multiply-adds per chunk of a split matrix product, at least: smaller products lose more to the hand-over
+# (~10-20 us) and to BLAS's lower speed on small blocks than the second core gains.
+MIN_SPLIT_MACS = 3_000_000
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -213,7 +220,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     m, k = a.shape
     n = b.shape[1]
-    pieces = max(1, min(8, m, m * k * n // MIN_SPLIT_MACS))
+    pieces = max(1, min(4, m, m * k * n // MIN_SPLIT_MACS))
     chunks = split(m, -(-m // pieces))
     if len(chunks) == 1:
         return map_chunks(lambda i: a @ b, 1, blas=True)[0]

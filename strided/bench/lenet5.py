@@ -28,6 +28,7 @@ default BLAS threads. Without PyTorch, strided's figures are printed alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -40,7 +41,7 @@ import warnings
 
 import numpy as np
 
-from .. import data, models, nn, optim
+from .. import _parallel, data, models, nn, optim
 from .conv import machine
 
 BATCHES = (32, 64, 128, 256)
@@ -335,7 +336,7 @@ def _layer_name(i, layer) -> str:
     return f"{i} {type(layer).__name__}"
 
 
-def profile_strided(model, x, y, steps: int = 30, warmup: int = 5) -> dict:
+def profile_strided(model, x, y, steps: int = 30, warmup: int = 5, clock=time.perf_counter) -> dict:
     """Where one training step of a strided ``Sequential`` spends its time.
 
     Times every layer's forward and backward, the loss (forward and
@@ -343,6 +344,8 @@ def profile_strided(model, x, y, steps: int = 30, warmup: int = 5) -> dict:
     instrumented steps; returns medians in seconds:
     ``{"layers": [(name, forward, backward)], "loss": s, "optimizer": s, "step": s}``
     where ``step`` is the median of as many *un*instrumented steps.
+    ``clock`` may be ``time.thread_time`` (CPU time, insensitive to other
+    processes) when everything runs on the calling thread.
     """
     layers = list(model)
     crit = nn.CrossEntropyLoss()
@@ -350,7 +353,6 @@ def profile_strided(model, x, y, steps: int = 30, warmup: int = 5) -> dict:
     fwd = [[] for _ in layers]
     bwd = [[] for _ in layers]
     loss_t, opt_t = [], []
-    clock = time.perf_counter
     for it in range(warmup + steps):
         opt.zero_grad()
         h = x
@@ -376,14 +378,13 @@ def profile_strided(model, x, y, steps: int = 30, warmup: int = 5) -> dict:
         t = clock()
         step()
         whole.append(clock() - t)
-    return {"layers": [(_layer_name(i, l), med(fwd[i]), med(bwd[i])) for i, l in enumerate(layers)],
+    return {"layers": [(_layer_name(i, layer), med(fwd[i]), med(bwd[i])) for i, layer in enumerate(layers)],
             "loss": med(loss_t), "optimizer": med(opt_t), "step": statistics.median(whole)}
 
 
-def profile_torch(torch, tmodel, x, y, steps: int = 30, warmup: int = 5) -> dict:
+def profile_torch(torch, tmodel, x, y, steps: int = 30, warmup: int = 5, clock=time.perf_counter) -> dict:
     """The same table for PyTorch, timed with module hooks (which add a little overhead of their own)."""
     layers = list(tmodel)
-    clock = time.perf_counter
     fwd = [[] for _ in layers]
     bwd = [[] for _ in layers]
     start = {}
@@ -428,7 +429,7 @@ def profile_torch(torch, tmodel, x, y, steps: int = 30, warmup: int = 5) -> dict
         t = clock()
         step()
         whole.append(clock() - t)
-    return {"layers": [(_layer_name(i, l), med(fwd[i]), med(bwd[i])) for i, l in enumerate(layers)],
+    return {"layers": [(_layer_name(i, layer), med(fwd[i]), med(bwd[i])) for i, layer in enumerate(layers)],
             "loss": med(loss_t), "optimizer": med(opt_t), "step": statistics.median(whole)}
 
 
@@ -469,34 +470,51 @@ def profile_main(argv=None) -> int:
     p.add_argument("--steps", type=_positive, default=40, help="instrumented steps (default 40)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--no-torch", action="store_true", help="profile strided alone")
+    p.add_argument("--one-thread", action="store_true",
+                   help="run both libraries on one thread (strided's pool off, BLAS and torch on one thread) and "
+                        "time CPU time: the work per layer, unaffected by other processes on the machine")
     p.add_argument("--functions", type=int, default=0, metavar="N",
                    help="also print the N functions with the most own time (cProfile)")
     args = p.parse_args(argv)
     dtype = np.dtype(args.dtype)
-    torch = None if args.no_torch else _import_torch(2)
-    print(f"# {machine()}")
-    for b in args.batches:
-        x, y = random_batch(b, dtype)
-        if torch is not None:
-            model, tmodel = build_pair(torch, dtype)
-            theirs = profile_torch(torch, tmodel, x, y, args.steps)
-        else:
-            model, theirs = models.lenet5(dtype=dtype), None
-        ours = profile_strided(model, x, y, args.steps)
-        print(f"\nbatch {b}, {dtype.name}: median per step over {args.steps} steps "
-              f"(forward, backward: the layer's own time; share: of the whole step)")
-        print(format_profile(ours, theirs))
-        if args.functions:
-            import cProfile
-            import pstats
-            step = strided_step(model, x, y)
-            prof = cProfile.Profile()
-            prof.enable()
-            for _ in range(args.steps):
-                step()
-            prof.disable()
-            print(f"\nstrided, {args.functions} functions with the most own time over {args.steps} steps:")
-            pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(args.functions)
+    torch = None if args.no_torch else _import_torch(1 if args.one_thread else 2)
+    clock = time.perf_counter
+    with contextlib.ExitStack() as stack:
+        if args.one_thread:
+            clock = time.thread_time
+            old = _parallel.num_threads()
+            _parallel.set_num_threads(1)
+            stack.callback(_parallel.set_num_threads, old)
+            if _parallel.can_limit_blas():
+                stack.enter_context(_parallel.single_threaded_blas())
+            else:
+                print("# threadpoolctl is not installed (pip install strided[speed]): BLAS keeps its threads, "
+                      "and their work is not in the CPU time of this thread")
+        print(f"# {machine()}")
+        how = ("one thread, CPU time of the thread" if args.one_thread else
+               f"wall-clock time; strided on {_parallel.num_threads()} threads, PyTorch on 2")
+        for b in args.batches:
+            x, y = random_batch(b, dtype)
+            if torch is not None:
+                model, tmodel = build_pair(torch, dtype)
+                theirs = profile_torch(torch, tmodel, x, y, args.steps, clock=clock)
+            else:
+                model, theirs = models.lenet5(dtype=dtype), None
+            ours = profile_strided(model, x, y, args.steps, clock=clock)
+            print(f"\nbatch {b}, {dtype.name}, {how}: median per step over {args.steps} steps "
+                  f"(forward, backward: the layer's own time; share: of the whole step)")
+            print(format_profile(ours, theirs))
+            if args.functions:
+                import cProfile
+                import pstats
+                step = strided_step(model, x, y)
+                prof = cProfile.Profile()
+                prof.enable()
+                for _ in range(args.steps):
+                    step()
+                prof.disable()
+                print(f"\nstrided, {args.functions} functions with the most own time over {args.steps} steps:")
+                pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(args.functions)
     return 0
 
 
