@@ -12,7 +12,9 @@ from the array shapes alone (rows of output pixels, blocks of channels) and
 hand them to a small pool of threads; each thread takes the next chunk
 when it becomes free, so a slow core delays one chunk, not the whole step.
 NumPy releases the GIL inside copies, ufuncs and BLAS calls, so the chunks
-really run side by side.
+really run side by side. When the cores are so busy that the calling
+thread mostly waits for descheduled workers, the pool backs off and runs
+the chunks itself for a while (see ``BACKOFF_SHARE``).
 
 Determinism: a chunk writes only its own part of the output, and a
 reduction across chunks (a weight gradient summed over rows of pixels)
@@ -35,6 +37,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -172,9 +175,31 @@ def map_chunks(fn, n: int, *, blas: bool = False) -> list:
     if getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas()):
         return [fn(i) for i in range(n)]
     with _SingleThreadedBlas() if blas else contextlib.nullcontext():
-        if n <= 1:
+        if n <= 1 or time.perf_counter() < _inline_until:
             return [fn(i) for i in range(n)]
         return _run(fn, n, min(_threads, n))
+
+
+# ---- backing off when the cores are busy ----------------------------------------------------
+# When other processes keep the cores busy, a worker thread is often descheduled in the middle of a
+# chunk, and the calling thread, done with everything else, waits for it: a LeNet-5 step took 12 ms on
+# one thread and 19 ms on two with two other busy processes on the 2 cores. So the pool measures how
+# long the calling thread waits at the end of each parallel call; when the waits make up more than
+# BACKOFF_SHARE of the calls' time (a moving average), chunks run in the calling thread for the next
+# BACKOFF_SECONDS, then the threads are tried again. The chunks are the same either way: results do not
+# change, only where they are computed.
+BACKOFF_SHARE = 0.25
+BACKOFF_SECONDS = 2.0
+_wait_share = 0.0           # moving average of (time waiting for the workers) / (time of the call)
+_inline_until = 0.0         # perf_counter() before which chunks run inline
+
+
+def _record_wait(waited: float, total: float) -> None:
+    global _wait_share, _inline_until
+    _wait_share = 0.9 * _wait_share + 0.1 * (waited / total if total > 0 else 0.0)
+    if _wait_share > BACKOFF_SHARE:
+        _inline_until = time.perf_counter() + BACKOFF_SECONDS
+        _wait_share = 0.0
 
 
 def _run(fn, n: int, threads: int) -> list:
@@ -197,10 +222,14 @@ def _run(fn, n: int, threads: int) -> list:
             _local.inside = False
 
     pool = _executor()
+    start = time.perf_counter()
     futures = [pool.submit(work) for _ in range(threads - 1)]
     work()
+    done = time.perf_counter()
     for f in futures:
         f.result()
+    end = time.perf_counter()
+    _record_wait(end - done, end - start)
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return results

@@ -86,6 +86,21 @@ def test_elementwise_and_matmul_cover_everything(threads, rng):
     assert _parallel.matmul(a.astype(np.float32), b.astype(np.float32)).dtype == np.float32
 
 
+def test_pool_backs_off_when_it_mostly_waits(threads, monkeypatch):
+    import threading
+    threads(2)
+    monkeypatch.setattr(_parallel, "_inline_until", 0.0)
+    monkeypatch.setattr(_parallel, "_wait_share", 0.0)
+    for _ in range(5):
+        _parallel._record_wait(0.9, 1.0)          # the calling thread waited 90% of each call
+    where = _parallel.map_chunks(lambda i: threading.get_ident(), 8)
+    assert set(where) == {threading.get_ident()}  # backed off: every chunk ran in the calling thread
+    monkeypatch.setattr(_parallel, "_inline_until", 0.0)
+    for _ in range(20):
+        _parallel._record_wait(0.0, 1.0)
+    assert _parallel._inline_until == 0.0         # no waiting: no back-off
+
+
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
 def test_set_num_threads_validates(bad, exc, threads):
     with pytest.raises(exc, match="n must be a positive int"):
