@@ -64,6 +64,7 @@ def torch_max_pool_is_safe(torch, x, kernel_size, stride, padding, dilation, cei
     out of bounds (corrupting memory), so such configurations must never be
     run backward through torch. Assumes torch accepts the configuration.
     """
-    _, idx = torch.nn.functional.max_pool2d(torch.tensor(x), kernel_size, stride, padding, dilation, ceil_mode,
-                                            return_indices=True)
-    return int(idx.max()) < x.shape[2] * x.shape[3] and int(idx.min()) >= 0
+    # pooling zeros: a window holding no real pixel is the only way to get -inf (the padding value)
+    probe = torch.zeros(x.shape, dtype=torch.float64)
+    y = torch.nn.functional.max_pool2d(probe, kernel_size, stride, padding, dilation, ceil_mode)
+    return not bool(torch.isinf(y).any())
