@@ -12,8 +12,8 @@ dict, so it can be called from Python::
     results = reproduce.two_class(epochs=1)
     results["all"]["history"]["val_acc"]          # validation accuracy per epoch
 
-``--quick`` runs a short version of any of them (fewer epochs or batches),
-to check that everything works before spending minutes on the real thing.
+``--quick`` runs a short version of any of them (one epoch, or one timing
+round), to check that everything works before spending minutes on the real thing.
 """
 from __future__ import annotations
 
@@ -35,16 +35,16 @@ def _table(rows, header, log) -> None:
     """Print rows of strings as left-aligned columns under ``header``."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
-        log("  ".join(f"{str(c):<{w}}" for c, w in zip(r, widths)).rstrip())
+        log("  ".join(f"{c!s:<{w}}" for c, w in zip(r, widths)).rstrip())
 
 
 def _duration(seconds: float) -> str:
     """``3 h 58 min``, ``6 min 12 s``, ``10 min``, ``48.3 s``: a duration as a person reads it."""
     if seconds >= 3600:
-        h, m = divmod(int(round(seconds / 60)), 60)
+        h, m = divmod(round(seconds / 60), 60)
         return f"{h} h {m:02d} min" if m else f"{h} h"
     if seconds >= 59.95:
-        m, s = divmod(int(round(seconds)), 60)
+        m, s = divmod(round(seconds), 60)
         return f"{m} min {s:02d} s" if s else f"{m} min"
     return f"{seconds:.1f} s"
 
@@ -57,7 +57,8 @@ def _seed(value) -> int:
 
 # ============================================================================ two-class (seed 003)
 TWO_CLASS_VARIANTS = ("all", "conv-frozen", "dense-frozen")
-_TWO_CLASS_TITLES = {"all": "all layers trained", "conv-frozen": "convolution frozen", "dense-frozen": "dense layer frozen"}
+_TWO_CLASS_TITLES = {"all": "all layers trained", "conv-frozen": "convolution frozen",
+                     "dense-frozen": "dense layer frozen"}
 
 # What seed 003 reports (its figures are read off its plots; the text gives these round values).
 TWO_CLASS_SEED = {
@@ -114,7 +115,8 @@ def two_class(epochs: int = 5, lr: float = 0.001, samples: int | None = None, va
     samples = n if samples is None else samples
     log("seed 003: trouser vs dress, one 3x3 filter + dense + sigmoid, per-sample SGD")
     log(f"{n:,} training images ({samples:,} drawn with replacement per epoch), {len(valid[1]):,} validation "
-        f"(the last 1,000, as in the seed), {len(test[1]):,} test; lr {lr}, {epochs} epoch{'s' * (epochs > 1)}, batch size 1")
+        f"(the last 1,000, as in the seed), {len(test[1]):,} test; lr {lr}, {epochs} epoch{'s' * (epochs > 1)}, "
+        "batch size 1")
     results = {}
     for variant in variants:
         _random.manual_seed(seed)                       # the same initial weights for every variant
@@ -127,7 +129,8 @@ def two_class(epochs: int = 5, lr: float = 0.001, samples: int | None = None, va
         loss = nn.BCELoss()
         opt = optim.SGD(model.parameters(), lr=lr)
         before = evaluate(model, valid, loss)
-        log(f"\n{_TWO_CLASS_TITLES[variant]}: before training  val_loss {before['loss']:.4f}  val_acc {before['accuracy']:.4f}")
+        log(f"\n{_TWO_CLASS_TITLES[variant]}: before training  val_loss {before['loss']:.4f}  "
+            f"val_acc {before['accuracy']:.4f}")
         draw = np.random.default_rng(seed)
         history, start = {}, time.perf_counter()
         for epoch in range(1, epochs + 1):
@@ -155,10 +158,9 @@ def two_class(epochs: int = 5, lr: float = 0.001, samples: int | None = None, va
                  f"val loss {first['val_loss']:.3f}, val acc {first['val_acc']:.3f}", ""))
     for variant, r in results.items():
         h = r["history"]
-        rows.append((_TWO_CLASS_TITLES[variant], TWO_CLASS_SEED[variant],
-                     f"train loss {h['train_loss'][-1]:.3f}, val loss {h['val_loss'][-1]:.3f}, "
-                     f"val acc {h['val_acc'][-1]:.3f} (test {r['test_acc']:.3f})",
-                     _duration(r["seconds"])))
+        ours = (f"train loss {h['train_loss'][-1]:.3f}, val loss {h['val_loss'][-1]:.3f}, "
+                f"val acc {h['val_acc'][-1]:.3f} (test {r['test_acc']:.3f})")
+        rows.append((_TWO_CLASS_TITLES[variant], TWO_CLASS_SEED[variant], ours, _duration(r["seconds"])))
     _table(rows, ("", "seed 003", f"strided after {epochs} epoch{'s' * (epochs > 1)}", "time"), log)
     return results
 
@@ -381,8 +383,8 @@ def main(argv=None) -> int:
                       variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
                       progress=not args.quiet)
         elif args.name == "lenet5-epoch":
-            lenet5_epoch(algorithms=args.algorithms, batch_size=args.batch_size, rounds=1 if args.quick else args.rounds,
-                         with_torch=not args.no_torch)
+            lenet5_epoch(algorithms=args.algorithms, batch_size=args.batch_size,
+                         rounds=1 if args.quick else args.rounds, with_torch=not args.no_torch)
         else:
             epochs = 1 if args.quick else args.epochs
             return fashion_10(epochs=epochs, run_dir=args.run_dir, data_root=args.data_root, seed=args.seed,

@@ -13,7 +13,7 @@ from strided import cli, data, models, nn, optim, reproduce
 from strided.train import fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _fake_datasets import fake_idx_dataset  # noqa: E402
+from _fake_datasets import fake_idx_dataset
 
 
 def _quiet(_msg):
@@ -33,7 +33,7 @@ def fashion_pairs():
 
 # ----------------------------------------------------------------------------- two-class (seed 003)
 def test_two_class_data_is_the_seeds_split(fashion_pairs):
-    (xt, yt), (xv, yv), (xs, ys) = fashion_pairs
+    (xt, yt), (xv, yv), (_, ys) = fashion_pairs
     ds = data.load_dataset("fashion-mnist")
     keep = np.isin(ds.train.labels, (1, 3))
     raw, labels = ds.train.images[keep], (ds.train.labels[keep] == 3).astype(np.int64)  # the seed's y == 3
@@ -141,10 +141,13 @@ def test_lenet5_epoch_extrapolates_the_median_step(torch):
 
 def test_lenet5_epoch_refuses_an_algorithm_that_disagrees_with_torch(torch, monkeypatch):
     from strided.conv import ALGORITHMS
-    alg = ALGORITHMS["naive"]
-    forward = type(alg).forward
-    monkeypatch.setattr(type(alg), "forward", lambda self, x, w, geom: (lambda y, s: (y * 1.01, s))(
-        *forward(self, x, w, geom)))
+    cls = type(ALGORITHMS["naive"])
+    forward = cls.forward
+
+    def off_by_one_percent(self, x, w, geom):
+        y, saved = forward(self, x, w, geom)
+        return y * 1.01, saved
+    monkeypatch.setattr(cls, "forward", off_by_one_percent)
     with pytest.raises(AssertionError, match="disagree"):
         reproduce.lenet5_epoch(algorithms="naive", batch_size=4, rounds=1, log=_quiet)
 
