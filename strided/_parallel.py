@@ -162,20 +162,26 @@ def split(total: int, per_chunk: int) -> list[slice]:
     return [slice(i, min(i + per_chunk, total)) for i in range(0, total, per_chunk)]
 
 
-def map_chunks(fn, n: int, *, blas: bool = False) -> list:
+# Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (~25 us per call).
+MIN_PARALLEL_MACS = 6_000_000
+
+
+def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> list:
     """``[fn(0), fn(1), ..., fn(n - 1)]``, the calls spread over the threads.
 
     ``fn(i)`` must only write memory no other chunk touches. ``blas=True``
     says ``fn`` calls BLAS: then BLAS is held to one thread meanwhile, and
     without threadpoolctl the chunks run one after the other (see the module
-    docstring). Calls from inside a chunk and a pool of one thread run
-    inline. The first exception (in chunk order) is re-raised once every
-    started chunk has ended.
+    docstring). ``macs``, the multiply-adds of all chunks together, lets a
+    small call run in the calling thread (below ``MIN_PARALLEL_MACS``), as do
+    calls from inside a chunk and a pool of one thread. The first exception
+    (in chunk order) is re-raised once every started chunk has ended.
     """
     if getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas()):
         return [fn(i) for i in range(n)]
     with _SingleThreadedBlas() if blas else contextlib.nullcontext():
-        if n <= 1 or time.perf_counter() < _inline_until:
+        small = macs is not None and macs < MIN_PARALLEL_MACS
+        if n <= 1 or small or time.perf_counter() < _inline_until:
             return [fn(i) for i in range(n)]
         return _run(fn, n, min(_threads, n))
 
@@ -262,8 +268,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-# Elements per chunk of element-wise work, at least: about 20 us of work, worth a hand-over.
-MIN_ELEMENTWISE = 96 * 1024
+# Elements per chunk of element-wise work, at least: about 100 us of the cheapest passes, worth a hand-over.
+MIN_ELEMENTWISE = 256 * 1024
 
 
 def elementwise(fn, *arrays) -> None:

@@ -164,7 +164,7 @@ class Strided(ConvAlgorithm):
             _matmul(wm, block, y[:, rows, cols].reshape(g, wm.shape[1], -1))  # into its (G, Og, P) block of y
 
         chunks = pixel_chunks(geom, x.dtype.itemsize)
-        _parallel.map_chunks(chunk, len(chunks), blas=True)
+        _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
         return y.transpose(3, 0, 1, 2), xp
 
     # ---- weight gradient ------------------------------------------------------------
@@ -193,7 +193,7 @@ class Strided(ConvAlgorithm):
             return _matmul(block, d.transpose(0, 2, 1))                 # (G, K, Og)
 
         chunks = pixel_chunks(geom, x.dtype.itemsize)
-        parts = _parallel.map_chunks(chunk, len(chunks), blas=True)
+        parts = _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
         total = parts[0]
         for p in parts[1:]:                 # in chunk order: the same sum on any number of threads
             total += p
@@ -228,9 +228,16 @@ class Strided(ConvAlgorithm):
             c0 = gi * cg + sl.start
             fold(dwin.transpose(5, 0, 1, 2, 3, 4), win, out=dxp[c0:c0 + cb].transpose(3, 0, 1, 2))
 
-        _parallel.map_chunks(chunk, len(blocks), blas=True)
+        _parallel.map_chunks(chunk, len(blocks), blas=True, macs=_macs(geom))
         top, _, left, _ = geom.padding
         return dxp[:, top:top + win.height, left:left + win.width].transpose(3, 0, 1, 2)
+
+
+def _macs(geom) -> int:
+    """Multiply-adds of each of the three products."""
+    win = geom.window
+    return (geom.batch * geom.out_channels * win.out_height * win.out_width
+            * geom.in_channels // geom.groups * win.kernel[0] * win.kernel[1])
 
 
 def _batch_last_matrix(a: np.ndarray) -> np.ndarray:
