@@ -136,7 +136,8 @@ def cmd_train(args) -> int:
     try:
         T.fit(model, loss, opt, train, valid, epochs=cfg["epochs"], batch_size=cfg["batch_size"], scheduler=sched,
               callbacks=callbacks, seed=cfg["seed"], augment=augment, run_dir=run_dir,
-              resume=run_dir if args.resume else None, progress=not args.quiet)
+              resume=run_dir if args.resume else None, progress=not args.quiet,
+              figures=False)  # plot_run below draws every figure, these included
     except KeyboardInterrupt:
         print(f"interrupted: resume with  strided train --resume {run_dir}", file=sys.stderr)
         return 130

@@ -253,7 +253,7 @@ def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
 
 def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, batch_size: int = 64,
         scheduler=None, callbacks=(), seed: int = 0, augment=None, run_dir=None, resume=None,
-        progress: bool = True, check_finite: bool = True, log=print) -> dict:
+        progress: bool = True, check_finite: bool = True, figures: bool = True, log=print) -> dict:
     """Train ``model`` for ``epochs`` epochs; returns the history (lists per epoch, keys ``HISTORY_KEYS``).
 
     train, valid: (images (N, C, H, W) float, labels (N,) int) or objects with .images/.labels.
@@ -261,6 +261,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     run_dir: write ``checkpoint.npz`` and ``history.json`` there after every epoch.
     resume: a run directory or checkpoint to continue from (exactly).
     check_finite: refuse data with NaN/inf and stop (TrainingDiverged) when the loss stops being finite.
+    figures: with a run_dir, draw curves.png and (first conv layer before/after) filters.png at the end.
     """
     x, y = _as_xy("train", train)
     valid = _as_xy("valid", valid)
@@ -284,6 +285,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         callbacks.append(LRSchedule(scheduler))
     trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log)
     shuffle = np.random.default_rng(seed)
+    initial = _initial_filters(model, run_dir, resume) if (figures and run_dir is not None) else None
     if resume is not None:
         _resume(trainer, resume, shuffle, callbacks)
     for cb in callbacks:
@@ -312,7 +314,24 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         raise
     for cb in callbacks:
         cb.on_train_end(trainer)
+    if figures and trainer.run_dir is not None:
+        from .viz import plot_training
+        plot_training(trainer.run_dir, trainer.history, model, initial, log=log)
     return trainer.history
+
+
+def _initial_filters(model, run_dir, resume):
+    """The first conv layer's weights before training: now, or from the run's model_initial.npz on resume."""
+    from .viz import find_first_conv
+    conv = find_first_conv(model)
+    if conv is None:
+        return None
+    start = Path(run_dir) / "model_initial.npz"
+    if resume is not None and start.exists():
+        from .io import load
+        first = find_first_conv(load(start))
+        return None if first is None else first.weight.data.copy()
+    return None if resume is not None else conv.weight.data.copy()
 
 
 def _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, progress, check_finite):

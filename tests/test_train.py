@@ -180,3 +180,19 @@ def test_binary_losses_get_column_targets_and_thresholded_accuracy():
     fit(model, nn.BCELoss(), optim.SGD(model.parameters(), lr=0.5), (x, y), epochs=20, batch_size=16,
         progress=False, log=quiet)
     assert evaluate(model, (x, y), nn.BCELoss())["accuracy"] == 1.0
+
+
+def test_fit_draws_curves_and_filters_into_the_run_directory(tmp_path):
+    pytest.importorskip("matplotlib")
+    strided.manual_seed(0)
+    x, y = quadrant_data(32)
+    model = small_net()
+    fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), (x, y), epochs=2, batch_size=16,
+        run_dir=tmp_path, progress=False, log=quiet)
+    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "filters.png").stat().st_size > 0
+    dense = nn.Sequential(nn.Flatten(), nn.Linear(64, 4))
+    msgs = []
+    fit(dense, nn.CrossEntropyLoss(), optim.SGD(dense.parameters(), lr=0.1), (x, y), epochs=1, batch_size=16,
+        run_dir=tmp_path / "dense", progress=False, log=msgs.append)
+    assert (tmp_path / "dense" / "curves.png").exists() and not (tmp_path / "dense" / "filters.png").exists()
+    assert any("no Conv2d" in m for m in msgs)
