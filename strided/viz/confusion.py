@@ -45,7 +45,7 @@ def plot_confusion(matrix, class_names, path, *, title: str | None = None, figsi
     names = _mpl.class_names("class_names", class_names, k)
     path = _mpl.check_path(path)
     dpi = _mpl.check_dpi(dpi)
-    side = min(9.0, max(3.2, 0.45 * k + 1.8))
+    side = min(9.0, max(4.2, 0.45 * k + 1.8))
     figsize = _mpl.check_figsize(figsize, (2 * side + 1.6, side + 1.2))
 
     totals = m.sum(axis=1, keepdims=True)
