@@ -195,7 +195,8 @@ def _tuple(v):
 
 def cmd_plot(args) -> int:
     from . import viz
-    files = viz.plot_run(args.run_dir)
+    files = viz.plot_run(args.run_dir, data_root=args.data_root, dpi=args.dpi,
+                         log=lambda m: print(m, file=sys.stderr))
     for f in files:
         print(f)
     return 0
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="draw the figures and report.md of a saved run")
     pl.add_argument("run_dir")
+    pl.add_argument("--data-root", help="where the run's dataset is (for the image figures)")
+    pl.add_argument("--dpi", type=float, default=100)
     pl.set_defaults(func=cmd_plot)
 
     sub.add_parser("models", help="list the model zoo").set_defaults(func=cmd_models)
