@@ -63,8 +63,14 @@ FOLD_BYTES = 4 * 2**20
 _workspace = threading.local()
 
 
+# A thread keeps its workspace up to this size; larger requests (huge batches) get a temporary array.
+KEEP_SCRATCH_BYTES = 32 * 2**20
+
+
 def _scratch(nbytes: int, dtype) -> np.ndarray:
     """This thread's reusable workspace, at least ``nbytes`` long, as a flat array of ``dtype``."""
+    if nbytes > KEEP_SCRATCH_BYTES:
+        return np.empty(nbytes, dtype=np.uint8).view(dtype)
     buf = getattr(_workspace, "buf", None)
     if buf is None or buf.nbytes < nbytes:
         buf = _workspace.buf = np.empty(max(nbytes, CHUNK_BYTES * 2), dtype=np.uint8)

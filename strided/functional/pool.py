@@ -14,7 +14,7 @@ Outputs and input gradients keep the memory order of the input (batch-last
 after a convolution, see :mod:`strided.conv.strided`): every pass is then a
 ufunc over runs of N contiguous numbers, and the next layer gets the order
 it works in. Average pooling is the ``kh*kw`` slice additions (4 for 2x2,
-about 9x faster than ``reshape(...).mean``); when the windows do not
+15x faster than ``reshape(...).mean`` on LeNet-5's conv1 output); when the windows do not
 overlap, backward writes each input pixel exactly once, with no zeroing
 and no windows materialised.
 """
