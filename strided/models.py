@@ -77,7 +77,7 @@ def cifar_cnn(num_classes: int = 10, in_channels: int = 3, dtype=None) -> nn.Seq
 MODELS = {
     "lenet5": (lenet5, (1, 28, 28), "LeNet-5 (seed 001): tanh, average pooling"),
     "two_class_net": (two_class_net, (1, 28, 28), "seed 003: one 3x3 filter, dense, sigmoid (binary)"),
-    "fashion_cnn": (fashion_cnn, (1, 28, 28), "two conv-BN-ReLU-pool blocks with dropout"),
+    "fashion_cnn": (fashion_cnn, (1, 28, 28), "two conv-pool-BN-ReLU blocks (16, 64 filters) with dropout"),
     "cifar_cnn": (cifar_cnn, (3, 32, 32), "VGG-style, three blocks, for CIFAR-10"),
 }
 
