@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _parallel
 from ..windows import pad, unpad
 from .base import ConvAlgorithm, spread
 
@@ -52,6 +53,25 @@ def fast_len(n: int) -> int:
 
 def _size(geom):
     return fast_len(geom.window.padded_height), fast_len(geom.window.padded_width)
+
+
+def per_frequency(a, b):
+    """a @ b for every frequency: (F, G, M, K) @ (F, G, K, P) -> (F, G, M, P).
+
+    Many small independent products: they are cut into a fixed number of
+    blocks of frequencies spread over strided's threads, each with BLAS on
+    one thread, instead of asking a multi-threaded BLAS to split every tiny
+    product (each block writes its own rows, so results do not depend on the
+    number of threads).
+    """
+    out = np.empty((*a.shape[:3], b.shape[3]), dtype=np.result_type(a, b))
+    blocks = _parallel.split(a.shape[0], -(-a.shape[0] // 8))
+
+    def block(i):
+        np.matmul(a[blocks[i]], b[blocks[i]], out=out[blocks[i]])
+
+    _parallel.map_chunks(block, len(blocks), blas=True)
+    return out
 
 
 def _by_frequency(spec, groups):
@@ -119,7 +139,7 @@ class FFT(ConvAlgorithm):
         size, win = _size(geom), geom.window
         xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups)    # (F, G, N, Cg)
         ks = _kernel_spectrum(w, geom, size)                                            # (F, G, Cg, Og)
-        ys = _to_images(np.matmul(xs, ks.conj()), (size[0], size[1] // 2 + 1))          # (N, O, fh, fw')
+        ys = _to_images(per_frequency(xs, ks.conj()), (size[0], size[1] // 2 + 1))      # (N, O, fh, fw')
         lags = np.fft.irfft2(ys, s=size)
         (sh, sw), oh, ow = win.stride, win.out_height, win.out_width
         y = np.ascontiguousarray(lags[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw])
@@ -129,7 +149,7 @@ class FFT(ConvAlgorithm):
         size, win = _size(geom), geom.window
         ks = _kernel_spectrum(w, geom, size) if saved is None else saved.ks
         zs = _dy_spectrum(dy, geom, size, saved, "input")                               # (F, G, N, Og)
-        dxs = _to_images(np.matmul(zs, ks.transpose(0, 1, 3, 2)), (size[0], size[1] // 2 + 1))
+        dxs = _to_images(per_frequency(zs, ks.transpose(0, 1, 3, 2)), (size[0], size[1] // 2 + 1))
         dxp = np.fft.irfft2(dxs, s=size)[:, :, :win.padded_height, :win.padded_width]
         return np.ascontiguousarray(unpad(dxp, geom.padding))
 
@@ -137,7 +157,7 @@ class FFT(ConvAlgorithm):
         size, win = _size(geom), geom.window
         xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups) if saved is None else saved.xs
         zs = _dy_spectrum(dy, geom, size, saved, "weight")                              # (F, G, N, Og)
-        prod = np.matmul(zs.conj().transpose(0, 1, 3, 2), xs)                          # (F, G, Og, Cg)
+        prod = per_frequency(zs.conj().transpose(0, 1, 3, 2), xs)                      # (F, G, Og, Cg)
         dws = np.ascontiguousarray(prod.transpose(1, 2, 3, 0)).reshape(*geom.weight_shape[:2], size[0], -1)
         lags = np.fft.irfft2(dws, s=size)                                               # (O, Cg, fh, fw)
         (kh, kw), (dh, dw) = win.kernel, win.dilation
