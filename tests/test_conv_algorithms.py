@@ -157,8 +157,8 @@ def test_saved_work_never_mixes_output_gradients(name):
     fresh = conv.get("naive")
     for first, second in (("input", "weight"), ("weight", "input")):
         _, saved = alg.forward(x, w, geom)
-        grads = {"input": lambda d: alg.grad_input(d, w, geom, saved),
-                 "weight": lambda d: alg.grad_weight(d, x, geom, saved)}
+        grads = {"input": lambda d, saved=saved: alg.grad_input(d, w, geom, saved),
+                 "weight": lambda d, saved=saved: alg.grad_weight(d, x, geom, saved)}
         grads[first](dy1)
         got = grads[second](dy2)
         want = fresh.grad_input(dy2, w, geom) if second == "input" else fresh.grad_weight(dy2, x, geom)
@@ -379,7 +379,7 @@ def test_autotune_environment_variable():
 @pytest.mark.parametrize("padding", [0, 1, 2, 4, 7])
 def test_input_gradient_problem_any_padding(padding):
     geom = ConvGeometry.create((2, 2, 6, 7), (3, 2, 3, 2), stride=(2, 1), padding=padding, dilation=(1, 2))
-    x, w, dy = _data(geom, np.float64)
+    _, w, dy = _data(geom, np.float64)
     z, wt, geom_t = base.input_grad_problem(dy, w, geom)
     assert geom_t.y_shape == geom.x_shape and geom_t.stride == (1, 1)
     dx, _ = NAIVE.forward(np.ascontiguousarray(z), np.ascontiguousarray(wt), geom_t)

@@ -45,7 +45,7 @@ class Case:
     groups: int = 1
     dilation: int | tuple = 1
 
-    def with_batch(self, batch: int) -> "Case":
+    def with_batch(self, batch: int) -> Case:
         return Case(self.name, (batch, *self.x_shape[1:]), self.w_shape, self.stride, self.padding, self.groups,
                     self.dilation)
 
@@ -126,7 +126,7 @@ def _peak_mib(step) -> float:
 
 def _conv_step(alg, geom, x, w, dy):
     def step():
-        y, saved = alg.forward(x, w, geom)
+        _, saved = alg.forward(x, w, geom)
         alg.grad_input(dy, w, geom, saved)
         alg.grad_weight(dy, x, geom, saved)
     return step

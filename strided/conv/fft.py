@@ -82,7 +82,7 @@ def _by_frequency(spec, groups):
 
 def _to_images(prod, shape):
     """(F, G, A, B) per-frequency product -> (A, G*B, fh, fw') spectrum."""
-    f, g, a, b = prod.shape
+    _, g, a, b = prod.shape
     return np.ascontiguousarray(prod.transpose(2, 1, 3, 0)).reshape(a, g * b, *shape)
 
 
@@ -105,7 +105,7 @@ class Spectra:
     is transformed once per backward pass; it is dropped once both have used it.
     """
 
-    __slots__ = ("xs", "ks", "dy", "zs", "users")
+    __slots__ = ("dy", "ks", "users", "xs", "zs")
 
     def __init__(self, xs, ks):
         self.xs, self.ks = xs, ks

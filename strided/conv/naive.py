@@ -25,7 +25,7 @@ class Naive(ConvAlgorithm):
 
     def _forward(self, x, w, geom):
         xp = pad(x, geom.padding)
-        n, o = geom.batch, geom.out_channels
+        o = geom.out_channels
         g, cg, og = geom.groups, geom.in_channels // geom.groups, o // geom.groups
         y = np.zeros(geom.y_shape, dtype=x.dtype)
         for i in range(geom.window.out_height):
