@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -282,12 +281,20 @@ def inference_throughput(torch=None, batch: int = 1000, images: int = 10000, rou
 
 
 # ---------------------------------------------------------------------------- memory
-def _rss_bytes() -> int | None:
+def _proc_status(field: str) -> int | None:
+    """A size in bytes from /proc/self/status (Linux), e.g. VmRSS (resident now) or VmHWM (its peak)."""
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
-        return None
+        pass
+    return None
+
+
+def _rss_bytes() -> int | None:
+    return _proc_status("VmRSS")
 
 
 def _memory_probe(library: str, batch: int, dtype: str) -> dict:
@@ -299,7 +306,6 @@ def _memory_probe(library: str, batch: int, dtype: str) -> dict:
     reports its arrays to) gives the most array memory alive at once, the
     buffers kept between steps included.
     """
-    import resource
     x, y = random_batch(batch, dtype)
     if library == "torch":
         import torch
@@ -310,8 +316,9 @@ def _memory_probe(library: str, batch: int, dtype: str) -> dict:
     base = _rss_bytes()
     for _ in range(10):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KiB on Linux
-    out = {"rss_growth": None if base is None else max(0, peak - base)}
+    # VmHWM, not getrusage's ru_maxrss: after fork + exec the latter starts from the parent's size
+    peak = _proc_status("VmHWM")
+    out = {"rss_growth": None if base is None or peak is None else max(0, peak - base)}
     if library == "strided":
         from .. import _memory
         del step
@@ -671,7 +678,7 @@ def main(argv=None) -> int:
         mem = peak_memory(libs, batch=128, dtype=dtype)
         report["memory"] = mem
         print("\nPeak memory of 10 training steps at batch 128 (growth of the peak resident size, each library in a "
-              "fresh process; transparent huge pages can inflate it):")
+              "fresh process):")
         for lib, m in mem.items():
             if "error" in m:
                 print(f"  {lib}: not measured ({m['error']})")
