@@ -14,7 +14,7 @@ when it becomes free, so a slow core delays one chunk, not the whole step.
 NumPy releases the GIL inside copies, ufuncs and BLAS calls, so the chunks
 really run side by side. When the cores are so busy that the calling
 thread mostly waits for descheduled workers, the pool backs off and runs
-the chunks itself for a while (see ``BACKOFF_SHARE``).
+the chunks itself for a while (see ``LONG_WAIT``).
 
 Determinism: a chunk writes only its own part of the output, and a
 reduction across chunks (a weight gradient summed over rows of pixels)
@@ -162,8 +162,11 @@ def split(total: int, per_chunk: int) -> list[slice]:
     return [slice(i, min(i + per_chunk, total)) for i in range(0, total, per_chunk)]
 
 
-# Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (~25 us per call).
+# Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (~25 us per call),
+# and of each chunk: two threads running NumPy calls of a few microseconds each mostly wait for each
+# other's GIL (LeNet-5's conv1, 0.5M per chunk, ran slower on two threads than on one).
 MIN_PARALLEL_MACS = 6_000_000
+MIN_CHUNK_MACS = 1_000_000
 
 
 def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> list:
@@ -173,14 +176,17 @@ def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> li
     says ``fn`` calls BLAS: then BLAS is held to one thread meanwhile, and
     without threadpoolctl the chunks run one after the other (see the module
     docstring). ``macs``, the multiply-adds of all chunks together, lets a
-    small call run in the calling thread (below ``MIN_PARALLEL_MACS``), as do
-    calls from inside a chunk and a pool of one thread. The first exception
-    (in chunk order) is re-raised once every started chunk has ended.
+    small call run in the calling thread (below ``MIN_PARALLEL_MACS`` in all
+    or ``MIN_CHUNK_MACS`` per chunk), as do calls from inside a chunk and a
+    pool of one thread. The first exception (in chunk order) is re-raised
+    once every started chunk has ended.
     """
     if getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas()):
         return [fn(i) for i in range(n)]
+    # BLAS stays on one thread even for a single chunk: OpenBLAS's threads spin for a while after each
+    # product and slowed the pool's threads down (a LeNet-5 step at batch 128: 6.4 -> 8.1 ms)
     with _SingleThreadedBlas() if blas else contextlib.nullcontext():
-        small = macs is not None and macs < MIN_PARALLEL_MACS
+        small = macs is not None and (macs < MIN_PARALLEL_MACS or macs < MIN_CHUNK_MACS * n)
         if n <= 1 or small or time.perf_counter() < _inline_until:
             return [fn(i) for i in range(n)]
         return _run(fn, n, min(_threads, n))
@@ -188,24 +194,37 @@ def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> li
 
 # ---- backing off when the cores are busy ----------------------------------------------------
 # When other processes keep the cores busy, a worker thread is often descheduled in the middle of a
-# chunk, and the calling thread, done with everything else, waits for it: a LeNet-5 step took 12 ms on
-# one thread and 19 ms on two with two other busy processes on the 2 cores. So the pool measures how
-# long the calling thread waits at the end of each parallel call; when the waits make up more than
-# BACKOFF_SHARE of the calls' time (a moving average), chunks run in the calling thread for the next
-# BACKOFF_SECONDS, then the threads are tried again. The chunks are the same either way: results do not
-# change, only where they are computed.
-BACKOFF_SHARE = 0.25
+# chunk, and the calling thread, done with everything else, waits for it for a scheduler time slice
+# (milliseconds): a LeNet-5 step took 12 ms on one thread and 19 ms on two with two other busy
+# processes on the 2 cores, and OpenBLAS's own threads fare worse (88 ms against 6.6 ms). So the pool
+# notes the calls whose end waited for a worker longer than LONG_WAIT seconds and more than half of the
+# call (a worker that merely woke up late costs tens of microseconds); when more than BACKOFF_SHARE of
+# the recent calls did (a moving average), chunks run in the calling thread for the next
+# BACKOFF_SECONDS, then the threads are tried again; a back-off soon after the previous one lasts
+# twice as long (up to MAX_BACKOFF_SECONDS), so a machine that stays busy is probed less and less. The
+# chunks are the same either way: results do not change, only where they are computed.
+LONG_WAIT = 0.5e-3
+BACKOFF_SHARE = 0.2
 BACKOFF_SECONDS = 2.0
-_wait_share = 0.0           # moving average of (time waiting for the workers) / (time of the call)
+MAX_BACKOFF_SECONDS = 32.0
+_long_waits = 0.0           # moving average of "this call waited long for a worker"
 _inline_until = 0.0         # perf_counter() before which chunks run inline
+_backoff = BACKOFF_SECONDS  # length of the next back-off
 
 
 def _record_wait(waited: float, total: float) -> None:
-    global _wait_share, _inline_until
-    _wait_share = 0.9 * _wait_share + 0.1 * (waited / total if total > 0 else 0.0)
-    if _wait_share > BACKOFF_SHARE:
-        _inline_until = time.perf_counter() + BACKOFF_SECONDS
-        _wait_share = 0.0
+    global _long_waits, _inline_until, _backoff
+    long = waited > LONG_WAIT and waited > 0.5 * total
+    _long_waits = 0.9 * _long_waits + (0.1 if long else 0.0)
+    now = time.perf_counter()
+    if _long_waits > BACKOFF_SHARE:
+        # backing off again soon after the last back-off ended: the cores are still busy, wait longer
+        recent = now - _inline_until < _backoff
+        _backoff = min(MAX_BACKOFF_SECONDS, 2 * _backoff) if recent else BACKOFF_SECONDS
+        _inline_until = now + _backoff
+        _long_waits = 0.0
+    elif now - _inline_until > 4 * _backoff:
+        _backoff = BACKOFF_SECONDS
 
 
 def _run(fn, n: int, threads: int) -> list:
@@ -241,9 +260,9 @@ def _run(fn, n: int, threads: int) -> list:
     return results
 
 
-# Multiply-adds per chunk of a split matrix product, at least: smaller products lose more to the hand-over
-# (~10-20 us) and to BLAS's lower speed on small blocks than the second core gains.
-MIN_SPLIT_MACS = 3_000_000
+# Multiply-adds per chunk of a split matrix product, at least: a call to the pool costs 40-60 us all told
+# (waking the worker, GIL hand-overs), so splitting (128 x 400) @ (400 x 120) in two lost time.
+MIN_SPLIT_MACS = 8_000_000
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -268,8 +287,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-# Elements per chunk of element-wise work, at least: about 100 us of the cheapest passes, worth a hand-over.
-MIN_ELEMENTWISE = 256 * 1024
+# Values read or written per chunk of element-wise work, at least. A call to the pool costs 40-60 us all
+# told; measured at LeNet-5's conv1 output (602k values), two threads gained 20% on tanh and lost 10-15%
+# on average pooling, so only passes over a million values and more are split.
+MIN_ELEMENTWISE = 1 << 20
 
 
 def elementwise(fn, *arrays) -> None:
@@ -282,7 +303,7 @@ def elementwise(fn, *arrays) -> None:
     nothing is reduced across chunks, so the result never depends on them.
     """
     first = arrays[0]
-    pieces = min(16, first.size // MIN_ELEMENTWISE)
+    pieces = min(16, first.size * len(arrays) // MIN_ELEMENTWISE)
     if pieces < 2 or _threads <= 1 or getattr(_local, "inside", False):
         fn(*arrays)
         return

@@ -125,17 +125,16 @@ def offsets(window: Window) -> tuple:
 def fold(dwin: np.ndarray, window: Window, out: np.ndarray | None = None) -> np.ndarray:
     """col2im: add window gradients back into the padded image.
 
-    dwin: (N, C, kh, kw, OH, OW), any strides. Returns dxp: (N, C, Hp, Wp) with
+    dwin: (N, C, kh, kw, OH, OW), any strides (any number of leading axes
+    in place of N, C). Returns dxp: (N, C, Hp, Wp) with
     ``dxp[..., i*sh + a*dh, j*sw + b*dw] += dwin[..., a, b, i, j]`` summed over
-    overlapping windows. When windows do not overlap each input pixel is
-    written once, so the first assignment needs no zeroed buffer.
+    overlapping windows, into ``out`` (zeroed first) when given.
     """
-    n, c = dwin.shape[:2]
-    shape = (n, c, window.padded_height, window.padded_width)
+    lead = dwin.shape[:-4]
     if out is None:
-        out = np.zeros(shape, dtype=dwin.dtype)
+        out = np.zeros((*lead, window.padded_height, window.padded_width), dtype=dwin.dtype)
     else:
         out[...] = 0
     for a, b, rows, cols in offsets(window):
-        out[:, :, rows, cols] += dwin[:, :, a, b]
+        out[..., rows, cols] += dwin[..., a, b, :, :]
     return out

@@ -88,17 +88,22 @@ def test_elementwise_and_matmul_cover_everything(threads, rng):
 
 def test_pool_backs_off_when_it_mostly_waits(threads, monkeypatch):
     import threading
+    import time
     threads(2)
     monkeypatch.setattr(_parallel, "_inline_until", 0.0)
-    monkeypatch.setattr(_parallel, "_wait_share", 0.0)
+    monkeypatch.setattr(_parallel, "_long_waits", 0.0)
+    for _ in range(50):
+        _parallel._record_wait(40e-6, 100e-6)     # workers waking up late: tens of microseconds, no back-off
+    assert _parallel._inline_until == 0.0
     for _ in range(5):
-        _parallel._record_wait(0.9, 1.0)          # the calling thread waited 90% of each call
+        _parallel._record_wait(4e-3, 5e-3)        # the calling thread waited milliseconds for a descheduled worker
     where = _parallel.map_chunks(lambda i: threading.get_ident(), 8)
     assert set(where) == {threading.get_ident()}  # backed off: every chunk ran in the calling thread
-    monkeypatch.setattr(_parallel, "_inline_until", 0.0)
-    for _ in range(20):
-        _parallel._record_wait(0.0, 1.0)
-    assert _parallel._inline_until == 0.0         # no waiting: no back-off
+    first = _parallel._inline_until - time.perf_counter()
+    monkeypatch.setattr(_parallel, "_inline_until", time.perf_counter() - 0.1)   # over, a moment ago
+    for _ in range(5):
+        _parallel._record_wait(4e-3, 5e-3)        # still busy: backs off again, for longer
+    assert _parallel._inline_until - time.perf_counter() > 1.5 * first
 
 
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])

@@ -1,49 +1,60 @@
-"""``strided``: the fast default. Strided views, one copy per chunk, BLAS matrix products.
+"""``strided``: the fast default. Strided views, one copy, BLAS matrix products.
 
 Seeds 000 (windows without Python loops), 001 and 004 (im2col turns the
 convolution into a matrix product). ``window_view`` exposes every window of
-the padded input as a view at zero cost; copying it lays out the window
-matrix, with K = Cg*kh*kw rows per group and one column per output pixel
+the padded input as a view at zero cost. Copied out, the windows make the
+window matrix, K = Cg*kh*kw rows per group and one column per output pixel
 and image,
 
-    cols[(c, a, b), (i, j, n)] = xp[n, c, i*sh + a*dh, j*sw + b*dw]
+    cols[(a, c, b), (i, j, n)] = xp[n, c, i*sh + a*dh, j*sw + b*dw]
 
 and the three products are matrix products with the weights viewed as
 wm: (G, Og, K):
 
     y     = wm @ cols                       # (O, OH*OW*N)
     dw    = dy @ cols.T                     # computed as cols @ dy.T: (K, O)
-    dcols = wm.T @ dy  ->  fold             # col2im: kh*kw strided-slice adds
+    dcols = wm.T @ dy  ->  col2im           # kh*kw strided-slice additions
 
 **Batch last.** The images are the innermost axis of every array the
 algorithm touches: the padded input xp: (C, Hp, Wp, N), the output
-(O, OH, OW, N). A window row is then a contiguous run of OW*N numbers,
-so copying windows and folding gradients move long runs, and each product
-is one BLAS call over all the images of the batch instead of one small call
-per image. The results are returned as (N, C, H, W) arrays whose memory is
-batch-last (``strided.windows.to_batch_last``), the way torch's
-``channels_last`` keeps a tensor's shape: element-wise layers and pooling
-keep that memory order, so the next convolution finds its input laid out
-already. Measured on the LeNet-5 layers (batch 128, one thread): the
-window copy is 2.4x (conv1) to 5.5x (conv2) faster than batch-first.
+(O, OH, OW, N). A window row is then a contiguous run of OW*N numbers, and
+each product is one BLAS call over all the images of the batch instead of
+one small call per image. The results are returned as (N, C, H, W) arrays
+whose memory is batch-last (``strided.windows.to_batch_last``), the way
+torch's ``channels_last`` keeps a tensor's shape: element-wise layers and
+pooling keep that memory order, so the next convolution finds its input
+laid out already.
 
-**Chunks.** The window matrix is kh*kw times the size of the input, too
-big for the cache, and OpenBLAS multiplies such thin matrices at a third
-of its speed once they leave it. So it is never built whole: each chunk of
-output pixels (whole rows, or part of a row) copies its block of columns
-into a per-thread workspace of about 384 KiB and multiplies it straight
-into its block of y, at BLAS's full speed. The weight gradient rebuilds the
-same blocks from the saved padded input (a copy from cache is cheaper than
-keeping the whole matrix) and adds the per-chunk products in chunk order;
-the input gradient works on blocks of input channels, each folding into
-its own channels of dxp. The chunks depend on the shapes alone and run on
-the threads of :mod:`strided._parallel`, so results are bit-identical for
-any number of threads.
+**Window rows, not the window matrix.** The window matrix repeats every
+input value kh*kw times, but the copy only needs to repeat it kw times.
+Copy the windows along W only, one row of the input at a time,
 
-The bias rides along in the forward product as a row of ones appended to
-each block, ``[W | b] @ [cols; 1]`` (``forward(..., bias=b)``), so it
-costs no pass of its own; ``grad_weight_and_bias`` returns the bias
-gradient with the weight gradient, summed from the batch-last dy.
+    R[h, c, b, j, n] = xp[c, h, j*sw + b*dw, n]              (C*kw rows per input row h)
+
+and the window-matrix columns of output row i, ordered (a, c, b), are the
+kh consecutive rows R[i*sh + a] (a = 0..kh-1): a contiguous block of R,
+used by BLAS in place. So the copy is kw times the input instead of kh*kw
+times (5x less for a 5x5 kernel), each output row is one product, and the
+weight gradient reuses R from the forward pass. (With a dilation dh > 1
+the rows of R are stored by residue mod dh, which keeps every block
+contiguous.) The input gradient runs it backwards: one product per output
+row, added into kh consecutive rows of dR (contiguous additions), then kw
+strided-slice additions fold dR along W into dxp.
+
+Measured on LeNet-5 at batch 128, one thread: against copying the whole
+window matrix block by block, the forward pass of conv1 got 1.6x faster,
+its weight gradient 1.6x, conv2's input gradient 1.5x.
+
+**Chunks.** Output rows (or pieces of a row, for a very large batch) are
+the chunks of the forward pass and the weight gradient; blocks of input
+channels (or of groups) those of the input gradient, each writing its own
+channels. They depend on the shapes alone and run on the threads of
+:mod:`strided._parallel`, so results are bit-identical for any number of
+threads; the weight gradient adds its per-row products in row order.
+
+The bias is added in one pass over y (``forward(..., bias=b)``);
+``grad_weight_and_bias`` returns the bias gradient, a pairwise sum over
+the batch-last dy, with the weight gradient.
 """
 from __future__ import annotations
 
@@ -52,19 +63,18 @@ import threading
 import numpy as np
 
 from .. import _memory, _parallel
+from ..geometry import Window
 from ..windows import fold, pad, to_batch_last, window_view
-from .base import ConvAlgorithm, check_operands, grouped
+from .base import ConvAlgorithm, check_operands
 
-# Bytes of window matrix per chunk: a block, its output and the weights stay in a 1 MiB L2 cache.
+# Bytes of a product's column block: the block, its output and the weights stay in a 1 MiB L2 cache.
 CHUNK_BYTES = 384 * 1024
 # Bytes of window-matrix gradient per chunk of the input gradient.
 FOLD_BYTES = 4 * 2**20
-
-_workspace = threading.local()
-
-
 # A thread keeps its workspace up to this size; larger requests (huge batches) get a temporary array.
 KEEP_SCRATCH_BYTES = 32 * 2**20
+
+_workspace = threading.local()
 
 
 def _scratch(nbytes: int, dtype) -> np.ndarray:
@@ -75,22 +85,6 @@ def _scratch(nbytes: int, dtype) -> np.ndarray:
     if buf is None or buf.nbytes < nbytes:
         buf = _workspace.buf = np.empty(max(nbytes, CHUNK_BYTES * 2), dtype=np.uint8)
     return buf[:nbytes].view(dtype)
-
-
-def padded_batch_last(x: np.ndarray, geom) -> np.ndarray:
-    """xp: (C, Hp, Wp, N), the zero-padded x: (N, C, H, W) with the batch innermost (contiguous)."""
-    n, c, h, w = x.shape
-    top, bottom, left, right = geom.padding
-    if top == bottom == left == right == 0:
-        return _batch_last_matrix(x)
-    xp = _memory.empty((n, c, h + top + bottom, w + left + right), x.dtype, batch_last=True)
-    pad(x, geom.padding, out=xp)
-    return xp.transpose(1, 2, 3, 0)
-
-
-def _windows(xp: np.ndarray, geom) -> np.ndarray:
-    """Every window of xp: (C, Hp, Wp, N) as a view (C, kh, kw, OH, OW, N): the window matrix, uncopied."""
-    return window_view(xp.transpose(3, 0, 1, 2), geom.window).transpose(1, 4, 5, 2, 3, 0)
 
 
 def window_matrix(x, geom):
@@ -108,32 +102,72 @@ def window_matrix(x, geom):
     return cols.reshape(n, geom.groups, k, win.out_height * win.out_width)
 
 
-def pixel_chunks(geom, itemsize: int) -> list[tuple[slice, slice]]:
-    """Blocks of output pixels ``(rows, columns)`` whose window-matrix block is about ``CHUNK_BYTES``.
+class _Rows:
+    """The window-row layout of one geometry: which rows of R the output rows use, and the W-only window.
 
-    Whole rows when one row fits, else pieces of one row (a very large
-    batch); the same list for the forward pass and the weight gradient.
+    R: (G, dh*Q, Cg*kw*OW*N) with input row h = q*dh + r stored at r*Q + q,
+    Q = ceil(Hp / dh) (the padded input gets dh*Q - Hp extra zero rows at the
+    bottom, which no window reads). Output row i uses the kh rows starting
+    at ``start[i]``.
     """
-    win = geom.window
-    oh, ow = win.out_height, win.out_width
-    per_pixel = geom.in_channels * win.kernel[0] * win.kernel[1] * geom.batch * itemsize
-    pixels = max(1, CHUNK_BYTES // per_pixel)
-    if pixels >= ow:
-        return [(rows, slice(0, ow)) for rows in _parallel.split(oh, pixels // ow)]
-    return [(slice(i, i + 1), cols) for i in range(oh) for cols in _parallel.split(ow, pixels)]
+
+    def __init__(self, geom):
+        win = geom.window
+        (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
+        self.q = -(-win.padded_height // dh)
+        self.padding = (win.padding[0], win.padding[1] + dh * self.q - win.padded_height, *win.padding[2:])
+        self.start = [(i * sh) % dh * self.q + (i * sh) // dh for i in range(win.out_height)]
+        # the window along W only: kernel (1, kw) over every (padded) input row
+        self.window = Window(dh * self.q, win.padded_width, (1, kw), (1, sw), (0, 0, 0, 0), (1, dw),
+                             dh * self.q, win.out_width)
+        self.k = geom.in_channels // geom.groups * kh * kw       # rows of one product: (a, c, b)
+        self.cols = win.out_width * geom.batch                    # columns of one output row: (j, n)
+
+
+def window_rows(x, geom, rows: _Rows) -> np.ndarray:
+    """R: (G, dh*Q, Cg*kw*OW*N), the input's windows along W, one block of rows per input row (see ``_Rows``)."""
+    n, c, _, w = x.shape
+    g, dh = geom.groups, geom.window.dilation[0]
+    hq, wp = dh * rows.q, w + rows.padding[2] + rows.padding[3]
+    if any(rows.padding):
+        xp = _memory.empty((n, c, hq, wp), x.dtype, batch_last=True)
+        pad(x, rows.padding, out=xp)
+    else:
+        xp = x
+    v = window_view(xp, rows.window)[:, :, :, :, 0]                    # (N, C, Hq, OW, kw) view
+    ow, kw = v.shape[3:]
+    v = v.reshape(n, g, c // g, rows.q, dh, ow, kw).transpose(1, 4, 3, 2, 6, 5, 0)   # (G, dh, Q, Cg, kw, OW, N)
+    r = _memory.empty((g * dh * rows.q * (c // g) * kw * ow * n,), x.dtype)
+    np.copyto(r.reshape(v.shape), v)
+    return r.reshape(g, dh * rows.q, -1)
+
+
+def row_chunks(geom, rows: _Rows, itemsize: int) -> list[tuple[int, slice]]:
+    """``(output row, columns)`` pieces: whole rows unless a row's block exceeds twice ``CHUNK_BYTES``."""
+    per_col = rows.k * itemsize
+    whole = rows.cols * per_col <= 2 * CHUNK_BYTES
+    step = rows.cols if whole else max(1, CHUNK_BYTES // per_col)
+    return [(i, cols) for i in range(geom.window.out_height) for cols in _parallel.split(rows.cols, step)]
+
+
+def _weights(w, geom) -> np.ndarray:
+    """w: (O, Cg, kh, kw) as (G, Og, K) with K ordered (a, c, b), the order of the window rows."""
+    g = geom.groups
+    o, cg, kh, kw = w.shape
+    return np.ascontiguousarray(w.reshape(g, o // g, cg, kh, kw).transpose(0, 1, 3, 2, 4)).reshape(g, o // g, -1)
 
 
 class Strided(ConvAlgorithm):
     name = "strided"
-    seed = "000 + 001 + 004 (windows as a strided view, im2col as a matmul, batch last, in chunks)"
+    seed = "000 + 001 + 004 (windows as a strided view, im2col as a matmul, batch last, window rows)"
     fuses_bias = True    # forward(..., bias=) and grad_weight_and_bias exist
 
     def workspace_per_image(self, geom, dtype):
-        """The window matrix of one image: what the algorithm would hold without chunks.
+        """The window matrix of one image: what im2col would hold for it.
 
-        Chunks bound the real workspace, but a pixel's block still holds
-        K numbers per image, so the workspace limit keeps splitting very
-        large batches (see :func:`strided.conv.set_workspace_limit`).
+        The window rows R are kw (not kh*kw) times the input, so this
+        overstates the real workspace: the workspace limit then splits very
+        large batches a little early (see :func:`strided.conv.set_workspace_limit`).
         """
         win = geom.window
         return geom.in_channels * win.kernel[0] * win.kernel[1] * win.out_height * win.out_width * dtype.itemsize
@@ -155,23 +189,26 @@ class Strided(ConvAlgorithm):
         return self._forward(x, w, geom, bias)
 
     def _forward(self, x, w, geom, bias=None):
-        xp = padded_batch_last(x, geom)
-        v = _windows(xp, geom)
-        g = geom.groups
-        wm = grouped(w, g)                                              # (G, Og, K)
-        if bias is not None:
-            # y = [W | b] @ [cols; 1]: the bias rides along in the product
-            wm = np.concatenate([wm, bias.reshape(g, -1, 1)], axis=2)   # (G, Og, K + 1)
+        rows = _Rows(geom)
+        r = window_rows(x, geom, rows)                                   # (G, dh*Q, Cg*kw*OW*N)
+        g, kh = geom.groups, geom.kernel[0]
+        wm = _weights(w, geom)                                           # (G, Og, K)
         y = _memory.empty(geom.y_shape, x.dtype, batch_last=True).transpose(1, 2, 3, 0)   # (O, OH, OW, N)
+        y4 = y.reshape(g, wm.shape[1], geom.window.out_height, rows.cols)   # (G, Og, OH, OW*N)
+        chunks = row_chunks(geom, rows, x.dtype.itemsize)
 
         def chunk(k):
-            rows, cols = chunks[k]
-            block = _copy_block(v, rows, cols, g, ones=bias is not None)     # (G, K (+1), P)
-            _matmul(wm, block, y[:, rows, cols].reshape(g, wm.shape[1], -1))  # into its (G, Og, P) block of y
+            i, cols = chunks[k]
+            s = rows.start[i]
+            block = r[:, s:s + kh].reshape(g, rows.k, rows.cols)[:, :, cols]   # (G, K, P): a view of R
+            _matmul(wm, block, y4[:, :, i, cols])                              # into its (G, Og, P) view of y
 
-        chunks = pixel_chunks(geom, x.dtype.itemsize)
         _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
-        return y.transpose(3, 0, 1, 2), xp
+        if bias is not None:
+            # one pass over y: a broadcast addition per output row cost as much as conv1's products
+            y2 = y.reshape(geom.out_channels, -1)
+            y2 += bias[:, None]
+        return y.transpose(3, 0, 1, 2), r
 
     # ---- weight gradient ------------------------------------------------------------
     def _grad_weight(self, dy, x, geom, saved):
@@ -185,58 +222,90 @@ class Strided(ConvAlgorithm):
         return self._weight_and_bias(dy, x, geom, saved, True)
 
     def _weight_and_bias(self, dy, x, geom, saved, with_bias):
-        xp = padded_batch_last(x, geom) if saved is None else saved
-        v = _windows(xp, geom)
-        g = geom.groups
-        og = geom.out_channels // g
+        rows = _Rows(geom)
+        r = window_rows(x, geom, rows) if saved is None else saved
+        g, kh = geom.groups, geom.kernel[0]
+        o, og, cg = geom.out_channels, geom.out_channels // g, geom.in_channels // g
         dym = _batch_last_matrix(dy)                                     # (O, OH, OW, N)
+        d4 = dym.reshape(g, og, geom.window.out_height, rows.cols)
+        chunks = row_chunks(geom, rows, x.dtype.itemsize)
 
         def chunk(k):
-            rows, cols = chunks[k]
-            block = _copy_block(v, rows, cols, g)                       # (G, K, P)
-            d = dym[:, rows, cols].reshape(g, og, -1)                   # (G, Og, P)
+            i, cols = chunks[k]
+            s = rows.start[i]
+            block = r[:, s:s + kh].reshape(g, rows.k, rows.cols)[:, :, cols]   # (G, K, P)
             # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for BLAS
-            return _matmul(block, d.transpose(0, 2, 1))                 # (G, K, Og)
+            return _matmul(block, d4[:, :, i, cols].transpose(0, 2, 1))        # (G, K, Og)
 
-        chunks = pixel_chunks(geom, x.dtype.itemsize)
         parts = _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
         total = parts[0]
         for p in parts[1:]:                 # in chunk order: the same sum on any number of threads
             total += p
-        dw = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(geom.weight_shape)
+        # K is ordered (a, c, b): back to (O, Cg, kh, kw)
+        dw = total.transpose(0, 2, 1).reshape(g, og, kh, cg, -1).transpose(0, 1, 3, 2, 4)
+        dw = np.ascontiguousarray(dw).reshape(geom.weight_shape)
         # the bias gradient as one pairwise sum per contiguous row (a row of ones in the product above
         # would add its thousands of terms one after the other, losing float32 digits)
-        db = dym.reshape(geom.out_channels, -1).sum(axis=1) if with_bias else None
+        db = dym.reshape(o, -1).sum(axis=1) if with_bias else None
         return dw, db
 
     # ---- input gradient ---------------------------------------------------------------
     def _grad_input(self, dy, w, geom, saved):
-        win, g, n = geom.window, geom.groups, geom.batch
-        c, o = geom.in_channels, geom.out_channels
-        cg, og = c // g, o // g
-        kh, kw = win.kernel
-        dym = _batch_last_matrix(dy).reshape(g, og, -1)                  # (G, Og, L*N)
-        dxp = _memory.empty((n, c, win.padded_height, win.padded_width), dy.dtype, batch_last=True)
-        dxp = dxp.transpose(1, 2, 3, 0)                                  # (C, Hp, Wp, N)
-        per_channel = kh * kw * dym.shape[2] * dy.dtype.itemsize
-        # few, large blocks: each costs kh*kw slice additions whatever its size
-        step = max(1, min(cg, -(-cg // 2), FOLD_BYTES // per_channel))
-        # blocks of input channels within one group: each chunk owns its channels of dxp
-        blocks = [(gi, sl) for gi in range(g) for sl in _parallel.split(cg, step)]
+        win, rows = geom.window, _Rows(geom)
+        g, n, c = geom.groups, geom.batch, geom.in_channels
+        cg, og = c // g, geom.out_channels // g
+        (kh, kw), dh = win.kernel, win.dilation[0]
+        w5 = _weights(w, geom).reshape(g, og, kh, cg, kw)
+        d4 = _batch_last_matrix(dy).reshape(g, og, win.out_height, rows.cols)   # (G, Og, OH, OW*N)
+        dr = _memory.empty((g * dh * rows.q * cg * kw * rows.cols,), dy.dtype).reshape(g, dh * rows.q, cg, -1)
+        hq, wp = dh * rows.q, win.padded_width
+        dxp = _memory.empty((n, c, hq, wp), dy.dtype, batch_last=True)       # (N, C, Hq, Wp) view, batch-last
+        dxp5 = dxp.reshape(n, g, cg, hq, wp)
+        blocks = _gradient_blocks(geom, rows, dy.dtype.itemsize)
 
         def chunk(k):
-            gi, sl = blocks[k]
-            cb = sl.stop - sl.start
-            wsub = w[gi * og:(gi + 1) * og, sl].reshape(og, cb * kh * kw)            # (Og, cb*kh*kw)
-            dcols = _scratch(cb * per_channel, dy.dtype).reshape(cb * kh * kw, -1)
-            np.matmul(wsub.T, dym[gi], out=dcols)                                   # (cb*kh*kw, L*N)
-            dwin = dcols.reshape(cb, kh, kw, win.out_height, win.out_width, n)
-            c0 = gi * cg + sl.start
-            fold(dwin.transpose(5, 0, 1, 2, 3, 4), win, out=dxp[c0:c0 + cb].transpose(3, 0, 1, 2))
+            gs, cs = blocks[k]
+            gb, cb = gs.stop - gs.start, cs.stop - cs.start
+            wt = np.ascontiguousarray(w5[gs, :, :, cs].reshape(gb, og, -1).transpose(0, 2, 1))   # (gb, kh*cb*kw, Og)
+            part = dr[gs, :, cs]                                                 # (gb, dh*Q, cb, kw*OW*N)
+            part[...] = 0
+            dcols = _scratch(gb * wt.shape[1] * rows.cols * dy.itemsize, dy.dtype).reshape(gb, wt.shape[1], -1)
+            for i in range(win.out_height):
+                s = rows.start[i]
+                _matmul(wt, d4[gs, :, i], dcols)                                 # (gb, kh*cb*kw, OW*N)
+                part[:, s:s + kh] += dcols.reshape(gb, kh, cb, -1)               # kh consecutive rows of dR
+            # fold along W, one residue of the rows mod dh at a time (rows r*Q + q hold input row q*dh + r)
+            for res in range(dh):
+                dwin = part[:, res * rows.q:(res + 1) * rows.q].reshape(gb, rows.q, cb, kw, win.out_width, n)
+                dwin = dwin.transpose(5, 0, 2, 3, 1, 4)[:, :, :, None]           # (N, gb, cb, 1, kw, Q, OW)
+                fold(dwin, _residue_window(rows), out=dxp5[:, gs, cs, res::dh])
 
         _parallel.map_chunks(chunk, len(blocks), blas=True, macs=_macs(geom))
         top, _, left, _ = geom.padding
-        return dxp[:, top:top + win.height, left:left + win.width].transpose(3, 0, 1, 2)
+        return dxp[:, :, top:top + win.height, left:left + win.width]
+
+
+def _residue_window(rows: _Rows) -> Window:
+    """The W-only window over the Q rows of one residue class (what ``fold`` walks for the input gradient)."""
+    w = rows.window
+    return Window(rows.q, w.width, w.kernel, w.stride, w.padding, w.dilation, rows.q, w.out_width)
+
+
+def _gradient_blocks(geom, rows: _Rows, itemsize: int) -> list[tuple[slice, slice]]:
+    """``(groups, channels)`` blocks of the input gradient: each chunk owns its channels of dR and dxp.
+
+    One group: blocks of its channels, at least two when there are two
+    channels (for two threads), at most ``FOLD_BYTES`` of products each.
+    Several groups: blocks of whole groups.
+    """
+    g, cg = geom.groups, geom.in_channels // geom.groups
+    kh, kw = geom.kernel
+    per_channel = kh * kw * rows.cols * itemsize
+    if g == 1:
+        step = max(1, min(-(-cg // 2), FOLD_BYTES // per_channel))
+        return [(slice(0, 1), cs) for cs in _parallel.split(cg, step)]
+    step = max(1, min(-(-g // 2), FOLD_BYTES // (per_channel * cg)))
+    return [(gs, slice(0, cg)) for gs in _parallel.split(g, step)]
 
 
 def _macs(geom) -> int:
@@ -249,22 +318,6 @@ def _macs(geom) -> int:
 def _batch_last_matrix(a: np.ndarray) -> np.ndarray:
     """a: (N, C, H, W) as a contiguous (C, H, W, N) array; no copy when its memory is already batch-last."""
     return to_batch_last(a).transpose(1, 2, 3, 0)
-
-
-def _copy_block(v: np.ndarray, rows: slice, cols: slice, groups: int, ones: bool = False) -> np.ndarray:
-    """The window-matrix block of output pixels (rows, cols): (G, K, P), in this thread's workspace.
-
-    ``ones`` appends a row of ones to each group's block, (G, K + 1, P), for the bias.
-    """
-    src = v[:, :, :, rows, cols]                                        # (C, kh, kw, r, c, N) view
-    c, kh, kw, r, q, n = src.shape
-    k, p = c // groups * kh * kw, r * q * n
-    block = _scratch(groups * (k + ones) * p * src.itemsize, src.dtype).reshape(groups, k + ones, p)
-    np.copyto(block[:, :k].reshape(groups, c // groups, kh, kw, r, q, n),
-              src.reshape(groups, c // groups, kh, kw, r, q, n))
-    if ones:
-        block[:, k] = 1
-    return block
 
 
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
