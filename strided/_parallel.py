@@ -162,10 +162,11 @@ def split(total: int, per_chunk: int) -> list[slice]:
     return [slice(i, min(i + per_chunk, total)) for i in range(0, total, per_chunk)]
 
 
-# Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (~25 us per call),
-# and of each chunk: two threads running NumPy calls of a few microseconds each mostly wait for each
-# other's GIL (LeNet-5's conv1, 0.5M per chunk, ran slower on two threads than on one).
-MIN_PARALLEL_MACS = 6_000_000
+# Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (a call costs
+# 40-60 us all told: LeNet-5 at batch 32 took 2.71 ms/step from 6M and 2.55 ms from 12M), and of each
+# chunk: two threads running NumPy calls of a few microseconds each mostly wait for each other's GIL
+# (LeNet-5's conv1, 0.5M per chunk, ran slower on two threads than on one).
+MIN_PARALLEL_MACS = 12_000_000
 MIN_CHUNK_MACS = 1_000_000
 
 
