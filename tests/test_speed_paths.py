@@ -238,10 +238,10 @@ def test_benchmark_and_profile_run_without_torch(capsys):
 def test_interleaved_timing_alternates_and_counts_rounds():
     calls = []
     out = bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3,
-                            warmup=1, round_seconds=0.0)
+                            warmup=0.0, round_seconds=0.0)
     assert {k: len(v) for k, v in out.items()} == {"a": 3, "b": 3}
-    # after the warm-up, round 2 starts with b: the order alternates
-    timed = calls[4:]
+    # after the warm-up (3 calls and one timed estimate each), round 2 starts with b: the order alternates
+    timed = calls[8:]
     per_round = len(timed) // 3
     assert timed[0] == "a" and timed[per_round] == "b" and timed[2 * per_round] == "a"
 

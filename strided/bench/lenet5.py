@@ -10,8 +10,10 @@ slower. This benchmark measures the claim on the machine it runs on:
 2. for each batch size (32, 64, 128, 256) it times *training steps*
    (forward, ``CrossEntropyLoss``, backward, ``SGD(momentum=0.9)``) in
    alternating rounds, strided then PyTorch then strided ..., so that both
-   see the same background load; after a warm-up, 5 rounds, each round's
-   median step time, the median over rounds, and their ratio;
+   see the same background load; after half a second of warm-up each,
+   5 rounds, each round's median step time, the median over rounds, and
+   their ratio (the process's allocator is first put in the state a
+   training script reaches once it has loaded its data: ``settle_allocator``);
 3. it trains one full Fashion-MNIST epoch (60,000 images) with each
    library, when the dataset is installed, or extrapolates one from the
    step time otherwise (and says so);
@@ -158,18 +160,36 @@ def _round(step, steps: int) -> float:
     return statistics.median(times)
 
 
-def interleaved(steps: dict, rounds: int = 5, warmup: int = 3, round_seconds: float = 0.3) -> dict:
+def settle_allocator(nbytes: int = 24 * 2**20) -> None:
+    """Allocate and free one block of ``nbytes``, as loading a dataset does, before timing anything.
+
+    glibc serves each allocation above its mmap threshold (128 KiB at
+    first) with a fresh mapping and unmaps it when it is freed, so until
+    the process has freed one large block, every big tensor costs page
+    faults: PyTorch's step at batch 128 took 11 ms in a fresh process and
+    6.8 ms after this (the threshold rises to the size of the largest block
+    freed, up to 32 MiB). A training script reaches that state when it loads
+    its data; the benchmark gets there explicitly, for both libraries.
+    """
+    block = np.ones(nbytes // 8)
+    del block
+
+
+def interleaved(steps: dict, rounds: int = 5, warmup: float = 0.5, round_seconds: float = 0.3) -> dict:
     """Time several step functions in alternating rounds; returns ``{name: [median seconds per round]}``.
 
-    Each function first runs ``warmup`` untimed calls; the number of calls
-    per round is chosen from the slowest function so that a round lasts
-    about ``round_seconds``. The order of the functions alternates from one
-    round to the next, so none always runs right after the other.
+    Each function first runs untimed for ``warmup`` seconds (at least 3
+    calls); the number of calls per round is chosen from the slowest
+    function so that a round lasts about ``round_seconds``. The order of the
+    functions alternates from one round to the next, so none always runs
+    right after the other.
     """
     estimate = 0.0
     for step in steps.values():
-        for _ in range(warmup):
+        start, calls = time.perf_counter(), 0
+        while calls < 3 or time.perf_counter() - start < warmup:
             step()
+            calls += 1
         start = time.perf_counter()
         step()
         estimate = max(estimate, time.perf_counter() - start)
@@ -276,7 +296,7 @@ def inference_throughput(torch=None, batch: int = 1000, images: int = 10000, rou
     fns = {"strided": run_strided}
     if torch is not None:
         fns["torch"] = run_torch
-    secs = interleaved(fns, rounds, warmup=1, round_seconds=0.0)
+    secs = interleaved(fns, rounds, warmup=0.0, round_seconds=0.0)
     return {"batch": batch, **{f"{k}_images_per_s": images / statistics.median(v) for k, v in secs.items()}}
 
 
@@ -506,6 +526,7 @@ def profile_main(argv=None) -> int:
                 print("# threadpoolctl is not installed (pip install strided[speed]): BLAS keeps its threads, "
                       "and their work is not in the CPU time of this thread")
         print(f"# {machine()}")
+        settle_allocator()
         how = ("one thread, CPU time of the thread" if args.one_thread else
                f"wall-clock time; strided on {_parallel.num_threads()} threads, PyTorch on 2")
         for b in args.batches:
@@ -641,6 +662,7 @@ def main(argv=None) -> int:
         print("# same weights, same batch: largest relative difference to PyTorch: "
               + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()), flush=True)
 
+    settle_allocator()
     rows = step_times(args.batches, args.rounds, torch, dtype)
     report["steps"] = rows
     print(f"\nTraining step (median of {args.rounds} alternating rounds; ratio = median per-round "
