@@ -62,6 +62,7 @@ import functools
 import threading
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .. import _memory, _parallel
 from ..geometry import Window
@@ -149,18 +150,50 @@ def window_rows(x, geom, rows: _Rows) -> np.ndarray:
     return r.reshape(g, dh * rows.q, -1)
 
 
-def row_chunks(geom, itemsize: int) -> tuple[tuple[int, slice], ...]:
-    """``(output row, columns)`` pieces: whole rows unless a row's block exceeds twice ``CHUNK_BYTES``."""
-    return _row_chunks(geom, itemsize, CHUNK_BYTES)
+# Multiply-adds per block of output rows in the forward pass and the weight gradient, about.
+ROWS_MACS = 2_000_000
+
+
+def row_chunks(geom, itemsize: int) -> tuple[tuple[slice, slice], ...]:
+    """``(output rows, columns)`` blocks of the forward pass and the weight gradient.
+
+    A block of rows is one batched product over stacked views of R (see
+    :func:`_row_blocks`), one NumPy call that runs without the GIL: about
+    ``ROWS_MACS`` multiply-adds each, so that two threads are kept busy by a
+    few long calls rather than many short ones. A row's columns are cut
+    when its block of R exceeds twice ``CHUNK_BYTES`` (a huge batch).
+    With a dilation dh > 1 consecutive output rows are not evenly spaced in
+    R, and each block is one row.
+    """
+    return _row_chunks(geom, itemsize, CHUNK_BYTES, ROWS_MACS)
 
 
 @functools.lru_cache(maxsize=256)
-def _row_chunks(geom, itemsize: int, chunk_bytes: int) -> tuple[tuple[int, slice], ...]:
-    rows = _rows(geom)
+def _row_chunks(geom, itemsize: int, chunk_bytes: int, rows_macs: int) -> tuple[tuple[slice, slice], ...]:
+    rows, win = _rows(geom), geom.window
     per_col = rows.k * itemsize
     whole = rows.cols * per_col <= 2 * chunk_bytes
     step = rows.cols if whole else max(1, chunk_bytes // per_col)
-    return tuple((i, cols) for i in range(geom.window.out_height) for cols in _parallel.split(rows.cols, step))
+    pieces = _parallel.split(rows.cols, step)
+    per_row = geom.out_channels * rows.k * rows.cols // len(pieces)
+    t = 1 if win.dilation[0] > 1 else max(1, min(win.out_height, rows_macs // max(1, per_row)))
+    return tuple((r, cols) for r in _parallel.split(win.out_height, t) for cols in pieces)
+
+
+def _row_blocks(r: np.ndarray, geom, rows: slice) -> np.ndarray:
+    """The window-matrix blocks of output rows ``rows``: (t, G, K, OW*N), stacked views of R (no copy).
+
+    Output row i reads the kh rows of R from ``start[i]``; consecutive rows
+    start ``sh`` rows apart (dh = 1), so t blocks are one strided view whose
+    first axis steps by sh rows of R: the blocks overlap, which a view allows.
+    """
+    info = _rows(geom)
+    t = rows.stop - rows.start
+    s0 = info.start[rows.start]
+    g, _, m = r.shape
+    step = geom.stride[0] * m if t > 1 else 0
+    return as_strided(r[:, s0:], shape=(t, g, info.k, info.cols),
+                      strides=(step * r.itemsize, r.strides[0], info.cols * r.itemsize, r.itemsize))
 
 
 def _weights(w, geom) -> np.ndarray:
@@ -204,17 +237,17 @@ class Strided(ConvAlgorithm):
     def _forward(self, x, w, geom, bias=None):
         rows = _rows(geom)
         r = window_rows(x, geom, rows)                                   # (G, dh*Q, Cg*kw*OW*N)
-        g, kh = geom.groups, geom.kernel[0]
+        g = geom.groups
         wm = _weights(w, geom)                                           # (G, Og, K)
         y = _memory.empty(geom.y_shape, x.dtype, batch_last=True).transpose(1, 2, 3, 0)   # (O, OH, OW, N)
         y4 = y.reshape(g, wm.shape[1], geom.window.out_height, rows.cols)   # (G, Og, OH, OW*N)
         chunks = row_chunks(geom, x.dtype.itemsize)
 
         def chunk(k):
-            i, cols = chunks[k]
-            s = rows.start[i]
-            block = r[:, s:s + kh].reshape(g, rows.k, rows.cols)[:, :, cols]   # (G, K, P): a view of R
-            _matmul(wm, block, y4[:, :, i, cols])                              # into its (G, Og, P) view of y
+            rs, cols = chunks[k]
+            block = _row_blocks(r, geom, rs)[..., cols]                        # (t, G, K, P): views of R
+            out = y4[:, :, rs, cols].transpose(2, 0, 1, 3)                     # (t, G, Og, P): a view of y
+            np.matmul(wm, block, out=out)                                      # t products, one call
 
         _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
         if bias is not None:
@@ -244,11 +277,12 @@ class Strided(ConvAlgorithm):
         chunks = row_chunks(geom, x.dtype.itemsize)
 
         def chunk(k):
-            i, cols = chunks[k]
-            s = rows.start[i]
-            block = r[:, s:s + kh].reshape(g, rows.k, rows.cols)[:, :, cols]   # (G, K, P)
-            # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for BLAS
-            return _matmul(block, d4[:, :, i, cols].transpose(0, 2, 1))        # (G, K, Og)
+            rs, cols = chunks[k]
+            block = _row_blocks(r, geom, rs)[..., cols]                        # (t, G, K, P)
+            d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)                       # (t, G, P, Og)
+            # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for BLAS;
+            # the t products summed in row order
+            return np.matmul(block, d).sum(axis=0)                             # (G, K, Og)
 
         parts = _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
         total = parts[0]
@@ -275,6 +309,9 @@ class Strided(ConvAlgorithm):
         dxp = _memory.empty((n, c, hq, wp), dy.dtype, batch_last=True)       # (N, C, Hq, Wp) view, batch-last
         dxp5 = dxp.reshape(n, g, cg, hq, wp)
         blocks = _gradient_blocks(geom, rows, dy.dtype.itemsize)
+        sh = win.stride[0]
+        # all output rows in one product (dilation dh > 1: one row at a time, their R rows are not evenly spaced)
+        row_blocks = _parallel.split(win.out_height, win.out_height if dh == 1 else 1)
 
         def chunk(k):
             gs, cs = blocks[k]
@@ -282,11 +319,16 @@ class Strided(ConvAlgorithm):
             wt = np.ascontiguousarray(w5[gs, :, :, cs].reshape(gb, og, -1).transpose(0, 2, 1))   # (gb, kh*cb*kw, Og)
             part = dr[gs, :, cs]                                                 # (gb, dh*Q, cb, kw*OW*N)
             part[...] = 0
-            dcols = _scratch(gb * wt.shape[1] * rows.cols * dy.itemsize, dy.dtype).reshape(gb, wt.shape[1], -1)
-            for i in range(win.out_height):
-                s = rows.start[i]
-                _matmul(wt, d4[gs, :, i], dcols)                                 # (gb, kh*cb*kw, OW*N)
-                part[:, s:s + kh] += dcols.reshape(gb, kh, cb, -1)               # kh consecutive rows of dR
+            for rs in row_blocks:
+                t, s0 = rs.stop - rs.start, rows.start[rs.start]
+                dcols = _scratch(t * gb * wt.shape[1] * rows.cols * dy.itemsize, dy.dtype)
+                dcols = dcols.reshape(t, gb, kh, cb, -1)
+                np.matmul(wt, d4[gs, :, rs].transpose(2, 0, 1, 3), out=dcols.reshape(t, gb, -1, rows.cols))
+                for a in range(kh):
+                    # tap a of output rows i, i+1, ... lands on rows s0 + a, s0 + a + sh, ...: distinct rows,
+                    # so one strided addition per tap
+                    stop = s0 + a + sh * (t - 1) + 1
+                    part[:, s0 + a:stop:sh] += dcols[:, :, a].transpose(1, 0, 2, 3)
             # fold along W, one residue of the rows mod dh at a time (rows r*Q + q hold input row q*dh + r)
             for res in range(dh):
                 dwin = part[:, res * rows.q:(res + 1) * rows.q].reshape(gb, rows.q, cb, kw, win.out_width, n)
@@ -331,11 +373,3 @@ def _macs(geom) -> int:
 def _batch_last_matrix(a: np.ndarray) -> np.ndarray:
     """a: (N, C, H, W) as a contiguous (C, H, W, N) array; no copy when its memory is already batch-last."""
     return to_batch_last(a).transpose(1, 2, 3, 0)
-
-
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b`` over the groups (G, ., .); one 2-d product, with less call overhead, for a single group."""
-    if a.shape[0] == 1:
-        r = np.matmul(a[0], b[0], out=None if out is None else out[0])
-        return r[None]
-    return np.matmul(a, b, out=out)
