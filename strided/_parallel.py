@@ -44,8 +44,8 @@ import numpy as np
 
 from . import _checks
 
-__all__ = ["can_limit_blas", "elementwise", "map_chunks", "matmul", "num_threads", "set_num_threads",
-           "single_threaded_blas", "split"]
+__all__ = ["can_limit_blas", "elementwise", "even_split", "map_chunks", "matmul", "num_threads",
+           "set_num_threads", "single_threaded_blas", "split"]
 
 
 def _default_threads() -> int:
@@ -160,6 +160,14 @@ def split(total: int, per_chunk: int) -> list[slice]:
     """``range(total)`` cut into consecutive slices of ``per_chunk`` (the last one shorter)."""
     per_chunk = max(1, int(per_chunk))
     return [slice(i, min(i + per_chunk, total)) for i in range(0, total, per_chunk)]
+
+
+def even_split(total: int, pieces: int) -> list[slice]:
+    """``range(total)`` cut into ``pieces`` consecutive slices whose lengths differ by one at most."""
+    pieces = max(1, min(int(pieces), total))
+    q, r = divmod(total, pieces)
+    bounds = [i * q + min(i, r) for i in range(pieces + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 # Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (a call costs

@@ -122,11 +122,15 @@ def _conv_data(geom, dtype, rng):
     return x, w, dy
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 4096, 10**9])      # one pixel, pieces of rows, one chunk
-@pytest.mark.parametrize("groups, stride, dilation, padding", [(1, 1, 1, 2), (2, (2, 1), (1, 2), (3, 0, 1, 2))])
-def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_bytes, groups, stride, dilation,
-                                                    padding):
+@pytest.mark.parametrize("chunk_bytes, max_columns, row_blocks", [(1, 1, 99), (4096, 7, 2), (10**9, 10**9, 1)])
+@pytest.mark.parametrize("groups, stride, dilation, padding", [(1, 1, 1, 2), (2, (2, 1), (1, 2), (3, 0, 1, 2)),
+                                                               (1, 2, (2, 1), 1)])
+def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_bytes, max_columns, row_blocks, groups,
+                                                    stride, dilation, padding):
+    # one column and one row per block, pieces of rows in two blocks, everything in one block
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(fast, "MAX_COLUMNS", max_columns)
+    monkeypatch.setattr(fast, "ROW_BLOCKS", row_blocks)
     geom = ConvGeometry.create((5, 4, 11, 9), (6, 4 // groups, 3, 2), stride, padding, dilation, groups)
     x, w, dy = _conv_data(geom, np.float64, rng)
     b = rng.standard_normal(geom.out_channels)

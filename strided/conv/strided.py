@@ -67,7 +67,6 @@ import functools
 import threading
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .. import _memory, _parallel
 from ..geometry import Window
@@ -155,34 +154,36 @@ def window_rows(x, geom, rows: _Rows) -> np.ndarray:
     return r.reshape(g, dh * rows.q, -1)
 
 
-# Multiply-adds per block of output rows in the forward pass and the weight gradient, about.
-ROWS_MACS = 2_000_000
+# Blocks of output rows per column piece in the forward pass and the weight gradient.
+ROW_BLOCKS = 4
+# Columns of one product at most, unless a column block of CHUNK_BYTES is wider: OpenBLAS multiplies a
+# thin matrix (6x25 by 25xn, conv1) at 80-87 GFLOP/s up to n = 4096 and at 23-28 GFLOP/s beyond.
+MAX_COLUMNS = 4096
 
 
 def row_chunks(geom, itemsize: int) -> tuple[tuple[slice, slice], ...]:
     """``(output rows, columns)`` blocks of the forward pass and the weight gradient.
 
     A block of rows is one batched product over stacked views of R (see
-    :func:`_row_blocks`), one NumPy call that runs without the GIL: about
-    ``ROWS_MACS`` multiply-adds each, so that two threads are kept busy by a
-    few long calls rather than many short ones. A row's columns are cut
-    when its block of R exceeds twice ``CHUNK_BYTES`` (a huge batch).
-    With a dilation dh > 1 consecutive output rows are not evenly spaced in
-    R, and each block is one row.
+    :func:`_row_blocks`): one NumPy call that runs without the GIL. There are
+    ``ROW_BLOCKS`` of them, as even as can be, so that two threads share the
+    work in a few long calls rather than many short ones (two threads making
+    NumPy calls of a few microseconds each mostly wait for each other). A
+    row's columns are cut into pieces of at most ``MAX_COLUMNS`` or of
+    ``CHUNK_BYTES`` of R, whichever is wider (a huge batch). With a dilation
+    dh > 1 consecutive output rows are not evenly spaced in R, and each
+    block is one row.
     """
-    return _row_chunks(geom, itemsize, CHUNK_BYTES, ROWS_MACS)
+    return _row_chunks(geom, itemsize, CHUNK_BYTES, MAX_COLUMNS, ROW_BLOCKS)
 
 
 @functools.lru_cache(maxsize=256)
-def _row_chunks(geom, itemsize: int, chunk_bytes: int, rows_macs: int) -> tuple[tuple[slice, slice], ...]:
+def _row_chunks(geom, itemsize, chunk_bytes, max_columns, row_blocks) -> tuple[tuple[slice, slice], ...]:
     rows, win = _rows(geom), geom.window
-    per_col = rows.k * itemsize
-    whole = rows.cols * per_col <= 2 * chunk_bytes
-    step = rows.cols if whole else max(1, chunk_bytes // per_col)
-    pieces = _parallel.split(rows.cols, step)
-    per_row = geom.out_channels * rows.k * rows.cols // len(pieces)
-    t = 1 if win.dilation[0] > 1 else max(1, min(win.out_height, rows_macs // max(1, per_row)))
-    return tuple((r, cols) for r in _parallel.split(win.out_height, t) for cols in pieces)
+    pieces = _parallel.split(rows.cols, max(max_columns, chunk_bytes // (rows.k * itemsize)))
+    oh = win.out_height
+    blocks = [slice(i, i + 1) for i in range(oh)] if win.dilation[0] > 1 else _parallel.even_split(oh, row_blocks)
+    return tuple((r, cols) for r in blocks for cols in pieces)
 
 
 def _row_blocks(r: np.ndarray, geom, rows: slice) -> np.ndarray:
@@ -194,10 +195,10 @@ def _row_blocks(r: np.ndarray, geom, rows: slice) -> np.ndarray:
     """
     info = _rows(geom)
     t = rows.stop - rows.start
-    s0 = info.start[rows.start]
     g, _, m = r.shape
     step = geom.stride[0] * m if t > 1 else 0
-    return as_strided(r[:, s0:], shape=(t, g, info.k, info.cols),
+    # np.ndarray over R's memory: the same view as numpy's as_strided, without its Python-level cost
+    return np.ndarray((t, g, info.k, info.cols), r.dtype, buffer=r, offset=info.start[rows.start] * m * r.itemsize,
                       strides=(step * r.itemsize, r.strides[0], info.cols * r.itemsize, r.itemsize))
 
 
