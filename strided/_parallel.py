@@ -167,7 +167,7 @@ def even_split(total: int, pieces: int) -> list[slice]:
     pieces = max(1, min(int(pieces), total))
     q, r = divmod(total, pieces)
     bounds = [i * q + min(i, r) for i in range(pieces + 1)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 # Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (a call costs
