@@ -131,6 +131,7 @@ def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_byte
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(fast, "MAX_COLUMNS", max_columns)
     monkeypatch.setattr(fast, "ROW_BLOCKS", row_blocks)
+    monkeypatch.setattr(fast, "FOLD_BYTES", chunk_bytes)      # the input gradient: one output row per product
     geom = ConvGeometry.create((5, 4, 11, 9), (6, 4 // groups, 3, 2), stride, padding, dilation, groups)
     x, w, dy = _conv_data(geom, np.float64, rng)
     b = rng.standard_normal(geom.out_channels)

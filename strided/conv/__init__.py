@@ -72,39 +72,31 @@ def get(name: str) -> ConvAlgorithm:
 
 # ---- the measured default table --------------------------------------------
 
-WINOGRAD_MIN_CHANNELS = 64
-FFT_MIN_TAPS = 49
+FFT_MIN_TAPS = 100
 
 
 def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
     """``(name, reason)`` from the default table, measured with ``strided bench conv`` (docs/algorithms.md).
 
-    Measured on 2 cores, float32, forward + both gradients (docs/algorithms.md):
+    Measured on 2 cores, float32, forward + both gradients, once strided
+    worked on window rows in blocks of output rows (docs/performance.md):
 
-    * winograd for 3x3, stride 1, dilation 1 when both the input and the
-      output channels per group are >= 64: F(2x2, 3x3) does 2.25x fewer
-      multiplications in the channel products, which only pays for its
-      transforms once those products dominate (64 -> 64 channels at 32x32:
-      ~10% faster than strided; 128 channels: up to 40%; at 32 channels and
-      below it loses by up to 2x).
-    * fft for kernels of 49 taps or more (7x7 and up), stride 1, groups 1,
+    * fft for kernels of 100 taps or more (10x10 and up), stride 1, groups 1,
       when the batch's images outnumber the kernel's channel pairs: its cost
-      does not grow with the kernel area (11x11: 4-7x faster than strided),
-      but it transforms every (out, in) kernel plane twice, which a small
-      batch does not amortise (7x7, 64 channels, batch 4: 1.4x slower).
-      Strides > 1 waste FFT work (it computes every lag), hence stride 1.
-      5x5 kernels are a toss-up (faster on 32x32 images with 3-16 channels,
-      2-4x slower on both LeNet-5 layers), so they stay with strided;
-      autotuning finds the exceptions.
-    * strided everywhere else, including both LeNet-5 layers, 1x1, strided
-      stems and depthwise layers (per-group products are too small for
-      Winograd's or FFT's overheads).
+      does not grow with the kernel area (11x11, 8 -> 16 channels at 64x64:
+      1.4x faster than strided), but it transforms every (out, in) kernel
+      plane twice, which a small batch does not amortise. Strides > 1 waste
+      FFT work (it computes every lag), hence stride 1. Up to 9x9 strided is
+      faster (7x7: 1.4-2.1x, 9x9: 1.5x).
+    * strided everywhere else, Winograd's 3x3 layers included: on 64 to 256
+      channels (batch 8 and 32, 8x8 to 32x32 images) strided was 1.14-2.7x
+      faster than F(2x2, 3x3), whose 2.25x fewer multiplications no longer
+      pay for its transforms. ``algorithm='winograd'`` and autotuning still
+      reach it.
     """
     dtype = np.dtype(dtype)
     (kh, kw), win = geom.kernel, geom.window
-    cg, og = geom.in_channels // geom.groups, geom.out_channels // geom.groups
-    if ALGORITHMS["winograd"].supports(geom, dtype) is None and min(cg, og) >= WINOGRAD_MIN_CHANNELS:
-        return "winograd", f"default table: 3x3 stride 1 with >= {WINOGRAD_MIN_CHANNELS} channels per group"
+    cg = geom.in_channels // geom.groups
     if (kh * kw >= FFT_MIN_TAPS and win.stride == (1, 1) and geom.groups == 1
             and geom.batch * (geom.in_channels + geom.out_channels) >= geom.out_channels * cg):
         return "fft", f"default table: {kh}x{kw} kernel (>= {FFT_MIN_TAPS} taps), stride 1"

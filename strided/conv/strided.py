@@ -316,8 +316,6 @@ class Strided(ConvAlgorithm):
         dxp5 = dxp.reshape(n, g, cg, hq, wp)
         blocks = _gradient_blocks(geom, rows, dy.dtype.itemsize)
         sh = win.stride[0]
-        # all output rows in one product (dilation dh > 1: one row at a time, their R rows are not evenly spaced)
-        row_blocks = _parallel.split(win.out_height, win.out_height if dh == 1 else 1)
 
         def chunk(k):
             gs, cs = blocks[k]
@@ -325,7 +323,11 @@ class Strided(ConvAlgorithm):
             wt = np.ascontiguousarray(w5[gs, :, :, cs].reshape(gb, og, -1).transpose(0, 2, 1))   # (gb, kh*cb*kw, Og)
             part = dr[gs, :, cs]                                                 # (gb, dh*Q, cb, kw*OW*N)
             part[...] = 0
-            for rs in row_blocks:
+            # as many output rows per product as FOLD_BYTES of dcols allow (dilation dh > 1: one at a time,
+            # their rows of R are not evenly spaced); the blocks run in order, so their additions may overlap
+            per_row = gb * wt.shape[1] * rows.cols * dy.itemsize
+            t_max = max(1, FOLD_BYTES // per_row) if dh == 1 else 1
+            for rs in _parallel.split(win.out_height, t_max):
                 t, s0 = rs.stop - rs.start, rows.start[rs.start]
                 dcols = _scratch(t * gb * wt.shape[1] * rows.cols * dy.itemsize, dy.dtype)
                 dcols = dcols.reshape(t, gb, kh, cb, -1)
