@@ -45,7 +45,13 @@ def _step_results(threads_n, set_threads, batch=16, steps=2):
 # ---- the thread pool -------------------------------------------------------------------------------
 
 
-def test_training_is_bit_identical_on_one_or_two_threads_and_run_to_run(threads):
+def test_training_is_bit_identical_on_one_or_two_threads_and_run_to_run(threads, monkeypatch):
+    # every call goes to the pool, however small, so the two-thread runs really run in parallel
+    for name in ("MIN_PARALLEL_MACS", "MIN_CHUNK_MACS", "MIN_SPLIT_MACS"):
+        monkeypatch.setattr(_parallel, name, 1)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTWISE", 1024)
+    monkeypatch.setattr(_parallel, "_inline_until", 0.0)
+    monkeypatch.setattr(_parallel, "BACKOFF_SHARE", 2.0)       # never back off to the calling thread
     one = _step_results(1, threads)
     two = _step_results(2, threads)
     again = _step_results(2, threads)
