@@ -112,6 +112,17 @@ def test_pool_backs_off_when_it_mostly_waits(threads, monkeypatch):
     assert _parallel._inline_until - time.perf_counter() > 1.5 * first
 
 
+def test_without_threadpoolctl_blas_chunks_run_in_the_calling_thread(threads, monkeypatch, rng):
+    import threading
+    threads(2)
+    monkeypatch.setattr(_parallel, "_blas", [])                 # as if threadpoolctl were not installed
+    assert not _parallel.can_limit_blas()
+    assert set(_parallel.map_chunks(lambda i: threading.get_ident(), 4, blas=True)) == {threading.get_ident()}
+    geom = ConvGeometry.create((64, 6, 14, 14), (16, 6, 5, 5))
+    x, w, dy = _conv_data(geom, np.float64, rng)
+    np.testing.assert_allclose(STRIDED.forward(x, w, geom)[0], NAIVE.forward(x, w, geom)[0], rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
 def test_set_num_threads_validates(bad, exc, threads):
     with pytest.raises(exc, match="n must be a positive int"):
