@@ -119,7 +119,7 @@ def test_without_threadpoolctl_blas_chunks_run_in_the_calling_thread(threads, mo
     assert not _parallel.can_limit_blas()
     assert set(_parallel.map_chunks(lambda i: threading.get_ident(), 4, blas=True)) == {threading.get_ident()}
     geom = ConvGeometry.create((64, 6, 14, 14), (16, 6, 5, 5))
-    x, w, dy = _conv_data(geom, np.float64, rng)
+    x, w, _ = _conv_data(geom, np.float64, rng)
     np.testing.assert_allclose(STRIDED.forward(x, w, geom)[0], NAIVE.forward(x, w, geom)[0], rtol=1e-10, atol=1e-10)
 
 
