@@ -371,6 +371,16 @@ def _layer_name(i, layer) -> str:
     return f"{i} {type(layer).__name__}"
 
 
+def _time_steps(step, steps: int, clock) -> list:
+    """Seconds of each of ``steps`` whole training steps, for the profile's total."""
+    whole = []
+    for _ in range(steps):
+        t = clock()
+        step()
+        whole.append(clock() - t)
+    return whole
+
+
 def profile_strided(model, x, y, steps: int = 30, warmup: int = 5, clock=time.perf_counter) -> dict:
     """Where one training step of a strided ``Sequential`` spends its time.
 
@@ -407,12 +417,7 @@ def profile_strided(model, x, y, steps: int = 30, warmup: int = 5, clock=time.pe
         opt.step()
         opt_t.append(clock() - t)
     med = lambda v: statistics.median(v[warmup:])
-    step = strided_step(model, x, y)
-    whole = []
-    for _ in range(steps):
-        t = clock()
-        step()
-        whole.append(clock() - t)
+    whole = _time_steps(strided_step(model, x, y), steps, clock)
     return {"layers": [(_layer_name(i, layer), med(fwd[i]), med(bwd[i])) for i, layer in enumerate(layers)],
             "loss": med(loss_t), "optimizer": med(opt_t), "step": statistics.median(whole)}
 
@@ -458,12 +463,7 @@ def profile_torch(torch, tmodel, x, y, steps: int = 30, warmup: int = 5, clock=t
             h.remove()
         warnings.filters[:] = saved_filters
     med = lambda v: statistics.median(v[warmup:]) if len(v) > warmup else float("nan")
-    step = torch_step(torch, tmodel, x, y)
-    whole = []
-    for _ in range(steps):
-        t = clock()
-        step()
-        whole.append(clock() - t)
+    whole = _time_steps(torch_step(torch, tmodel, x, y), steps, clock)
     return {"layers": [(_layer_name(i, layer), med(fwd[i]), med(bwd[i])) for i, layer in enumerate(layers)],
             "loss": med(loss_t), "optimizer": med(opt_t), "step": statistics.median(whole)}
 
