@@ -38,7 +38,6 @@ import itertools
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -62,7 +61,7 @@ def _default_threads() -> int:
 
 
 _threads = _default_threads()
-_pool: ThreadPoolExecutor | None = None
+_pool: _Pool | None = None
 _pool_lock = threading.Lock()
 _local = threading.local()        # .inside: this thread is running a chunk (nested calls run inline)
 
@@ -79,7 +78,7 @@ def set_num_threads(n: int) -> None:
     with _pool_lock:
         _threads = n
         if _pool is not None:
-            _pool.shutdown(wait=False)
+            _pool.stop()
             _pool = None
 
 
@@ -95,18 +94,73 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _executor() -> ThreadPoolExecutor:
+class _Worker:
+    """A thread that runs one job at a time, handed over through two locks.
+
+    A bare lock is the cheapest hand-over Python has. Waking a thread on
+    the other core still costs 15-40 us on a virtual machine (the idle core
+    has to be woken by the host), so a call to the pool pays that once or
+    twice; ``concurrent.futures`` added its queue, futures and condition
+    variables on top (50-60 us for a call with nothing to do).
+    """
+
+    def __init__(self, name: str):
+        self.go = threading.Lock()
+        self.go.acquire()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.job = None
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def _loop(self):
+        _local.inside = True
+        while True:
+            self.go.acquire()
+            job = self.job
+            if job is None:
+                return
+            try:
+                job()
+            finally:
+                self.job = None
+                self.done.release()
+
+    def start(self, job):
+        self.job = job
+        self.go.release()
+
+    def stop(self):
+        self.job = None
+        self.go.release()
+
+
+class _Pool:
+    """``threads - 1`` workers; the calling thread is the last one. One caller at a time (``busy``)."""
+
+    def __init__(self, threads: int):
+        self.busy = threading.Lock()
+        self.workers = [_Worker(f"strided-{i}") for i in range(threads - 1)]
+
+    def stop(self):
+        for w in self.workers:
+            w.stop()
+
+
+def _get_pool() -> _Pool:
     global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="strided")
-        return _pool
+    pool = _pool
+    if pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = _Pool(_threads)
+            pool = _pool
+    return pool
 
 
 # ---- BLAS threads --------------------------------------------------------------
 
 _blas_lock = threading.Lock()
-_blas = None            # list of threadpoolctl library controllers, [] without threadpoolctl
+_blas = None            # [(get, set)] per BLAS library: the threadpoolctl controllers' thread-count functions
 _blas_depth = 0
 _blas_saved: list[int] = []
 
@@ -119,8 +173,27 @@ def _blas_controllers() -> list:
         except ImportError:
             _blas = []
         else:
-            _blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+            _blas = [_thread_functions(c) for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
     return _blas
+
+
+def _thread_functions(controller):
+    """``(get, set)`` for one BLAS library: OpenBLAS's own C functions when they can be found.
+
+    threadpoolctl looks the C symbol up on every call (about 5 us for a
+    get and a set); the pool switches BLAS to one thread and back around
+    every call, a few dozen times per training step, so the functions are
+    looked up once here. OpenBLAS built with OpenMP keeps a limit per
+    thread, which only threadpoolctl handles: it is used for every other case.
+    """
+    if controller.internal_api == "openblas" and getattr(controller, "threading_layer", None) != "openmp":
+        lib = controller.dynlib
+        for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                return get, put
+    return (lambda: controller.num_threads), controller.set_num_threads
 
 
 def can_limit_blas() -> bool:
@@ -140,9 +213,10 @@ class _SingleThreadedBlas:
         global _blas_depth, _blas_saved
         with _blas_lock:
             if _blas_depth == 0:
-                _blas_saved = [c.num_threads for c in _blas_controllers()]
-                for c in _blas_controllers():
-                    c.set_num_threads(1)
+                _blas_saved = [get() for get, _ in _blas_controllers()]
+                for (_, put), n in zip(_blas_controllers(), _blas_saved):
+                    if n != 1:
+                        put(1)
             _blas_depth += 1
 
     def __exit__(self, *exc):
@@ -150,8 +224,9 @@ class _SingleThreadedBlas:
         with _blas_lock:
             _blas_depth -= 1
             if _blas_depth == 0:
-                for c, n in zip(_blas_controllers(), _blas_saved):
-                    c.set_num_threads(n)
+                for (_, put), n in zip(_blas_controllers(), _blas_saved):
+                    if n != 1:
+                        put(n)
 
 
 # ---- chunks ------------------------------------------------------------------------
@@ -237,31 +312,43 @@ def _record_wait(waited: float, total: float) -> None:
 
 
 def _run(fn, n: int, threads: int) -> list:
+    pool = _get_pool()
+    if not pool.busy.acquire(blocking=False):
+        # another thread of the program is using the pool: this call's chunks run in its own thread
+        return [fn(i) for i in range(n)]
+    try:
+        return _run_on(pool, fn, n, threads)
+    finally:
+        pool.busy.release()
+
+
+def _run_on(pool: _Pool, fn, n: int, threads: int) -> list:
     results = [None] * n
     errors = []
     counter = itertools.count()    # next() on a count is atomic under the GIL: each chunk is taken once
 
     def work():
-        _local.inside = True
-        try:
-            for i in iter(counter.__next__, None):
-                if i >= n or errors:
-                    return
-                try:
-                    results[i] = fn(i)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
-                    errors.append((i, exc))
-                    return
-        finally:
-            _local.inside = False
+        for i in iter(counter.__next__, None):
+            if i >= n or errors:
+                return
+            try:
+                results[i] = fn(i)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread below
+                errors.append((i, exc))
+                return
 
-    pool = _executor()
+    workers = pool.workers[:threads - 1]
     start = time.perf_counter()
-    futures = [pool.submit(work) for _ in range(threads - 1)]
-    work()
-    done = time.perf_counter()
-    for f in futures:
-        f.result()
+    for w in workers:
+        w.start(work)
+    _local.inside = True
+    try:
+        work()
+    finally:
+        _local.inside = False
+        done = time.perf_counter()
+        for w in workers:
+            w.done.acquire()
     end = time.perf_counter()
     _record_wait(end - done, end - start)
     if errors:

@@ -123,6 +123,71 @@ def test_without_threadpoolctl_blas_chunks_run_in_the_calling_thread(threads, mo
     np.testing.assert_allclose(STRIDED.forward(x, w, geom)[0], NAIVE.forward(x, w, geom)[0], rtol=1e-10, atol=1e-10)
 
 
+def test_pool_spreads_chunks_and_serves_callers_from_several_threads(threads, monkeypatch):
+    import threading
+    import time
+    threads(2)
+    monkeypatch.setattr(_parallel, "_inline_until", 0.0)
+    monkeypatch.setattr(_parallel, "BACKOFF_SHARE", 2.0)
+
+    def slow(i):
+        time.sleep(0.01)            # releases the GIL, as NumPy does: the worker takes the other chunks
+        return threading.get_ident()
+
+    assert len(set(_parallel.map_chunks(slow, 4))) == 2
+    # two threads of a program call the pool at once: whoever finds it busy runs its chunks itself,
+    # and each gets its own results
+    results, errors = {}, []
+
+    def caller(k):
+        try:
+            for _ in range(20):
+                got = _parallel.map_chunks(lambda i: (time.sleep(0.0005), k * 100 + i)[1], 6)
+                assert got == [k * 100 + i for i in range(6)]
+            results[k] = True
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    callers = [threading.Thread(target=caller, args=(k,)) for k in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert not errors and sorted(results) == [0, 1, 2]
+
+
+def test_set_num_threads_stops_the_old_workers(threads):
+    import threading
+    import time
+    threads(3)
+    _parallel.map_chunks(lambda i: time.sleep(0.002), 6)
+    assert sum(t.name.startswith("strided-") for t in threading.enumerate()) >= 2
+    threads(1)
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("strided-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name.startswith("strided-") for t in threading.enumerate())
+
+
+def test_single_threaded_blas_restores_the_callers_setting():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _parallel.can_limit_blas():
+        pytest.skip("no BLAS library that threadpoolctl can control")
+
+    def blas_threads():
+        # the libraries loaded when the pool first looked (NumPy's among them; SciPy may bring another later)
+        return [get() for get, _ in _parallel._blas_controllers()]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        with _parallel.single_threaded_blas():
+            assert blas_threads() == [1] * len(before)
+            with _parallel.single_threaded_blas():        # nested: still one thread, restored only at the end
+                pass
+            assert blas_threads() == [1] * len(before)
+        assert blas_threads() == before
+
+
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
 def test_set_num_threads_validates(bad, exc, threads):
     with pytest.raises(exc, match="n must be a positive int"):
