@@ -213,6 +213,7 @@ def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_byte
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(fast, "MAX_COLUMNS", max_columns)
     monkeypatch.setattr(fast, "ROW_BLOCKS", row_blocks)
+    monkeypatch.setattr(fast, "MAX_COPY_GROWTH", 1e9)          # as many blocks as ROW_BLOCKS asks for
     monkeypatch.setattr(fast, "FOLD_BYTES", chunk_bytes)      # the input gradient: one output row per product
     geom = ConvGeometry.create((5, 4, 11, 9), (6, 4 // groups, 3, 2), stride, padding, dilation, groups)
     x, w, dy = _conv_data(geom, np.float64, rng)
@@ -225,6 +226,30 @@ def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_byte
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(STRIDED.grad_input(dy, w, geom, saved), NAIVE.grad_input(dy, w, geom),
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("limit", [None, 1])              # 1 byte: over the workspace limit, batch in chunks
+@pytest.mark.parametrize("need", [(True, True, True), (False, True, True), (True, False, False), (True, True, False),
+                                  (False, False, True)])
+def test_one_pass_backward_equals_the_separate_gradients(rng, need, limit):
+    geom = ConvGeometry.create((5, 4, 10, 9), (6, 2, 3, 3), stride=(1, 2), padding=1, groups=2)
+    x, w, dy = _conv_data(geom, np.float64, rng)
+    _, saved = STRIDED.forward(x, w, geom)
+    before = conv.get_workspace_limit()
+    if limit:
+        conv.set_workspace_limit(limit)
+    try:
+        dx, dw, db = STRIDED.backward(dy, x, w, geom, None if limit else saved, *need)
+    finally:
+        conv.set_workspace_limit(before)
+    need_x, need_w, need_b = need
+    assert (dx is None, dw is None, db is None) == (not need_x, not need_w, not need_b)
+    if need_x:
+        np.testing.assert_allclose(dx, NAIVE.grad_input(dy, w, geom), rtol=1e-10, atol=1e-10)
+    if need_w:
+        np.testing.assert_allclose(dw, NAIVE.grad_weight(dy, x, geom), rtol=1e-10, atol=1e-10)
+    if need_b:
+        np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-10, atol=1e-10)
 
 
 def test_fused_bias_equals_adding_it_afterwards(rng):

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -136,8 +137,12 @@ def _rows(geom) -> _Rows:
     return _Rows(geom)
 
 
-def window_rows(x, geom, rows: _Rows) -> np.ndarray:
-    """R: (G, dh*Q, Cg*kw*OW*N), the input's windows along W, one block of rows per input row (see ``_Rows``)."""
+def window_source(x, geom, rows: _Rows) -> np.ndarray:
+    """(G, dh, Q, Cg, kw, OW, N): every window row of the padded x, a view (the padding is the one copy).
+
+    Element ``[g, r, q, c, b, j, n]`` is ``xp[n, g*Cg + c, q*dh + r, j*sw + b*dw]``:
+    row ``r*Q + q`` of R (see ``_Rows``) is ``[:, r, q]`` flattened.
+    """
     n, c, _, w = x.shape
     g, dh = geom.groups, geom.window.dilation[0]
     hq, wp = dh * rows.q, w + rows.padding[2] + rows.padding[3]
@@ -148,57 +153,106 @@ def window_rows(x, geom, rows: _Rows) -> np.ndarray:
         xp = x
     v = window_view(xp, rows.window)[:, :, :, :, 0]                    # (N, C, Hq, OW, kw) view
     ow, kw = v.shape[3:]
-    v = v.reshape(n, g, c // g, rows.q, dh, ow, kw).transpose(1, 4, 3, 2, 6, 5, 0)   # (G, dh, Q, Cg, kw, OW, N)
-    r = _memory.empty((g * dh * rows.q * (c // g) * kw * ow * n,), x.dtype)
-    np.copyto(r.reshape(v.shape), v)
-    return r.reshape(g, dh * rows.q, -1)
+    return v.reshape(n, g, c // g, rows.q, dh, ow, kw).transpose(1, 4, 3, 2, 6, 5, 0)
 
 
-# Blocks of output rows per column piece in the forward pass and the weight gradient.
+def copy_rows(v: np.ndarray, rows: _Rows, lo: int, hi: int) -> np.ndarray:
+    """Rows lo..hi-1 of R, copied out of ``window_source``'s view: (G, hi - lo, Cg*kw*OW*N), contiguous.
+
+    The rows must lie in one residue class mod dh (always true for dh = 1;
+    with dh > 1 the whole of R is copied, one residue class at a time).
+    """
+    g = v.shape[0]
+    if hi - lo > rows.q:                     # all of R: each residue class in turn
+        r = _memory.empty((g * (hi - lo) * (v[0, 0, 0].size),), v.dtype).reshape(g, hi - lo, -1)
+        for res in range(v.shape[1]):
+            np.copyto(r[:, res * rows.q:(res + 1) * rows.q].reshape(v[:, res].shape), v[:, res])
+        return r
+    res, q0 = divmod(lo, rows.q)
+    part = v[:, res, q0:q0 + hi - lo]                                   # (G, t, Cg, kw, OW, N)
+    r = _memory.empty((part.size,), v.dtype)
+    np.copyto(r.reshape(part.shape), part)
+    return r.reshape(g, hi - lo, -1)
+
+
+def window_rows(x, geom, rows: _Rows) -> np.ndarray:
+    """R: (G, dh*Q, Cg*kw*OW*N), the input's windows along W, one block of rows per input row (see ``_Rows``)."""
+    return copy_rows(window_source(x, geom, rows), rows, 0, geom.window.dilation[0] * rows.q)
+
+
+# Blocks of output rows in the forward pass and the weight gradient, at most.
 ROW_BLOCKS = 4
+# Each block copies the rows of R it reads: neighbouring blocks both copy the kh - sh rows they share.
+# Fewer blocks, as long as the copies would grow by more than this fraction of R.
+MAX_COPY_GROWTH = 0.35
 # Columns of one product at most, unless a column block of CHUNK_BYTES is wider: OpenBLAS multiplies a
 # thin matrix (6x25 by 25xn, conv1) at 80-87 GFLOP/s up to n = 4096 and at 23-28 GFLOP/s beyond.
 MAX_COLUMNS = 4096
 
 
-def row_chunks(geom, itemsize: int) -> tuple[tuple[slice, slice], ...]:
-    """``(output rows, columns)`` blocks of the forward pass and the weight gradient.
+class RowPlan(NamedTuple):
+    """How the forward pass and the weight gradient cut their work (see :func:`row_plan`)."""
 
-    A block of rows is one batched product over stacked views of R (see
-    :func:`_row_blocks`): one NumPy call that runs without the GIL. There are
-    ``ROW_BLOCKS`` of them, as even as can be, so that two threads share the
-    work in a few long calls rather than many short ones (two threads making
-    NumPy calls of a few microseconds each mostly wait for each other). A
-    row's columns are cut into pieces of at most ``MAX_COLUMNS`` or of
-    ``CHUNK_BYTES`` of R, whichever is wider (a huge batch). With a dilation
-    dh > 1 consecutive output rows are not evenly spaced in R, and each
-    block is one row.
+    blocks: tuple          # (output rows, first row of R, last row of R + 1) per block
+    pieces: tuple          # column pieces of one product
+    shared: bool           # True: one copy of all of R serves every block (dilation dh > 1)
+
+
+def row_plan(geom, itemsize: int) -> RowPlan:
+    """The blocks of output rows of the forward pass and the weight gradient, and each product's column pieces.
+
+    A block of rows is one chunk of work for the threads: it copies the
+    rows of R it reads (:func:`copy_rows`) while they are in its core's cache,
+    then makes one batched product over stacked views of them (see
+    :func:`_row_blocks`) per column piece. There are up to ``ROW_BLOCKS``
+    blocks, as even as can be, fewer when the rows that neighbouring blocks
+    both copy would grow the copy by more than ``MAX_COPY_GROWTH`` (LeNet-5's
+    conv2, 10 output rows of a 5x5 kernel: two blocks). A row's columns
+    are cut into pieces of at most ``MAX_COLUMNS`` or of ``CHUNK_BYTES`` of R,
+    whichever is wider (a huge batch). With a dilation dh > 1 consecutive
+    output rows are not evenly spaced in R: R is copied once, whole, and
+    each block is one row.
     """
-    return _row_chunks(geom, itemsize, CHUNK_BYTES, MAX_COLUMNS, ROW_BLOCKS)
+    return _row_plan(geom, itemsize, CHUNK_BYTES, MAX_COLUMNS, ROW_BLOCKS, MAX_COPY_GROWTH)
 
 
 @functools.lru_cache(maxsize=256)
-def _row_chunks(geom, itemsize, chunk_bytes, max_columns, row_blocks) -> tuple[tuple[slice, slice], ...]:
+def _row_plan(geom, itemsize, chunk_bytes, max_columns, row_blocks, max_growth) -> RowPlan:
     rows, win = _rows(geom), geom.window
-    pieces = _parallel.split(rows.cols, max(max_columns, chunk_bytes // (rows.k * itemsize)))
-    oh = win.out_height
-    blocks = [slice(i, i + 1) for i in range(oh)] if win.dilation[0] > 1 else _parallel.even_split(oh, row_blocks)
-    return tuple((r, cols) for r in blocks for cols in pieces)
+    pieces = tuple(_parallel.split(rows.cols, max(max_columns, chunk_bytes // (rows.k * itemsize))))
+    oh, kh, sh = win.out_height, win.kernel[0], win.stride[0]
+    if win.dilation[0] > 1:
+        hq = win.dilation[0] * rows.q
+        return RowPlan(tuple((slice(i, i + 1), 0, hq) for i in range(oh)), pieces, True)
+    shared_rows = max(0, kh - sh)
+    most = row_blocks if shared_rows == 0 else 1 + int(max_growth * win.padded_height / shared_rows)
+    blocks = _parallel.even_split(oh, max(1, min(row_blocks, most)))
+    return RowPlan(tuple((rs, rows.start[rs.start], rows.start[rs.stop - 1] + kh) for rs in blocks), pieces, False)
 
 
-def _row_blocks(r: np.ndarray, geom, rows: slice) -> np.ndarray:
+def _block_rows(v, rows: _Rows, plan: RowPlan, k: int, whole=None):
+    """Block k's rows of R: its own copy, or ``whole`` (all of R, copied once) for a shared plan."""
+    _, lo, hi = plan.blocks[k]
+    if plan.shared:
+        return whole
+    return copy_rows(v, rows, lo, hi)
+
+
+def _row_blocks(r: np.ndarray, geom, rows: slice, base: int) -> np.ndarray:
     """The window-matrix blocks of output rows ``rows``: (t, G, K, OW*N), stacked views of R (no copy).
 
-    Output row i reads the kh rows of R from ``start[i]``; consecutive rows
-    start ``sh`` rows apart (dh = 1), so t blocks are one strided view whose
-    first axis steps by sh rows of R: the blocks overlap, which a view allows.
+    ``r`` holds the rows of R from ``base`` on. Output row i reads the kh
+    rows of R from ``start[i]``; consecutive rows start ``sh`` rows apart
+    (dh = 1), so t blocks are one strided view whose first axis steps by sh
+    rows of R: the blocks overlap, which a view allows.
     """
     info = _rows(geom)
     t = rows.stop - rows.start
     g, _, m = r.shape
     step = geom.stride[0] * m if t > 1 else 0
     # np.ndarray over R's memory: the same view as numpy's as_strided, without its Python-level cost
-    return np.ndarray((t, g, info.k, info.cols), r.dtype, buffer=r, offset=info.start[rows.start] * m * r.itemsize,
+    return np.ndarray((t, g, info.k, info.cols), r.dtype, buffer=r,
+                      offset=(info.start[rows.start] - base) * m * r.itemsize,
                       strides=(step * r.itemsize, r.strides[0], info.cols * r.itemsize, r.itemsize))
 
 
@@ -242,25 +296,28 @@ class Strided(ConvAlgorithm):
 
     def _forward(self, x, w, geom, bias=None):
         rows = _rows(geom)
-        r = window_rows(x, geom, rows)                                   # (G, dh*Q, Cg*kw*OW*N)
+        v = window_source(x, geom, rows)                                 # (G, dh, Q, Cg, kw, OW, N) view
         g = geom.groups
         wm = _weights(w, geom)                                           # (G, Og, K)
         y = _memory.empty(geom.y_shape, x.dtype, batch_last=True).transpose(1, 2, 3, 0)   # (O, OH, OW, N)
         y4 = y.reshape(g, wm.shape[1], geom.window.out_height, rows.cols)   # (G, Og, OH, OW*N)
-        chunks = row_chunks(geom, x.dtype.itemsize)
+        plan = row_plan(geom, x.dtype.itemsize)
+        whole = window_rows(x, geom, rows) if plan.shared else None
+        saved = [None] * len(plan.blocks)
+        b4 = None if bias is None else bias.reshape(g, -1, 1, 1)
 
         def chunk(k):
-            rs, cols = chunks[k]
-            block = _row_blocks(r, geom, rs)[..., cols]                        # (t, G, K, P): views of R
-            out = y4[:, :, rs, cols].transpose(2, 0, 1, 3)                     # (t, G, Og, P): a view of y
-            np.matmul(wm, block, out=out)                                      # t products, one call
+            rs, base, _ = plan.blocks[k]
+            r = saved[k] = _block_rows(v, rows, plan, k, whole)
+            blocks = _row_blocks(r, geom, rs, 0 if plan.shared else base)     # (t, G, K, OW*N): views of R
+            for cols in plan.pieces:
+                out = y4[:, :, rs, cols].transpose(2, 0, 1, 3)                 # (t, G, Og, P): a view of y
+                np.matmul(wm, blocks[..., cols], out=out)                      # t products, one call
+            if b4 is not None:
+                y4[:, :, rs] += b4           # the block's outputs, while they are in this core's cache
 
-        _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
-        if bias is not None:
-            # one pass over y: a broadcast addition per output row cost as much as conv1's products
-            y2 = y.reshape(geom.out_channels, -1)
-            y2 += bias[:, None]
-        return y.transpose(3, 0, 1, 2), r
+        _parallel.map_chunks(chunk, len(plan.blocks), blas=True, macs=_macs(geom))
+        return y.transpose(3, 0, 1, 2), tuple(saved)
 
     # ---- weight gradient ------------------------------------------------------------
     def _grad_weight(self, dy, x, geom, saved):
@@ -274,36 +331,83 @@ class Strided(ConvAlgorithm):
         return self._weight_and_bias(dy, x, geom, saved, True)
 
     def _weight_and_bias(self, dy, x, geom, saved, with_bias):
+        return _run_jobs([self._weight_job(dy, x, geom, saved, with_bias)], geom)[0]
+
+    def _weight_job(self, dy, x, geom, saved, with_bias):
+        """``(chunks, chunk, finish)`` of the weight gradient: ``finish(parts)`` gives ``(dw, db)``.
+
+        ``saved`` is what the forward pass returned: each block's rows of R.
+        Without it every block copies its rows again.
+        """
         rows = _rows(geom)
-        r = window_rows(x, geom, rows) if saved is None else saved
+        plan = row_plan(geom, x.dtype.itemsize)
+        if saved is None:
+            v = window_source(x, geom, rows)
+            whole = window_rows(x, geom, rows) if plan.shared else None
         g, kh = geom.groups, geom.kernel[0]
         o, og, cg = geom.out_channels, geom.out_channels // g, geom.in_channels // g
         dym = _batch_last_matrix(dy)                                     # (O, OH, OW, N)
         d4 = dym.reshape(g, og, geom.window.out_height, rows.cols)
-        chunks = row_chunks(geom, x.dtype.itemsize)
 
         def chunk(k):
-            rs, cols = chunks[k]
-            block = _row_blocks(r, geom, rs)[..., cols]                        # (t, G, K, P)
-            d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)                       # (t, G, P, Og)
-            # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for BLAS;
-            # the t products summed in row order
-            return np.matmul(block, d).sum(axis=0)                             # (G, K, Og)
+            rs, base, _ = plan.blocks[k]
+            r = saved[k] if saved is not None else _block_rows(v, rows, plan, k, whole)
+            blocks = _row_blocks(r, geom, rs, 0 if plan.shared else base)     # (t, G, K, OW*N)
+            total = None
+            for cols in plan.pieces:
+                d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)                   # (t, G, P, Og)
+                # (K, P) @ (P, Og), the long P axis contiguous in both operands: the faster orientation for
+                # BLAS; the t products summed in row order, the pieces in column order
+                part = np.matmul(blocks[..., cols], d).sum(axis=0)             # (G, K, Og)
+                total = part if total is None else total.__iadd__(part)
+            return total
 
-        parts = _parallel.map_chunks(chunk, len(chunks), blas=True, macs=_macs(geom))
-        total = parts[0]
-        for p in parts[1:]:                 # in chunk order: the same sum on any number of threads
-            total += p
-        # K is ordered (a, c, b): back to (O, Cg, kh, kw)
-        dw = total.transpose(0, 2, 1).reshape(g, og, kh, cg, -1).transpose(0, 1, 3, 2, 4)
-        dw = np.ascontiguousarray(dw).reshape(geom.weight_shape)
-        # the bias gradient as one pairwise sum per contiguous row (a row of ones in the product above
-        # would add its thousands of terms one after the other, losing float32 digits)
-        db = dym.reshape(o, -1).sum(axis=1) if with_bias else None
-        return dw, db
+        def finish(parts):
+            total = parts[0]
+            for p in parts[1:]:                 # in chunk order: the same sum on any number of threads
+                total += p
+            # K is ordered (a, c, b): back to (O, Cg, kh, kw)
+            dw = total.transpose(0, 2, 1).reshape(g, og, kh, cg, -1).transpose(0, 1, 3, 2, 4)
+            dw = np.ascontiguousarray(dw).reshape(geom.weight_shape)
+            # the bias gradient as one pairwise sum per contiguous row (a row of ones in the product above
+            # would add its thousands of terms one after the other, losing float32 digits)
+            db = dym.reshape(o, -1).sum(axis=1) if with_bias else None
+            return dw, db
+
+        return len(plan.blocks), chunk, finish
+
+    def backward(self, dy, x, w, geom, saved=None, need_x=True, need_weight=True, need_bias=True):
+        """``(dx, dw, db)``, each None when not needed: both gradients' chunks in one call to the thread pool.
+
+        One call instead of two saves a hand-over between the threads (15-40 us
+        on a virtual machine) and lets the chunks of one gradient fill the
+        time the other's leave idle.
+        """
+        dtype = check_operands(geom, dy=dy, x=x, w=w)
+        if len(self._chunks(geom, dtype)) > 1:        # over the workspace limit: the base class splits the batch
+            dx = self.grad_input(dy, w, geom, saved) if need_x else None
+            dw, db = self.grad_weight_and_bias(dy, x, geom, saved) if need_weight else (None, None)
+            if need_bias and db is None:
+                db = dy.sum(axis=(0, 2, 3))
+            return dx, dw, (db if need_bias else None)
+        jobs = []
+        if need_x:
+            jobs.append(self._input_job(dy, w, geom, saved))      # the longer chunks first: they start early
+        if need_weight:
+            jobs.append(self._weight_job(dy, x, geom, saved, need_bias))
+        results = _run_jobs(jobs, geom)
+        dx = results.pop(0) if need_x else None
+        dw, db = results.pop(0) if need_weight else (None, None)
+        if need_bias and db is None:
+            db = _batch_last_matrix(dy).reshape(geom.out_channels, -1).sum(axis=1)
+        return dx, dw, db
 
     # ---- input gradient ---------------------------------------------------------------
     def _grad_input(self, dy, w, geom, saved):
+        return _run_jobs([self._input_job(dy, w, geom, saved)], geom)[0]
+
+    def _input_job(self, dy, w, geom, saved):
+        """``(chunks, chunk, finish)`` of the input gradient: ``finish(parts)`` gives dx."""
         win, rows = geom.window, _rows(geom)
         g, n, c = geom.groups, geom.batch, geom.in_channels
         cg, og = c // g, geom.out_channels // g
@@ -343,9 +447,20 @@ class Strided(ConvAlgorithm):
                 dwin = dwin.transpose(5, 0, 2, 3, 1, 4)[:, :, :, None]           # (N, gb, cb, 1, kw, Q, OW)
                 fold(dwin, _residue_window(rows), out=dxp5[:, gs, cs, res::dh])
 
-        _parallel.map_chunks(chunk, len(blocks), blas=True, macs=_macs(geom))
         top, _, left, _ = geom.padding
-        return dxp[:, :, top:top + win.height, left:left + win.width]
+        return len(blocks), chunk, lambda parts: dxp[:, :, top:top + win.height, left:left + win.width]
+
+
+def _run_jobs(jobs, geom) -> list:
+    """Run the chunks of several ``(chunks, chunk, finish)`` jobs in one call to the pool; their results."""
+    calls = [(fn, i) for n, fn, _ in jobs for i in range(n)]
+    parts = _parallel.map_chunks(lambda k: calls[k][0](calls[k][1]), len(calls), blas=True,
+                                 macs=_macs(geom) * len(jobs))
+    results, at = [], 0
+    for n, _, finish in jobs:
+        results.append(finish(parts[at:at + n]))
+        at += n
+    return results
 
 
 def _residue_window(rows: _Rows) -> Window:

@@ -81,6 +81,9 @@ def conv2d_backward(dy, cache: Conv2dCache, need_x: bool = True, need_weight: bo
     dy = grad_output(dy, geom.y_shape, cache.x.dtype)
     alg = cache.algorithm
     need_bias = need_bias and cache.has_bias
+    if hasattr(alg, "backward"):       # all gradients in one pass (see Strided.backward)
+        return Conv2dGrads(*alg.backward(dy, cache.x, cache.weight, geom, cache.saved,
+                                         need_x, need_weight, need_bias))
     dx = alg.grad_input(dy, cache.weight, geom, cache.saved) if need_x else None
     if need_weight and need_bias and getattr(alg, "fuses_bias", False):
         dw, db = alg.grad_weight_and_bias(dy, cache.x, geom, cache.saved)
