@@ -206,7 +206,7 @@ def _conv_data(geom, dtype, rng):
 
 @pytest.mark.parametrize("chunk_bytes, max_columns, row_blocks", [(1, 1, 99), (4096, 7, 2), (10**9, 10**9, 1)])
 @pytest.mark.parametrize("groups, stride, dilation, padding", [(1, 1, 1, 2), (2, (2, 1), (1, 2), (3, 0, 1, 2)),
-                                                               (1, 2, (2, 1), 1)])
+                                                               (1, 2, (2, 1), 1), (2, (1, 2), (1, 2), (0, 3, 2, 1))])
 def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_bytes, max_columns, row_blocks, groups,
                                                     stride, dilation, padding):
     # one column and one row per block, pieces of rows in two blocks, everything in one block
@@ -215,6 +215,7 @@ def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_byte
     monkeypatch.setattr(fast, "ROW_BLOCKS", row_blocks)
     monkeypatch.setattr(fast, "MAX_COPY_GROWTH", 1e9)          # as many blocks as ROW_BLOCKS asks for
     monkeypatch.setattr(fast, "FOLD_BYTES", chunk_bytes)      # the input gradient: one output row per product
+    monkeypatch.setattr(fast, "INPUT_ROW_BLOCKS", row_blocks)  # ... or one input row per block (stride 1 along H)
     geom = ConvGeometry.create((5, 4, 11, 9), (6, 4 // groups, 3, 2), stride, padding, dilation, groups)
     x, w, dy = _conv_data(geom, np.float64, rng)
     b = rng.standard_normal(geom.out_channels)
