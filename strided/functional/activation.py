@@ -9,6 +9,16 @@ derivative needs, chosen so backward is a single pass:
     tanh       y = tanh(x)                 dx = dy * (1 - y^2)
     gaussian   y = exp(-x^2)               dx = dy * (-2 x y)
     softmax    y = exp(x - max) / sum      dx = y * (dy - sum(dy * y))
+
+``relu_forward`` and ``leaky_relu_forward`` take ``inplace=True`` (torch's
+argument): y is then written into x's own memory and x is returned, so x
+must be a writeable float32/float64 array. The derivative above then reads
+y instead of x, which decides ``x > 0`` the same way whenever the slope is
+>= 0; with a negative slope it cannot, and the backward raises (as torch's).
+As in torch, x's old values are gone: whatever kept x for its own backward
+(Tanh keeps its output) sees the new values, which torch detects and
+strided cannot, so use ``inplace`` after convolutions, linear layers and
+batch norm, as usual.
 """
 from __future__ import annotations
 
@@ -26,6 +36,29 @@ def _arr(x):
     return x
 
 
+def _inplace_target(x) -> np.ndarray:
+    """x itself, checked to be an array the result can be written into (``inplace=True``)."""
+    if not isinstance(x, np.ndarray) or x.dtype not in _checks.FLOAT_DTYPES:
+        got = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"x must be a float32 or float64 NumPy array with inplace=True (the result is written "
+                        f"into it), got {got}; convert it first or use inplace=False")
+    if not x.flags.writeable:
+        raise ValueError(f"x of shape {tuple(x.shape)} is read-only, but inplace=True writes the result into it; "
+                         "pass a writeable array (x.copy()) or use inplace=False")
+    if any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)):
+        raise ValueError(f"x of shape {tuple(x.shape)} has elements sharing memory (strides {x.strides}), "
+                         "so inplace=True cannot write one result per element; pass x.copy() or use inplace=False")
+    _checks.nonempty("x", x)
+    return x
+
+
+class _InplaceNegativeSlope:
+    """The cache of an in-place LeakyReLU with a negative slope: its input cannot be recovered."""
+
+    def __init__(self, negative_slope: float):
+        self.negative_slope = negative_slope
+
+
 def _map(fn, out, *arrays):
     """``fn(out, *arrays)`` chunk by chunk over the cores (see :func:`strided._parallel.elementwise`); returns out.
 
@@ -36,9 +69,10 @@ def _map(fn, out, *arrays):
     return out
 
 
-def relu_forward(x):
-    x = _arr(x)
-    y = _map(lambda o, a: np.maximum(a, 0, out=o), empty_like(x), x)
+def relu_forward(x, inplace=False):
+    """y = max(x, 0), written into x with ``inplace=True``; the cache is y."""
+    x = _inplace_target(x) if inplace else _arr(x)
+    y = _map(lambda o, a: np.maximum(a, 0, out=o), x if inplace else empty_like(x), x)
     return y, y
 
 
@@ -47,13 +81,23 @@ def relu_backward(dy, y):
     return _map(lambda o, d, a: np.multiply(d, a > 0, out=o), empty_like(y), dy, y)
 
 
-def leaky_relu_forward(x, negative_slope=0.01):
-    x = _arr(x)
+def leaky_relu_forward(x, negative_slope=0.01, inplace=False):
+    """y = x if x > 0 else s*x, written into x with ``inplace=True``; the cache is x (y when in place)."""
+    x = _inplace_target(x) if inplace else _arr(x)
     s = x.dtype.type(negative_slope)
-    return _map(lambda o, a: np.copyto(o, np.where(a > 0, a, a * s)), empty_like(x), x), x
+    y = _map(lambda o, a: np.copyto(o, np.where(a > 0, a, a * s)), x if inplace else empty_like(x), x)
+    if not inplace:
+        return y, x
+    # y > 0 exactly where x > 0 when s >= 0, so y serves as the cache
+    return y, (y if negative_slope >= 0 else _InplaceNegativeSlope(negative_slope))
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.01):
+    if isinstance(x, _InplaceNegativeSlope):
+        raise ValueError(
+            f"LeakyReLU with negative_slope={x.negative_slope} and inplace=True has no backward: the input "
+            "was overwritten and a negative slope makes its sign unrecoverable from the output (torch refuses "
+            "this too); use inplace=False")
     dy = grad_output(dy, x.shape, x.dtype)
     s = x.dtype.type(negative_slope)
     return _map(lambda o, d, a: np.copyto(o, np.where(a > 0, d, d * s)), empty_like(x), dy, x)

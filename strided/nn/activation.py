@@ -1,6 +1,8 @@
 """Activation layers: each keeps the one array its derivative needs (see :mod:`strided.functional.activation`)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _checks
 from .. import functional as F
 from ..functional._common import grad_output
@@ -21,9 +23,28 @@ class _Activation(Module):
         return type(self)._backward(dy, self._need_cache(self._cache))
 
 
+def _inplace(value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"inplace must be True or False, got {value!r}")
+    return bool(value)
+
+
 class ReLU(_Activation):
-    """max(x, 0)."""
-    _forward, _backward = F.relu_forward, F.relu_backward
+    """max(x, 0). ``inplace=True`` writes the result into x (which must be a writeable float array) and
+    returns x, as torch's ``ReLU(inplace=True)``; the gradient is the same.
+    """
+    _backward = F.relu_backward
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = _inplace(inplace)
+
+    def forward(self, x):
+        y, self._cache = F.relu_forward(x, inplace=self.inplace)
+        return y
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(_Activation):
@@ -42,18 +63,26 @@ class Gaussian(_Activation):
 
 
 class LeakyReLU(Module):
-    """x if x > 0 else negative_slope * x."""
+    """x if x > 0 else negative_slope * x.
 
-    def __init__(self, negative_slope=0.01):
+    ``inplace=True`` writes the result into x and returns x, as torch's; with a
+    negative slope the backward then raises (x's sign is lost, torch refuses it too).
+    """
+
+    def __init__(self, negative_slope=0.01, inplace=False):
         self.negative_slope = float(negative_slope)
+        self.inplace = _inplace(inplace)
         self._cache = None
 
     def forward(self, x):
-        y, self._cache = F.leaky_relu_forward(x, self.negative_slope)
+        y, self._cache = F.leaky_relu_forward(x, self.negative_slope, inplace=self.inplace)
         return y
 
     def backward(self, dy, need_input_grad=True):
         return F.leaky_relu_backward(dy, self._need_cache(self._cache), self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class Softmax(Module):
