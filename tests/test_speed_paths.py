@@ -212,6 +212,7 @@ def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_byte
     # one column and one row per block, pieces of rows in two blocks, everything in one block
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(fast, "MAX_COLUMNS", max_columns)
+    monkeypatch.setattr(fast, "MIN_COLUMNS", 1)
     monkeypatch.setattr(fast, "ROW_BLOCKS", row_blocks)
     monkeypatch.setattr(fast, "MAX_COPY_GROWTH", 1e9)          # as many blocks as ROW_BLOCKS asks for
     monkeypatch.setattr(fast, "FOLD_BYTES", chunk_bytes)      # the input gradient: one output row per product

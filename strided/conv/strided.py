@@ -74,8 +74,9 @@ from ..geometry import Window
 from ..windows import fold, pad, to_batch_last, window_view
 from .base import ConvAlgorithm, check_operands
 
-# Bytes of a product's column block: the block, its output and the weights stay in a 1 MiB L2 cache.
-CHUNK_BYTES = 384 * 1024
+# Bytes of a product's right operand (K rows by a piece of the columns), at most. OpenBLAS multiplied
+# (16 x K) @ (K x p) at 95-107 GFLOP/s while K*p*4 <= 192 KiB and at 42-82 beyond (K = 75, 150, 300).
+CHUNK_BYTES = 192 * 1024
 # Bytes of window-matrix gradient per chunk of the input gradient.
 FOLD_BYTES = 4 * 2**20
 # A thread keeps its workspace up to this size; larger requests (huge batches) get a temporary array.
@@ -185,9 +186,22 @@ ROW_BLOCKS = 4
 # Each block copies the rows of R it reads: neighbouring blocks both copy the kh - sh rows they share.
 # Fewer blocks, as long as the copies would grow by more than this fraction of R.
 MAX_COPY_GROWTH = 0.35
-# Columns of one product at most, unless a column block of CHUNK_BYTES is wider: OpenBLAS multiplies a
-# thin matrix (6x25 by 25xn, conv1) at 80-87 GFLOP/s up to n = 4096 and at 23-28 GFLOP/s beyond.
+# Columns of one product at most: OpenBLAS multiplies a thin matrix (6x25 by 25xn, conv1) at 80-87
+# GFLOP/s up to n = 4096 and at 23-28 GFLOP/s beyond ...
 MAX_COLUMNS = 4096
+# ... and at least: narrower products fall to 50-95 GFLOP/s (n = 128) however small K is.
+MIN_COLUMNS = 256
+
+
+def column_pieces(total: int, k: int, itemsize: int) -> tuple[slice, ...]:
+    """Pieces of the ``total`` columns of products with K = ``k``: CHUNK_BYTES of operand, within the bounds above."""
+    return _column_pieces(total, k, itemsize, CHUNK_BYTES, MIN_COLUMNS, MAX_COLUMNS)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_pieces(total, k, itemsize, chunk_bytes, min_columns, max_columns) -> tuple[slice, ...]:
+    width = max(1, min(max_columns, max(min_columns, chunk_bytes // (k * itemsize))))
+    return tuple(_parallel.even_split(total, -(-total // width)))
 
 
 class RowPlan(NamedTuple):
@@ -208,18 +222,18 @@ def row_plan(geom, itemsize: int) -> RowPlan:
     blocks, as even as can be, fewer when the rows that neighbouring blocks
     both copy would grow the copy by more than ``MAX_COPY_GROWTH`` (LeNet-5's
     conv2, 10 output rows of a 5x5 kernel: two blocks). A row's columns
-    are cut into pieces of at most ``MAX_COLUMNS`` or of ``CHUNK_BYTES`` of R,
-    whichever is wider (a huge batch). With a dilation dh > 1 consecutive
+    are cut into even pieces of about ``CHUNK_BYTES`` of R
+    (:func:`column_pieces`). With a dilation dh > 1 consecutive
     output rows are not evenly spaced in R: R is copied once, whole, and
     each block is one row.
     """
-    return _row_plan(geom, itemsize, CHUNK_BYTES, MAX_COLUMNS, ROW_BLOCKS, MAX_COPY_GROWTH)
+    return _row_plan(geom, itemsize, CHUNK_BYTES, MIN_COLUMNS, MAX_COLUMNS, ROW_BLOCKS, MAX_COPY_GROWTH)
 
 
 @functools.lru_cache(maxsize=256)
-def _row_plan(geom, itemsize, chunk_bytes, max_columns, row_blocks, max_growth) -> RowPlan:
+def _row_plan(geom, itemsize, chunk_bytes, min_columns, max_columns, row_blocks, max_growth) -> RowPlan:
     rows, win = _rows(geom), geom.window
-    pieces = tuple(_parallel.split(rows.cols, max(max_columns, chunk_bytes // (rows.k * itemsize))))
+    pieces = _column_pieces(rows.cols, rows.k, itemsize, chunk_bytes, min_columns, max_columns)
     oh, kh, sh = win.out_height, win.kernel[0], win.stride[0]
     if win.dilation[0] > 1:
         hq = win.dilation[0] * rows.q
@@ -503,6 +517,7 @@ def _input_job_by_rows(dy, w, geom):
     dxp = _memory.empty((n, c, hp, wp), dy.dtype, batch_last=True)       # (N, C, Hp, Wp), batch-last
     dxp5 = dxp.reshape(n, g, cg, hp, wp)
     blocks = _parallel.even_split(hp, INPUT_ROW_BLOCKS)
+    pieces = column_pieces(cols, kh * og, dyr.itemsize)
     step = og * cols * dyr.itemsize
     # the W-only window over the rows of each block: what ``fold`` walks
     fold_windows = [Window(b.stop - b.start, wp, (1, kw), (1, win.stride[1]), (0, 0, 0, 0), (1, win.dilation[1]),
@@ -515,7 +530,9 @@ def _input_job_by_rows(dy, w, geom):
             # rows lo..hi-1 read dy rows from lo-kh+1 on, one row further each: one strided view
             stack = np.ndarray((hi - lo, g, kh * og, cols), dyr.dtype, buffer=dyr, offset=(lo - kh + 1) * step,
                                strides=(step, dyr.strides[0], cols * dyr.itemsize, dyr.itemsize))
-            np.matmul(wt, stack, out=dr[:, lo:hi].transpose(1, 0, 2, 3))
+            out = dr[:, lo:hi].transpose(1, 0, 2, 3)
+            for p in pieces:
+                np.matmul(wt, stack[..., p], out=out[..., p])
         for h in range(hs.start, hs.stop):
             if lo <= h < hi:
                 continue
@@ -524,8 +541,9 @@ def _input_job_by_rows(dy, w, geom):
                 dr[:, h] = 0
                 continue
             a0 = kh - 1 - h + i0
-            np.matmul(wt[:, :, a0 * og:(a0 + i1 - i0 + 1) * og], dyr[:, i0:i1 + 1].reshape(g, -1, cols),
-                      out=dr[:, h])
+            wa, rows_in = wt[:, :, a0 * og:(a0 + i1 - i0 + 1) * og], dyr[:, i0:i1 + 1].reshape(g, -1, cols)
+            for p in pieces:
+                np.matmul(wa, rows_in[..., p], out=dr[:, h, :, p])
         t = hs.stop - hs.start
         part = dr[:, hs].reshape(g, t, cg, kw, ow, n).transpose(5, 0, 2, 3, 1, 4)[:, :, :, None]
         fold(part, fold_windows[k], out=dxp5[:, :, :, hs])
