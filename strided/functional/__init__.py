@@ -12,7 +12,8 @@ from .conv import Conv2dCache, Conv2dGrads, conv2d_backward, conv2d_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import LinearCache, LinearGrads, linear_backward, linear_forward
 from .loss import (LossCache, bce_forward, bce_with_logits_forward, cross_entropy_forward, loss_backward,
-                   mse_forward)
+                   mse_forward, nll_forward)
 from .normalization import BatchNormCache, BatchNormGrads, batch_norm_backward, batch_norm_forward
+from .padding import PAD_MODES, PadCache, pad_backward, pad_forward
 from .pool import (AvgPool2dCache, MaxPool2dCache, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward)

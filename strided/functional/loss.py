@@ -1,20 +1,32 @@
 """Losses: a value and the gradient with respect to the prediction.
 
-Each ``*_forward(pred, target, reduction)`` returns ``(value, cache)`` and
-``*_backward(cache)`` returns dL/dpred (for the reduced value). Formulas,
-reductions and numerical safeguards follow torch:
+Each ``*_forward(pred, target, reduction, ...)`` returns ``(value, cache)`` and
+``loss_backward(cache)`` returns dL/dpred for the reduced value. Formulas,
+reductions and numerical safeguards follow torch (w: the optional weights,
+p = softmax(z), e = onehot(y), eps = label_smoothing, C classes):
 
-    cross_entropy      L = logsumexp(z) - z[y]                 dz = (softmax(z) - onehot(y)) / N
-    bce (seed 003)     L = -(t log p + (1 - t) log(1 - p))      dp = (p - t) / max(p (1 - p), 1e-12) / N
+    cross_entropy      L = (1 - eps) w[y] (-logp[y]) + eps/C sum_c w[c] (-logp[c])
+                       dz = (1 - eps) w[y] (p - e) + eps/C (p sum_c w[c] - w)
+    nll                L = -w[y] x[y]                           dx = -w[y] e
+    bce (seed 003)     L = -w (t log p + (1 - t) log(1 - p))     dp = w (p - t) / max(p (1 - p), 1e-12)
                        (each log clamped at -100, as torch)
-    bce_with_logits    L = max(z, 0) - z t + log(1 + exp(-|z|))  dz = (sigmoid(z) - t) / N
-    mse (seed 002)     L = (p - t)^2                            dp = 2 (p - t) / N
+    bce_with_logits    L = w ((1 - t) z + l softplus(-z))        dz = w (l sigmoid(z) - pw t)
+                       with l = 1 + (pw - 1) t  (pw = pos_weight; 1 without it)
+    mse (seed 002)     L = (p - t)^2                            dp = 2 (p - t)
+
+``reduction='mean'`` divides the sum by the number of elements, except for
+cross_entropy and nll, which divide by the total weight of the targets
+(sum of w[y], or their count without weights). Targets equal to
+``ignore_index`` contribute nothing, not even to that total, so a batch
+whose targets are all ignored has the mean 0/0 = nan and a zero gradient,
+as in torch.
 
 Logits of +-1e4 give a finite loss and gradient: nothing here exponentiates a
 positive number.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,29 +40,29 @@ _BCE_EPS = np.float32(1e-12)
 
 @dataclass
 class LossCache:
-    grad: np.ndarray          # dL/dpred for reduction='sum' (per-element derivative)
+    grad: np.ndarray          # dL/dpred of the reduced value (what backward returns for dloss = 1)
     reduction: str
-    count: int                # what 'mean' divides by
 
 
-def _reduce(per_sample: np.ndarray, reduction: str, count: int):
+def _reduce(per: np.ndarray, grad: np.ndarray, reduction: str, count: int):
+    """(value, cache) from per-element losses and their derivatives; 'mean' divides both by ``count``."""
     if reduction == "none":
-        return per_sample
-    total = per_sample.sum(dtype=per_sample.dtype)
-    return (total / per_sample.dtype.type(count)) if reduction == "mean" else total
+        return per, LossCache(grad, reduction)
+    total = per.sum(dtype=per.dtype)
+    if reduction == "sum":
+        return total, LossCache(grad, reduction)
+    return total / per.dtype.type(count), LossCache(grad * grad.dtype.type(1.0 / count), reduction)
 
 
 def loss_backward(cache: LossCache, dloss=1.0) -> np.ndarray:
     """dL/dpred; ``dloss`` is the upstream gradient (an array of per-element weights for reduction='none')."""
     g = cache.grad
-    if cache.reduction == "mean":
-        g = g * g.dtype.type(1.0 / cache.count)
     if cache.reduction == "none" or np.ndim(dloss) or dloss != 1.0:
         dloss = np.asarray(dloss, dtype=g.dtype)
         if cache.reduction == "none" and dloss.ndim and dloss.shape != g.shape:
             dloss = dloss.reshape(dloss.shape + (1,) * (g.ndim - dloss.ndim))
-        g = g * dloss
-    return g
+        return g * dloss
+    return g.copy()  # the caller may modify it; the cache stays valid for another backward
 
 
 def _pred(pred, name="input"):
@@ -59,44 +71,134 @@ def _pred(pred, name="input"):
     return pred
 
 
-def cross_entropy_forward(logits, target, reduction="mean", label_smoothing=0.0):
-    """logits: (N, C) unnormalised scores, target: (N,) integer class labels in [0, C).
+# ----------------------------------------------------------------------------- class labels: cross entropy, nll
+def _ignore_index(ignore_index) -> int:
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    return int(ignore_index)
 
-    Log-softmax and the negative log-likelihood fused, so it never takes the
-    log of an underflowed probability.
-    """
-    logits = _pred(logits, "input")
-    _checks.ndim("input", logits, 2, "(N, C)")
-    _checks.choice("reduction", reduction, REDUCTIONS)
-    ls = _checks.probability("label_smoothing", label_smoothing)
+
+def _labels(target, n: int, c: int, ignore_index: int):
+    """target: (N,) integer labels, as int64, and the mask of those not equal to ``ignore_index``."""
     target = np.asarray(target)
-    n, c = logits.shape
     if target.dtype.kind not in "iu":
         raise TypeError(f"target must hold integer class labels, got dtype {target.dtype}")
     if target.shape != (n,):
-        raise ValueError(f"target must have shape ({n},) to match input {tuple(logits.shape)}, got {tuple(target.shape)}")
-    if target.size and (target.min() < 0 or target.max() >= c):
-        bad = target[(target < 0) | (target >= c)][0]
-        raise ValueError(f"target contains label {int(bad)} outside [0, {c - 1}] for {c} classes")
-    logp = log_softmax(logits, axis=1)
+        raise ValueError(f"target must have shape ({n},) to match input ({n}, {c}), got {tuple(target.shape)}")
+    target = target.astype(np.int64, copy=False)
+    keep = target != ignore_index
+    bad = keep & ((target < 0) | (target >= c))
+    if bad.any():
+        raise ValueError(f"target contains label {int(target[bad][0])} outside [0, {c - 1}] for {c} classes "
+                         f"(labels equal to ignore_index={ignore_index} are skipped)")
+    return target, keep
+
+
+def _class_weight(weight, c: int, dtype, input_shape) -> np.ndarray | None:
+    """``weight`` checked to hold one value per class, shape (C,), in the input's dtype (None stays None)."""
+    if weight is None:
+        return None
+    w = _checks.as_float_array("weight", weight)
+    if w.shape != (c,):
+        raise ValueError(f"weight must hold one value per class: shape ({c},) for input of shape "
+                         f"{tuple(input_shape)}, got shape {tuple(w.shape)}")
+    return w.astype(dtype, copy=False)
+
+
+def _class_args(pred, target, reduction, weight, ignore_index):
+    """Every check of cross_entropy and nll, before any work: (pred, labels, kept mask, weight)."""
+    pred = _pred(pred, "input")
+    _checks.ndim("input", pred, 2, "(N, C)")
+    _checks.choice("reduction", reduction, REDUCTIONS)
+    n, c = pred.shape
+    labels, keep = _labels(target, n, c, _ignore_index(ignore_index))
+    return pred, labels, keep, _class_weight(weight, c, pred.dtype, pred.shape)
+
+
+def _class_loss(logp, labels, keep, w, reduction, label_smoothing=0.0, through_softmax=False):
+    """Per-class losses on logp: (N, C) (cross entropy's log-softmax, or nll's input); ``(value, cache)``.
+
+    The gradient follows torch's own chain (dL/dlogp, then log-softmax's
+    backward for cross entropy), so a mean over a zero total weight gives
+    torch's nan exactly where torch has it.
+    """
+    n, c = logp.shape
+    dt = logp.dtype
     rows = np.arange(n)
-    per = -logp[rows, target]
-    grad = np.exp(logp)
-    if ls:
-        per = (1 - ls) * per - (ls / c) * logp.sum(axis=1)
-        grad -= logits.dtype.type(ls / c)
-        grad[rows, target] -= logits.dtype.type(1 - ls)
+    eps = label_smoothing
+    # ignored rows read nothing (their label may be any number) and count for nothing
+    logp_y = np.where(keep, logp[rows, np.where(keep, labels, 0)], dt.type(0))
+    wy = keep.astype(dt) if w is None else np.where(keep, w[np.where(keep, labels, 0)], dt.type(0))
+    per = -wy * logp_y
+    if eps:
+        smooth = -(logp.sum(axis=1) if w is None else logp @ w)
+        per = dt.type(1 - eps) * per + dt.type(eps / c) * np.where(keep, smooth, dt.type(0))
+    per = per.astype(dt, copy=False)
+
+    if reduction == "mean":
+        total = wy.sum(dtype=dt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = per.sum(dtype=dt) / total
+            scale = dt.type(1) / total          # inf for a zero total: torch's nan and inf follow
     else:
-        grad[rows, target] -= 1
-    per = per.astype(logits.dtype, copy=False)
-    return _reduce(per, reduction, n), LossCache(grad, reduction, n)
+        value = per if reduction == "none" else per.sum(dtype=dt)
+        scale = dt.type(1)
+    with np.errstate(invalid="ignore"):
+        g = np.zeros((n, c), dtype=dt)         # dL/dlogp; ignored rows stay exactly 0
+        g[rows[keep], labels[keep]] = -dt.type(1 - eps) * wy[keep] * scale
+        if eps:
+            g[keep] -= dt.type(eps / c) * (np.ones(c, dt) if w is None else w) * scale
+        if through_softmax:                    # log-softmax's backward: dz = g - softmax(z) * sum(g)
+            g -= np.exp(logp) * g.sum(axis=1, keepdims=True)
+    return value, LossCache(g, reduction)
 
 
-def bce_forward(prob, target, reduction="mean"):
-    """prob: probabilities in [0, 1] (e.g. after a sigmoid), target: same shape, in [0, 1] (seed 003's log-loss)."""
+def cross_entropy_forward(logits, target, reduction="mean", label_smoothing=0.0, weight=None, ignore_index=-100):
+    """logits: (N, C) unnormalised scores, target: (N,) integer class labels in [0, C) or ``ignore_index``.
+
+    ``weight``: (C,) per-class weights or None. Log-softmax and the negative
+    log-likelihood fused, so it never takes the log of an underflowed probability.
+    """
+    ls = _checks.probability("label_smoothing", label_smoothing)
+    logits, labels, keep, w = _class_args(logits, target, reduction, weight, ignore_index)
+    return _class_loss(log_softmax(logits, axis=1), labels, keep, w, reduction, ls, through_softmax=True)
+
+
+def nll_forward(logp, target, reduction="mean", weight=None, ignore_index=-100):
+    """logp: (N, C) log-probabilities (e.g. log_softmax's output), target: (N,) labels in [0, C) or ``ignore_index``.
+
+    L = -weight[y] * logp[y]: cross entropy without the log-softmax.
+    """
+    logp, labels, keep, w = _class_args(logp, target, reduction, weight, ignore_index)
+    return _class_loss(logp, labels, keep, w, reduction)
+
+
+# ----------------------------------------------------------------------------- element-wise losses
+def _elementwise_weight(name: str, weight, pred: np.ndarray) -> np.ndarray | None:
+    """``weight`` checked to broadcast to pred's shape (without enlarging it), in pred's dtype (None stays None)."""
+    if weight is None:
+        return None
+    w = _checks.as_float_array(name, weight)
+    try:
+        fits = np.broadcast_shapes(w.shape, pred.shape) == pred.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        what = "one weight per class along the last axis, or any shape" if name == "pos_weight" else "a shape"
+        raise ValueError(f"{name} must have {what} that broadcasts to the input's shape {tuple(pred.shape)}, "
+                         f"got shape {tuple(w.shape)}")
+    return w.astype(pred.dtype, copy=False)
+
+
+def bce_forward(prob, target, reduction="mean", weight=None):
+    """prob: probabilities in [0, 1] (e.g. after a sigmoid), target: same shape, in [0, 1] (seed 003's log-loss).
+
+    ``weight``: None or an array broadcasting to prob's shape that scales each element's loss.
+    """
     prob = _pred(prob, "input")
     target = _target_like(prob, target)
     _checks.choice("reduction", reduction, REDUCTIONS)
+    w = _elementwise_weight("weight", weight, prob)
     if np.any((prob < 0) | (prob > 1)) or np.any(np.isnan(prob)):
         raise ValueError("input of BCELoss must be probabilities in [0, 1]; use BCEWithLogitsLoss for logits")
     with np.errstate(divide="ignore"):
@@ -105,17 +207,34 @@ def bce_forward(prob, target, reduction="mean"):
     per = -(target * logp + (1 - target) * log1mp)
     # torch's clamp is the float32 constant 1e-12 (9.9999999600e-13) in either precision
     grad = (prob - target) / np.maximum(prob * (1 - prob), prob.dtype.type(_BCE_EPS))
-    return _reduce(per, reduction, prob.size), LossCache(grad, reduction, prob.size)
+    if w is not None:
+        per, grad = per * w, grad * w
+    return _reduce(per, grad, reduction, prob.size)
 
 
-def bce_with_logits_forward(logits, target, reduction="mean"):
-    """logits: any shape, target: same shape in [0, 1]; sigmoid and log-loss fused for stability."""
+def bce_with_logits_forward(logits, target, reduction="mean", weight=None, pos_weight=None):
+    """logits: any shape, target: same shape in [0, 1]; sigmoid and log-loss fused for stability.
+
+    ``weight`` scales each element's loss; ``pos_weight`` scales the positive
+    term t log(sigmoid(z)) (one value per class, along the last axis). Both
+    broadcast to the logits' shape.
+    """
     logits = _pred(logits, "input")
     target = _target_like(logits, target)
     _checks.choice("reduction", reduction, REDUCTIONS)
-    per = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
-    grad = sigmoid(logits) - target
-    return _reduce(per, reduction, logits.size), LossCache(grad, reduction, logits.size)
+    w = _elementwise_weight("weight", weight, logits)
+    pw = _elementwise_weight("pos_weight", pos_weight, logits)
+    softplus_neg = np.log1p(np.exp(-np.abs(logits)))    # softplus(-z) - max(-z, 0)
+    if pw is None:
+        per = np.maximum(logits, 0) - logits * target + softplus_neg
+        grad = sigmoid(logits) - target
+    else:
+        lw = 1 + (pw - 1) * target
+        per = (1 - target) * logits + lw * (np.maximum(-logits, 0) + softplus_neg)
+        grad = lw * sigmoid(logits) - pw * target
+    if w is not None:
+        per, grad = per * w, grad * w
+    return _reduce(per, grad, reduction, logits.size)
 
 
 def mse_forward(pred, target, reduction="mean"):
@@ -124,7 +243,7 @@ def mse_forward(pred, target, reduction="mean"):
     target = _target_like(pred, target)
     _checks.choice("reduction", reduction, REDUCTIONS)
     diff = pred - target
-    return _reduce(diff * diff, reduction, pred.size), LossCache(2 * diff, reduction, pred.size)
+    return _reduce(diff * diff, 2 * diff, reduction, pred.size)
 
 
 def _target_like(pred, target):
