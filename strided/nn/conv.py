@@ -6,9 +6,12 @@ import numpy as np
 from .. import _checks, conv
 from .. import functional as F
 from .. import random as _random
-from ..geometry import resolve_padding
+from ..functional._common import floating, same_dtype
+from ..geometry import ConvGeometry, resolve_padding
 from . import init
 from .module import Module, Parameter
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class Conv2d(Module):
@@ -16,7 +19,15 @@ class Conv2d(Module):
 
     weight: (out_channels, in_channels/groups, kh, kw), bias: (out_channels,).
     ``padding``: int, pair, ``'same'`` or ``'valid'`` (any size, even larger than
-    the kernel). ``algorithm``: ``'auto'`` or a name from ``strided.conv.names()``.
+    the kernel). ``padding_mode``: what the padding holds, as in torch:
+    ``'zeros'``, or copies of the border pixels: ``'reflect'`` (mirrored
+    without repeating the edge; padding smaller than the input),
+    ``'replicate'`` (the edge pixel) or ``'circular'`` (wrapped around from
+    the opposite side; padding at most the input's size). Those three pad
+    explicitly (:func:`strided.functional.pad_forward`) and convolve without
+    padding, as torch does; the input gradient folds the padded gradient
+    back (:func:`strided.functional.pad_backward`). ``algorithm``: ``'auto'``
+    or a name from ``strided.conv.names()``.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -31,7 +42,7 @@ class Conv2d(Module):
             raise ValueError(f"groups={groups} must divide in_channels={in_channels}")
         if out_channels % groups:
             raise ValueError(f"groups={groups} must divide out_channels={out_channels}")
-        _checks.choice("padding_mode", padding_mode, ("zeros",))
+        self.padding_mode = _checks.choice("padding_mode", padding_mode, PADDING_MODES)
         self.padding = padding if isinstance(padding, str) else _checks.pair("padding", padding, allow_zero=True)
         self._pad4 = resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
         self.algorithm = _checks.choice("algorithm", algorithm, conv.names())
@@ -50,21 +61,35 @@ class Conv2d(Module):
                 f"Conv2d expects {self.in_channels} input channels, got x of shape {tuple(x.shape)} "
                 f"({x.shape[1]} channels)"
             )
-        y, self._cache = F.conv2d_forward(
-            x, self.weight.data, None if self.bias is None else self.bias.data,
-            self.stride, self._pad4, self.dilation, self.groups, self.algorithm)
+        bias = None if self.bias is None else self.bias.data
+        if self.padding_mode == "zeros":
+            y, self._cache = F.conv2d_forward(x, self.weight.data, bias, self.stride, self._pad4, self.dilation,
+                                              self.groups, self.algorithm)
+            return y
+        # the errors name x's own shape and the layer's padding, before anything is padded
+        x = floating("x", x, 4, "(N, C, H, W)")
+        same_dtype(x, "weight", self.weight.data)
+        ConvGeometry.create(x.shape, self.weight.shape, self.stride, self._pad4, self.dilation, self.groups)
+        xp, pad_cache = F.pad_forward(x, self._pad4, self.padding_mode)
+        y, conv_cache = F.conv2d_forward(xp, self.weight.data, bias, self.stride, 0, self.dilation, self.groups,
+                                         self.algorithm)
+        self._cache = (conv_cache, pad_cache)
         return y
 
     def backward(self, dy, need_input_grad=True):
         cache = self._need_cache(self._cache)
-        return self._accumulate(F.conv2d_backward(dy, cache, need_x=need_input_grad,
-                                                  need_weight=self._needs_grad("weight"),
-                                                  need_bias=self._needs_grad("bias")))
+        padded = isinstance(cache, tuple)
+        grads = F.conv2d_backward(dy, cache[0] if padded else cache, need_x=need_input_grad,
+                                  need_weight=self._needs_grad("weight"), need_bias=self._needs_grad("bias"))
+        dx = self._accumulate(grads)
+        return F.pad_backward(dx, cache[1]) if padded and dx is not None else dx
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding not in ((0, 0), "valid"):
             s += f", padding={self.padding!r}"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
