@@ -7,7 +7,11 @@ flattened) and each layer becomes one or a few standard ONNX operators:
 strided            ONNX
 =================  ==============================================================
 Conv2d             Conv (strides, explicit pads (top, left, bottom, right) so
-                   ``'same'`` with an even kernel is exact, dilations, group)
+                   ``'same'`` with an even kernel is exact, dilations, group);
+                   padding_mode 'reflect' and 'replicate': Pad (mode reflect,
+                   edge) then Conv without pads; 'circular': each padded
+                   border is a Slice of the opposite side, joined by Concat
+                   (opset 17's Pad has no wrap mode)
 Linear             Gemm(transB=1) on (N, F); MatMul + Add on more dimensions
 Flatten            Flatten(axis=1), or Reshape for other start/end dims
 MaxPool2d          MaxPool (dilations, explicit pads)
@@ -108,12 +112,32 @@ def _pads(top, bottom, left, right):
 
 
 # ----------------------------------------------------------------------------- one converter per layer type
+def _wrap(g, x, axis, size, before, after, where):
+    """Circular padding along one axis: Concat(x[size-before:], x, x[:after])."""
+    def part(start, end):
+        bounds = [g.const(f"{where}.{name}", [v], np.int64) for name, v in (("starts", start), ("ends", end),
+                                                                              ("axes", axis))]
+        return g.op("Slice", [x, *bounds], where)
+    parts = ([part(size - before, size)] if before else []) + [x] + ([part(0, after)] if after else [])
+    return g.op("Concat", parts, where, axis=axis)
+
+
 def _conv(g, m: nn.Conv2d, x, shape, where, prefix):
+    pads = m._pad4
+    if m.padding_mode != "zeros" and any(pads):
+        # torch pads explicitly and convolves without padding: so does the graph
+        top, bottom, left, right = pads
+        if m.padding_mode == "circular":
+            x = _wrap(g, _wrap(g, x, 3, shape[3], left, right, where), 2, shape[2], top, bottom, where)
+        else:
+            widths = g.const(f"{where}.pads", [0, 0, top, left, 0, 0, bottom, right], np.int64)
+            x = g.op("Pad", [x, widths], where, mode={"reflect": "reflect", "replicate": "edge"}[m.padding_mode])
+        pads = (0, 0, 0, 0)
     inputs = [x, g.const(f"{prefix}weight", m.weight.data)]
     if m.bias is not None:
         inputs.append(g.const(f"{prefix}bias", m.bias.data))
     return g.op("Conv", inputs, where, kernel_shape=list(m.kernel_size), strides=list(m.stride),
-                pads=_pads(*m._pad4), dilations=list(m.dilation), group=m.groups)
+                pads=_pads(*pads), dilations=list(m.dilation), group=m.groups)
 
 
 def _linear(g, m: nn.Linear, x, shape, where, prefix):
