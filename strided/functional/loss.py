@@ -129,19 +129,22 @@ def _class_loss(logp, labels, keep, w, reduction, label_smoothing=0.0, through_s
     # ignored rows read nothing (their label may be any number) and count for nothing
     logp_y = np.where(keep, logp[rows, np.where(keep, labels, 0)], dt.type(0))
     wy = keep.astype(dt) if w is None else np.where(keep, w[np.where(keep, labels, 0)], dt.type(0))
-    per = -wy * logp_y
+    nll = -wy * logp_y
+    smooth = None
     if eps:
-        smooth = -(logp.sum(axis=1) if w is None else logp @ w)
-        per = dt.type(1 - eps) * per + dt.type(eps / c) * np.where(keep, smooth, dt.type(0))
-    per = per.astype(dt, copy=False)
+        smooth = np.where(keep, -(logp.sum(axis=1) if w is None else logp @ w), dt.type(0))
 
     if reduction == "mean":
         total = wy.sum(dtype=dt)
         with np.errstate(divide="ignore", invalid="ignore"):
-            value = per.sum(dtype=dt) / total
+            # each part over the total as torch, so a zero total gives its nan (0/0), not inf (x/0)
+            value = nll.sum(dtype=dt) / total
+            if eps:
+                value = dt.type(1 - eps) * value + dt.type(eps / c) * (smooth.sum(dtype=dt) / total)
             scale = dt.type(1) / total          # inf for a zero total: torch's nan and inf follow
     else:
-        value = per if reduction == "none" else per.sum(dtype=dt)
+        per = nll if not eps else dt.type(1 - eps) * nll + dt.type(eps / c) * smooth
+        value = per.astype(dt, copy=False) if reduction == "none" else per.sum(dtype=dt)
         scale = dt.type(1)
     with np.errstate(invalid="ignore"):
         g = np.zeros((n, c), dtype=dt)         # dL/dlogp; ignored rows stay exactly 0
