@@ -126,9 +126,10 @@ def _class_loss(logp, labels, keep, w, reduction, label_smoothing=0.0, through_s
     dt = logp.dtype
     rows = np.arange(n)
     eps = label_smoothing
-    # ignored rows read nothing (their label may be any number) and count for nothing
-    logp_y = np.where(keep, logp[rows, np.where(keep, labels, 0)], dt.type(0))
-    wy = keep.astype(dt) if w is None else np.where(keep, w[np.where(keep, labels, 0)], dt.type(0))
+    # ignored rows (their label may be any number) read class 0, then count for nothing
+    safe = np.where(keep, labels, 0)
+    logp_y = np.where(keep, logp[rows, safe], dt.type(0))
+    wy = keep.astype(dt) if w is None else np.where(keep, w[safe], dt.type(0))
     nll = -wy * logp_y
     smooth = None
     if eps:
