@@ -37,29 +37,39 @@ used by BLAS in place. So the copy is kw times the input instead of kh*kw
 times (5x less for a 5x5 kernel), each output row is one product, and the
 weight gradient reuses R from the forward pass. (With a dilation dh > 1
 the rows of R are stored by residue mod dh, which keeps every block
-contiguous.) The input gradient runs it backwards: the products of all
-output rows at once, dcols = wm.T @ dy, then kh strided additions put
-kernel row a of every output row into its row of dR, and kw strided-slice
-additions fold dR along W into dxp (kh + kw additions instead of kh*kw).
+contiguous.) The weight gradient makes one product per kernel row,
+R[i*sh + a] @ dy[i].T, a (Cg*kw) x (OW*N) operand instead of kh times
+as many rows, which OpenBLAS multiplies faster (``_weight_job``).
 
-Measured on LeNet-5 at batch 128, one thread, against copying the window
-matrix block by block: forward, weight gradient and input gradient 1.15x,
-1.4x and 2.5x faster on conv1, 1.17x, 1.24x and 1.4x on conv2.
+**The input gradient along H by products.** With stride and dilation 1
+along H, input row h collects kernel row a of output row h - a, so
+
+    dR[h] = W' @ dy[h-kh+1 : h+1]            (kernel turned upside down)
+
+is one product whose right operand is kh consecutive rows of dy stored as
+(OH, O, OW*N); kw strided additions then fold dR along W into dx
+(:func:`_input_job_by_rows`). Other geometries take the window-matrix
+route: dcols = wm.T @ dy, kh strided additions into dR, the same fold.
 
 **Chunks.** The forward pass and the weight gradient work on blocks of
 consecutive output rows: the blocks of R that t consecutive rows read are
 one strided view (t, K, OW*N) whose first axis steps sh rows of R (the
 blocks overlap, which a view allows), so a block of rows is a single
-batched ``np.matmul``, one NumPy call without the GIL. The input gradient
-works on blocks of input channels (or of groups), each writing its own
-channels of dR and dxp. The blocks depend on the shapes alone and run on
-the threads of :mod:`strided._parallel`, so results are bit-identical for
-any number of threads; the weight gradient adds its per-block products in
-block order.
+batched ``np.matmul``, one NumPy call without the GIL. Each block copies
+the rows of R it reads in its own thread, while they are in its core's
+cache. Every product's columns are cut into pieces whose right operand
+stays within ``CHUNK_BYTES`` (192 KiB): OpenBLAS slows down by up to 2x
+beyond (:func:`column_pieces`). The input gradient works on blocks of
+input rows (or, on the window-matrix route, of channels), each writing
+its own rows of dR and dx. The blocks depend on the shapes alone and run
+on the threads of :mod:`strided._parallel`, both gradients' blocks in one
+call (``Strided.backward``), so results are bit-identical for any number
+of threads; the weight gradient adds its per-block products in block
+order.
 
-The bias is added in one pass over y (``forward(..., bias=b)``);
-``grad_weight_and_bias`` returns the bias gradient, a pairwise sum over
-the batch-last dy, with the weight gradient.
+The bias is added by each block of the forward pass to its rows of y
+(``forward(..., bias=b)``); ``grad_weight_and_bias`` returns the bias
+gradient, a pairwise sum over the batch-last dy, with the weight gradient.
 """
 from __future__ import annotations
 
