@@ -513,6 +513,11 @@ def test_pad_matches_torch_pad(torch, rng, mode, padding, dtype, layout):
     assert dx.dtype == dtype and dx.shape == x.shape
     assert is_batch_last(dx) == (layout == "batch_last")
     assert_close(dx, tx.grad.numpy(), "gradient", dtype)
+    # asked for batch-last (what Conv2d asks for): the same numbers in that memory order
+    xb, _ = F.pad_forward(x, padding, mode, batch_last=True)
+    np.testing.assert_array_equal(xb, xp)
+    padded = any((top, bottom, left, right))   # no padding: x itself comes back
+    assert is_batch_last(xb) == (padded or layout == "batch_last")
 
 
 def test_pad_backward_is_the_adjoint(rng):

