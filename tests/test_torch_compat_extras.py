@@ -277,7 +277,8 @@ def test_loss_weights_are_buffers_like_torchs(torch, rng, tmp_path):
          torch.nn.CrossEntropyLoss(torch.tensor(w), ignore_index=3, reduction="sum", label_smoothing=0.1)),
         (nn.NLLLoss(w, ignore_index=0), torch.nn.NLLLoss(torch.tensor(w), ignore_index=0)),
         (nn.BCELoss(w), torch.nn.BCELoss(torch.tensor(w))),
-        (nn.BCEWithLogitsLoss(w, pos_weight=pw), torch.nn.BCEWithLogitsLoss(torch.tensor(w), pos_weight=torch.tensor(pw))),
+        (nn.BCEWithLogitsLoss(w, pos_weight=pw),
+         torch.nn.BCEWithLogitsLoss(torch.tensor(w), pos_weight=torch.tensor(pw))),
         (nn.BCEWithLogitsLoss(pos_weight=pw), torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pw))),
         (nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()),
     ]
