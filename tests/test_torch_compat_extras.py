@@ -590,3 +590,23 @@ def test_onnx_export_of_padding_modes(tmp_path, mode):
         scale = np.abs(expected).max()
         for got in (session.run(None, {"input": x})[0], reference.run(None, {"input": x})[0]):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * scale)
+
+
+# ---------------------------------------------------------------------------- numerical gradients (float64)
+def test_new_arguments_pass_gradcheck(rng):
+    """Central differences agree with every new backward: the ground truth that needs no torch."""
+    import strided
+
+    for mode in MODES:
+        strided.gradcheck(nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(2, 1), padding_mode=mode, rng=0),
+                          rng.standard_normal((2, 2, 5, 4)))
+    z, t = rng.standard_normal((5, 4)), np.array([0, 3, -100, 1, 3])
+    w = rng.uniform(0.5, 2, 4)
+    for reduction in REDUCTIONS:
+        strided.gradcheck(nn.CrossEntropyLoss(w, reduction=reduction, label_smoothing=0.2), z, t)
+        strided.gradcheck(nn.NLLLoss(w, ignore_index=1, reduction=reduction), z, np.array([0, 3, 1, 1, 2]))
+        pw = rng.uniform(0.5, 3, 4)
+        target = (rng.random((5, 4)) < 0.5) * 1.0
+        strided.gradcheck(nn.BCEWithLogitsLoss(w, reduction=reduction, pos_weight=pw), 3 * z, target)
+        strided.gradcheck(nn.BCELoss(w[:, None] * np.ones(4), reduction=reduction),
+                          rng.uniform(0.1, 0.9, (4, 4)), target[:4])
