@@ -161,7 +161,7 @@ def test_whole_sequential_of_every_layer(tmp_path, rng):
 
 
 def test_losses_round_trip(tmp_path):
-    for loss in (nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1), nn.MSELoss(), nn.BCELoss("none"),
+    for loss in (nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1), nn.MSELoss(), nn.BCELoss(reduction="none"),
                  nn.BCEWithLogitsLoss()):
         loaded = sio.load(sio.save(loss, tmp_path / "loss.npz"))
         assert type(loaded) is type(loss) and loaded.get_config() == loss.get_config()

@@ -47,7 +47,7 @@ def _logits_and_labels(rng, n=7, c=5, scale=3.0, dtype=np.float64):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy(torch, rng, reduction, label_smoothing, dtype):
     z, t = _logits_and_labels(rng, dtype=dtype)
-    _check(torch, nn.CrossEntropyLoss(reduction, label_smoothing=label_smoothing),
+    _check(torch, nn.CrossEntropyLoss(reduction=reduction, label_smoothing=label_smoothing),
            torch.nn.CrossEntropyLoss(reduction=reduction, label_smoothing=label_smoothing), z, t, dtype)
 
 
@@ -67,7 +67,7 @@ def test_cross_entropy_label_dtypes(torch, rng):
 def test_bce(torch, rng, reduction, dtype):
     p = rng.uniform(0.02, 0.98, (6, 3)).astype(dtype)
     t = rng.uniform(0, 1, (6, 3)).astype(dtype)
-    _check(torch, nn.BCELoss(reduction), torch.nn.BCELoss(reduction=reduction), p, t, dtype)
+    _check(torch, nn.BCELoss(reduction=reduction), torch.nn.BCELoss(reduction=reduction), p, t, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -75,7 +75,8 @@ def test_bce(torch, rng, reduction, dtype):
 def test_bce_with_logits(torch, rng, reduction, dtype):
     z = (4 * rng.standard_normal((6, 3))).astype(dtype)
     t = (rng.random((6, 3)) < 0.5).astype(dtype)
-    _check(torch, nn.BCEWithLogitsLoss(reduction), torch.nn.BCEWithLogitsLoss(reduction=reduction), z, t, dtype)
+    _check(torch, nn.BCEWithLogitsLoss(reduction=reduction), torch.nn.BCEWithLogitsLoss(reduction=reduction),
+           z, t, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -84,7 +85,7 @@ def test_bce_with_logits(torch, rng, reduction, dtype):
 def test_mse(torch, rng, reduction, shape, dtype):
     p = rng.standard_normal(shape).astype(dtype)
     t = rng.standard_normal(shape).astype(dtype)
-    _check(torch, nn.MSELoss(reduction), torch.nn.MSELoss(reduction=reduction), p, t, dtype)
+    _check(torch, nn.MSELoss(reduction=reduction), torch.nn.MSELoss(reduction=reduction), p, t, dtype)
 
 
 def test_upstream_gradient_scales_the_result(torch, rng):

@@ -258,7 +258,7 @@ def test_cross_entropy_matches_torch_or_refuses(torch, n, c, bad_label, scale, r
     t = rng.integers(0, c, n)
     if bad_label is not None:
         t[rng.integers(n)] = -1 if bad_label == -1 else c
-    crit = nn.CrossEntropyLoss(reduction, label_smoothing=smoothing)
+    crit = nn.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)
     tcrit = torch.nn.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)
     _loss_matches_torch_or_refuses(torch, crit, tcrit, z, t, reduction, dtype, rng,
                                    lambda: tcrit(torch.tensor(z), torch.tensor(t)))
@@ -296,7 +296,7 @@ def test_elementwise_losses_match_torch_or_refuse(torch, name, shape, scale, red
             z = (1 / (1 + np.exp(-z.astype(np.float64)))).astype(dtype)  # probabilities, 0 and 1 included
     t_shape = shape if target_shape_ok else [*shape, 2]
     t = (rng.random(t_shape) < 0.5).astype(dtype)
-    crit, tcrit = getattr(nn, name)(reduction), getattr(torch.nn, name)(reduction=reduction)
+    crit, tcrit = getattr(nn, name)(reduction=reduction), getattr(torch.nn, name)(reduction=reduction)
     _loss_matches_torch_or_refuses(torch, crit, tcrit, z, t, reduction, dtype, rng,
                                    lambda: _strict_shapes(tcrit, torch.tensor(z), torch.tensor(t)),
                                    value_rtol=TOL[np.dtype(dtype)]["rtol"] * 10)
