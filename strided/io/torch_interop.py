@@ -3,7 +3,8 @@
 Both walk a ``Sequential`` (nested ones too) layer by layer: each torch
 layer has a strided twin with the same constructor arguments and the same
 state-dict names (``weight``, ``bias``, ``running_mean``...), so a layer is
-converted by reading its arguments and copying its tensors. Parameters
+converted by reading its arguments (``padding_mode`` and ``inplace``
+included) and copying its tensors. Parameters
 keep their dtype (float32 or float64), frozen parameters stay frozen and
 every layer keeps its train/eval mode.
 
@@ -75,11 +76,8 @@ def _layer_from_torch(torch, m, where):
     T = torch.nn
     dt = _param_dtype(torch, m, where)
     if isinstance(m, T.Conv2d):
-        if m.padding_mode != "zeros":
-            raise _unsupported(where, f"a Conv2d with padding_mode={m.padding_mode!r}",
-                               "strided supports padding_mode='zeros' only")
         return nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                         bias=m.bias is not None, dtype=dt)
+                         bias=m.bias is not None, padding_mode=m.padding_mode, dtype=dt)
     if isinstance(m, T.Linear):
         return nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=dt)
     if isinstance(m, T.Flatten):
@@ -92,7 +90,9 @@ def _layer_from_torch(torch, m, where):
         return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
                             m.divisor_override)
     if isinstance(m, T.LeakyReLU):
-        return nn.LeakyReLU(m.negative_slope)
+        return nn.LeakyReLU(m.negative_slope, inplace=m.inplace)
+    if type(m) is T.ReLU:
+        return nn.ReLU(inplace=m.inplace)
     if isinstance(m, T.Softmax):
         if m.dim is None:
             raise _unsupported(where, "a Softmax with dim=None",
@@ -103,7 +103,7 @@ def _layer_from_torch(torch, m, where):
         return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=dt)
     if isinstance(m, T.Dropout):
         return nn.Dropout(m.p, m.inplace)
-    simple = {T.ReLU: nn.ReLU, T.Sigmoid: nn.Sigmoid, T.Tanh: nn.Tanh, T.Identity: nn.Identity}
+    simple = {T.Sigmoid: nn.Sigmoid, T.Tanh: nn.Tanh, T.Identity: nn.Identity}
     for tcls, scls in simple.items():
         if type(m) is tcls:
             return scls()
@@ -164,7 +164,7 @@ def _layer_to_torch(torch, m, where):
     c = m.get_config()  # the arguments as the user wrote them (3 stays 3, not (3, 3))
     if isinstance(m, nn.Conv2d):
         return T.Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"], c["padding"],
-                        c["dilation"], c["groups"], bias=m.bias is not None, dtype=dt)
+                        c["dilation"], c["groups"], bias=m.bias is not None, padding_mode=m.padding_mode, dtype=dt)
     if isinstance(m, nn.Linear):
         return T.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=dt)
     if isinstance(m, nn.Flatten):
@@ -175,7 +175,9 @@ def _layer_to_torch(torch, m, where):
         return T.AvgPool2d(c["kernel_size"], c["stride"], c["padding"], m.ceil_mode, m.count_include_pad,
                            m.divisor_override)
     if isinstance(m, nn.LeakyReLU):
-        return T.LeakyReLU(m.negative_slope)
+        return T.LeakyReLU(m.negative_slope, inplace=m.inplace)
+    if type(m) is nn.ReLU:
+        return T.ReLU(inplace=m.inplace)
     if isinstance(m, nn.Softmax):
         return T.Softmax(m.dim)
     if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -185,7 +187,7 @@ def _layer_to_torch(torch, m, where):
         return T.Dropout(m.p, m.inplace)
     if isinstance(m, nn.Gaussian):
         return torch_gaussian()
-    simple = {nn.ReLU: T.ReLU, nn.Sigmoid: T.Sigmoid, nn.Tanh: T.Tanh, nn.Identity: T.Identity}
+    simple = {nn.Sigmoid: T.Sigmoid, nn.Tanh: T.Tanh, nn.Identity: T.Identity}
     for scls, tcls in simple.items():
         if type(m) is scls:
             return tcls()
