@@ -73,7 +73,8 @@ def gradcheck(module, x, target=None, *, eps: float = 1e-6, atol: float = 1e-6, 
     is a loss: ``module(x, target)`` is the scalar and ``module.backward()`` its
     gradient. Parameters are checked too unless ``params=False``. Put layers
     with randomness (Dropout) in eval mode or seed them per call. The module
-    itself is left untouched (a deep copy is checked).
+    itself is left untouched (a deep copy is checked) and so is x: each call
+    gets a copy, so in-place layers (``ReLU(inplace=True)``) are checked too.
 
     Returns a :class:`GradcheckResult` (truthy when every entry agrees within
     ``atol + rtol * |numerical|``); raises :class:`GradcheckError` listing the
@@ -102,24 +103,26 @@ def gradcheck(module, x, target=None, *, eps: float = 1e-6, atol: float = 1e-6, 
     result = GradcheckResult(ok=True)
     is_loss = target is not None
 
+    # every call gets its own copy of x: an in-place layer (ReLU(inplace=True)) overwrites its input, which
+    # would otherwise corrupt the point the differences are taken around
     if is_loss:
-        value = m(x, target)
+        value = m(x.copy(), target)
         if np.ndim(value) == 0:
             def scalar():
-                return float(m(x, target))
+                return float(m(x.copy(), target))
             analytic_x = m.backward()
         else:
             proj = np.random.default_rng(seed).standard_normal(np.shape(value))
 
             def scalar():
-                return float(np.sum(m(x, target) * proj))
+                return float(np.sum(m(x.copy(), target) * proj))
             analytic_x = m.backward(proj)
     else:
-        y = m(x)
+        y = m(x.copy())
         proj = np.random.default_rng(seed).standard_normal(np.shape(y))
 
         def scalar():
-            return float(np.sum(m(x) * proj))
+            return float(np.sum(m(x.copy()) * proj))
         analytic_x = m.backward(proj)
     analytic_p = {n: (None if p.grad is None else p.grad.copy()) for n, p in named if p.requires_grad}
     _compare("input", analytic_x, _numerical(scalar, x, eps), atol, rtol, result)

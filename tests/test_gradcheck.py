@@ -71,13 +71,14 @@ def test_layer_gradients(name, make, shape):
 
 
 LOSSES = [
-    ("cross entropy", lambda r: nn.CrossEntropyLoss(r), lambda: (_x(4, 5), np.array([0, 4, 2, 2]))),
-    ("cross entropy smoothed", lambda r: nn.CrossEntropyLoss(r, label_smoothing=0.3),
+    ("cross entropy", lambda r: nn.CrossEntropyLoss(reduction=r), lambda: (_x(4, 5), np.array([0, 4, 2, 2]))),
+    ("cross entropy smoothed", lambda r: nn.CrossEntropyLoss(reduction=r, label_smoothing=0.3),
      lambda: (_x(4, 5), np.array([1, 3, 0, 0]))),
-    ("bce", lambda r: nn.BCELoss(r),
+    ("bce", lambda r: nn.BCELoss(reduction=r),
      lambda: (np.random.default_rng(1).uniform(0.05, 0.95, (3, 4)), np.random.default_rng(2).random((3, 4)))),
-    ("bce with logits", lambda r: nn.BCEWithLogitsLoss(r), lambda: (3 * _x(3, 4), (_x(3, 4, seed=1) > 0) * 1.0)),
-    ("mse", lambda r: nn.MSELoss(r), lambda: (_x(2, 3, 2), _x(2, 3, 2, seed=1))),
+    ("bce with logits", lambda r: nn.BCEWithLogitsLoss(reduction=r),
+     lambda: (3 * _x(3, 4), (_x(3, 4, seed=1) > 0) * 1.0)),
+    ("mse", lambda r: nn.MSELoss(reduction=r), lambda: (_x(2, 3, 2), _x(2, 3, 2, seed=1))),
 ]
 
 
@@ -165,6 +166,26 @@ def test_module_is_left_untouched():
     assert m[0].weight.dtype == np.float32 and m[0].weight.grad is None
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+INPLACE = [
+    ("relu", lambda: nn.ReLU(inplace=True), (3, 7)),
+    ("leaky relu", lambda: nn.LeakyReLU(0.1, inplace=True), (3, 7)),
+    ("dropout p=0", lambda: nn.Dropout(0.0, inplace=True), (3, 4)),
+    ("dropout eval", lambda: nn.Dropout(0.5, inplace=True).eval(), (3, 4)),
+    ("in a network", lambda: nn.Sequential(nn.Linear(5, 4), nn.ReLU(inplace=True), nn.Linear(4, 3),
+                                           nn.LeakyReLU(0.1, inplace=True)), (2, 5)),
+]
+
+
+@pytest.mark.parametrize("name,make,shape", INPLACE, ids=[c[0] for c in INPLACE])
+def test_inplace_layers(name, make, shape):
+    """An in-place layer overwrites its input; each call of the check must still see the same x."""
+    x = _x(*shape, seed=3)
+    original = x.copy()
+    result = gradcheck(make(), x)
+    assert result.ok and result.max_abs_error["input"] < 1e-7
+    np.testing.assert_array_equal(x, original)
 
 
 def test_gradcheck_argument_errors():
