@@ -2,6 +2,9 @@
 
 The scaling happens at training time so evaluation is the identity.
     y = x * mask / (1 - p),   mask ~ Bernoulli(1 - p)        dx = dy * mask / (1 - p)
+
+The derivative needs the mask only, never x, so ``inplace=True`` (torch's
+argument) can write y into x's own memory without changing the gradient.
 """
 from __future__ import annotations
 
@@ -9,11 +12,17 @@ import numpy as np
 
 from .. import _checks
 from ._common import grad_output
+from .activation import _inplace_target
 
 
-def dropout_forward(x, p: float, rng: np.random.Generator):
-    """Returns ``(y, scaled_mask)``; the mask (x's shape and dtype) is the cache."""
-    x = _checks.as_float_array("x", x)
+def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False):
+    """Returns ``(y, scaled_mask)``; the mask (x's shape and dtype) is the cache.
+
+    x: any shape. With ``inplace=True`` y is written into x, which must be a
+    writeable float32/float64 array, and x is returned; the mask drawn is the
+    same either way.
+    """
+    x = _inplace_target(x) if inplace else _checks.as_float_array("x", x)
     if p >= 1.0:
         scale = np.zeros_like(x)
     else:
@@ -21,6 +30,8 @@ def dropout_forward(x, p: float, rng: np.random.Generator):
         # same seed gives the same mask in float32 and float64
         keep = rng.random(x.shape, dtype=np.float32) >= np.float32(p)
         scale = keep * x.dtype.type(1.0 / (1.0 - p))
+    if inplace:
+        return np.multiply(x, scale, out=x), scale
     return x * scale, scale
 
 
