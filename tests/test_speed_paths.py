@@ -204,15 +204,17 @@ def _conv_data(geom, dtype, rng):
     return x, w, dy
 
 
+@pytest.mark.parametrize("kernel_row_k", [1, 10**9])        # weight gradient per kernel row, or per output row
 @pytest.mark.parametrize("chunk_bytes, max_columns, row_blocks", [(1, 1, 99), (4096, 7, 2), (10**9, 10**9, 1)])
 @pytest.mark.parametrize("groups, stride, dilation, padding", [(1, 1, 1, 2), (2, (2, 1), (1, 2), (3, 0, 1, 2)),
                                                                (1, 2, (2, 1), 1), (2, (1, 2), (1, 2), (0, 3, 2, 1))])
 def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, chunk_bytes, max_columns, row_blocks, groups,
-                                                    stride, dilation, padding):
+                                                    stride, dilation, padding, kernel_row_k):
     # one column and one row per block, pieces of rows in two blocks, everything in one block
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(fast, "MAX_COLUMNS", max_columns)
     monkeypatch.setattr(fast, "MIN_COLUMNS", 1)
+    monkeypatch.setattr(fast, "MIN_KERNEL_ROW_K", kernel_row_k)
     monkeypatch.setattr(fast, "ROW_BLOCKS", row_blocks)
     monkeypatch.setattr(fast, "MAX_COPY_GROWTH", 1e9)          # as many blocks as ROW_BLOCKS asks for
     monkeypatch.setattr(fast, "FOLD_BYTES", chunk_bytes)      # the input gradient: one output row per product

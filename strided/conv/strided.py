@@ -379,18 +379,28 @@ class Strided(ConvAlgorithm):
         o, og, cg = geom.out_channels, geom.out_channels // g, geom.in_channels // g
         dym = _batch_last_matrix(dy)                                     # (O, OH, OW, N)
         d4 = dym.reshape(g, og, geom.window.out_height, rows.cols)
+        # one product per kernel row when its Cg*kw rows are enough for OpenBLAS: (30 x 640) @ (640 x 16) ran
+        # at 89 GFLOP/s, (150 x 640) @ (640 x 16) at 73; but (5 x 1792) @ (1792 x 6) at 44, (25 x ...) at 77
+        by_kernel_row = rows.k // kh >= MIN_KERNEL_ROW_K
 
         def chunk(k):
             rs, base, _ = plan.blocks[k]
             r = saved[k] if saved is not None else _block_rows(v, rows, plan, k, whole)
+            if not by_kernel_row:
+                blocks = _row_blocks(r, geom, rs, 0 if plan.shared else base)     # (t, G, K, OW*N)
+                total = None
+                for cols in plan.pieces:
+                    d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)               # (t, G, P, Og)
+                    part = np.matmul(blocks[..., cols], d).sum(axis=0)         # (G, K, Og), rows in order
+                    total = part if total is None else total.__iadd__(part)
+                return total
             # (kh, t, G, Cg*kw, OW*N): kernel row a of output row i is one row of R, (Cg*kw) x (OW*N)
             rows_of = _row_blocks(r, geom, rs, 0 if plan.shared else base, split_kernel_rows=True)
             total = None
             for cols in plan.pieces:
                 d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)                   # (t, G, P, Og)
                 # (Cg*kw, P) @ (P, Og), the long P axis contiguous in both operands, one product per kernel
-                # row: OpenBLAS ran (30 x 640) @ (640 x 16) at 89 GFLOP/s and (150 x 640) @ (640 x 16) at 73.
-                # The t products are summed in row order, the pieces in column order.
+                # row. The t products are summed in row order, the pieces in column order.
                 part = np.matmul(rows_of[..., cols], d).sum(axis=1)            # (kh, G, Cg*kw, Og)
                 total = part if total is None else total.__iadd__(part)
             return total.transpose(1, 0, 2, 3).reshape(g, -1, og)             # (G, K, Og), K = (a, c, b)
@@ -497,6 +507,9 @@ def _run_jobs(jobs, geom) -> list:
         at += n
     return results
 
+
+# The weight gradient makes one product per kernel row when a row of R has at least this many rows (Cg*kw).
+MIN_KERNEL_ROW_K = 16
 
 # Blocks of input rows of the input gradient (stride and dilation 1 along H), at most.
 INPUT_ROW_BLOCKS = 4
