@@ -43,7 +43,7 @@ import numpy as np
 
 from . import _checks
 
-__all__ = ["can_limit_blas", "elementwise", "even_split", "map_chunks", "matmul", "num_threads",
+__all__ = ["can_limit_blas", "elementwise", "even_split", "map_chunks", "matmul", "num_threads", "runs_inline",
            "set_num_threads", "single_threaded_blas", "split"]
 
 
@@ -270,10 +270,23 @@ def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> li
     # BLAS stays on one thread even for a single chunk: OpenBLAS's threads spin for a while after each
     # product and slowed the pool's threads down (a LeNet-5 step at batch 128: 6.4 -> 8.1 ms)
     with _SingleThreadedBlas() if blas else contextlib.nullcontext():
-        small = macs is not None and (macs < MIN_PARALLEL_MACS or macs < MIN_CHUNK_MACS * n)
-        if n <= 1 or small or time.perf_counter() < _inline_until:
+        if _small(n, macs) or time.perf_counter() < _inline_until:
             return [fn(i) for i in range(n)]
         return _run(fn, n, min(_threads, n))
+
+
+def _small(n: int, macs: int | None) -> bool:
+    return n <= 1 or (macs is not None and (macs < MIN_PARALLEL_MACS or macs < MIN_CHUNK_MACS * n))
+
+
+def runs_inline(n: int, *, blas: bool = False, macs: int | None = None) -> bool:
+    """Whether ``map_chunks(fn, n, blas=blas, macs=macs)`` called now would run every chunk in this thread.
+
+    For callers that can lay their work out better for one thread; results
+    must not depend on the answer (it may change by the time the call runs).
+    """
+    return (getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas())
+            or _small(n, macs) or time.perf_counter() < _inline_until)
 
 
 # ---- backing off when the cores are busy ----------------------------------------------------
