@@ -222,6 +222,20 @@ def test_max_pool_nan_and_inf_like_torch(torch):
         assert_close(m.backward(dy), tdx, "input gradient")
 
 
+def test_max_pool_gradient_with_inf_and_nan_in_dy_like_torch(torch):
+    """Pixels that lost their window get exactly 0 even when the window's gradient is inf or NaN."""
+    rng = np.random.default_rng(6)
+    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2, ceil_mode=True), dict(kernel_size=2, padding=1)):
+        x = rng.standard_normal((2, 3, 6, 6))
+        m, tm = nn.MaxPool2d(**kw), torch.nn.MaxPool2d(**kw)
+        y = m(x)
+        dy = rng.standard_normal(y.shape)
+        dy.flat[::7] = np.inf
+        dy.flat[3::11] = np.nan
+        _, tdx, _ = run_torch(torch, tm, x, dy)
+        np.testing.assert_array_equal(m.backward(dy), tdx)
+
+
 # -- linear, flatten, activations ---------------------------------------------
 
 @pytest.mark.parametrize("x_shape,bias", [((4, 7), True), ((1, 7), False), ((2, 3, 7), True), ((7,), True)])
