@@ -231,7 +231,8 @@ def row_plan(geom, itemsize: int) -> RowPlan:
     :func:`_row_blocks`) per column piece. There are up to ``ROW_BLOCKS``
     blocks, as even as can be, fewer when the rows that neighbouring blocks
     both copy would grow the copy by more than ``MAX_COPY_GROWTH`` (LeNet-5's
-    conv2, 10 output rows of a 5x5 kernel: two blocks). A row's columns
+    conv2, 10 output rows of a 5x5 kernel: two blocks), and an even number
+    from three on, so that two threads get the same share. A row's columns
     are cut into even pieces of about ``CHUNK_BYTES`` of R
     (:func:`column_pieces`). With a dilation dh > 1 consecutive
     output rows are not evenly spaced in R: R is copied once, whole, and
@@ -250,7 +251,10 @@ def _row_plan(geom, itemsize, chunk_bytes, min_columns, max_columns, row_blocks,
         return RowPlan(tuple((slice(i, i + 1), 0, hq) for i in range(oh)), pieces, True)
     shared_rows = max(0, kh - sh)
     most = row_blocks if shared_rows == 0 else 1 + int(max_growth * win.padded_height / shared_rows)
-    blocks = _parallel.even_split(oh, max(1, min(row_blocks, most)))
+    count = max(1, min(row_blocks, most, oh))
+    if count > 2 and count % 2:
+        count -= 1          # an even number: two threads finish together (3 blocks: 4.5 ms, 2: 3.5 ms)
+    blocks = _parallel.even_split(oh, count)
     return RowPlan(tuple((rs, rows.start[rs.start], rows.start[rs.stop - 1] + kh) for rs in blocks), pieces, False)
 
 
@@ -392,9 +396,7 @@ class Strided(ConvAlgorithm):
         o, og, cg = geom.out_channels, geom.out_channels // g, geom.in_channels // g
         dym = _batch_last_matrix(dy)                                     # (O, OH, OW, N)
         d4 = dym.reshape(g, og, geom.window.out_height, rows.cols)
-        # one product per kernel row when its Cg*kw rows are enough for OpenBLAS: (30 x 640) @ (640 x 16) ran
-        # at 89 GFLOP/s, (150 x 640) @ (640 x 16) at 73; but (5 x 1792) @ (1792 x 6) at 44, (25 x ...) at 77
-        by_kernel_row = rows.k // kh >= MIN_KERNEL_ROW_K
+        by_kernel_row = _by_kernel_row(rows.k // kh, og)
 
         def chunk(k):
             rs = plan.blocks[k][0]
@@ -521,8 +523,23 @@ def _run_jobs(jobs, geom) -> list:
     return results
 
 
-# The weight gradient makes one product per kernel row when a row of R has at least this many rows (Cg*kw).
+# The weight gradient makes one product per kernel row, (Cg*kw x P) @ (P x Og), when a row of R has at least
+# MIN_KERNEL_ROW_K rows and the product's result at most MAX_KERNEL_ROW_RESULT numbers; else one per output row.
 MIN_KERNEL_ROW_K = 16
+MAX_KERNEL_ROW_RESULT = 1280
+
+
+def _by_kernel_row(k: int, og: int) -> bool:
+    """Whether the weight gradient's products take one kernel row (k = Cg*kw rows of R) at a time.
+
+    OpenBLAS multiplies (K x 640) @ (640 x O) fastest while K*O stays
+    within about 1,200 numbers, slower up to about 10,000, then fast again
+    (GFLOP/s, one thread: O = 16: K = 30 94, K = 150 73; O = 64: K = 48 63,
+    K = 144 84; O = 6: K = 5 26, K = 25 66). A kernel row of LeNet-5's
+    conv2 (30 x 16) gets into the fast range, conv1's (5 x 6) is too thin,
+    and a 16 -> 64 channel 3x3 layer's (48 x 64) would leave a fast range.
+    """
+    return k >= MIN_KERNEL_ROW_K and k * og <= MAX_KERNEL_ROW_RESULT
 
 # Blocks of input rows of the input gradient (stride and dilation 1 along H), at most.
 INPUT_ROW_BLOCKS = 4
