@@ -1,0 +1,584 @@
+"""``depthwise``: one input channel per group (MobileNet's depthwise layers), channel block by channel block.
+
+With ``in_channels == groups`` every output channel reads a single input
+channel, ``g(o) = o // m`` with the channel multiplier ``m = C_out / groups``:
+
+    y[n, o, i, j] = sum_{a, b} w[o, 0, a, b] * xp[n, g(o), i*sh + a*dh, j*sw + b*dw]
+
+There is no sum over channels, so no matrix product worth the name: the
+matmul-based algorithms end up moving every input value through memory
+several times for 9 multiply-adds (``strided`` copies window rows kw times
+the input for all channels at once, 27 MiB for a 32x64x32x32 input, and
+reads them back). Here the work is cut the other way, into **blocks of
+channels** (groups) whose data stay in one core's L2 cache (1 MiB on the
+machine the figures come from), spread over :mod:`strided._parallel`'s
+threads; each block writes only its own channels, so the results are the
+same bit for bit on any number of threads. Within a block, everything is
+batch-last (images innermost, (C, H, W, N) memory, as in
+:mod:`strided.conv.strided`):
+
+1. **Embed.** The block's input channels are copied into the padded
+   batch-last array ``E`` (zero border), transposed on the way when the
+   caller's array is C-ordered (in two passes that move runs of ~64
+   numbers, 3x faster than NumPy's one-pass transposing copy).
+2. **Window rows.** For each piece of output rows, the rows of ``E`` it
+   reads are copied kw times along W, ``R[h, b, (j, n)] = E[h, j*sw + b*dw, n]``
+   (``windows.window_view`` with a 1 x kw kernel; with a dilation dh > 1
+   the kh*kw window rows of each output row instead). The kh*kw rows that
+   output row i reads, ``R[i*sh : i*sh + kh]``, are then one contiguous
+   (kh*kw, OW*N) matrix, a view.
+3. **One product per output row and channel.** ``y[o, i] = w[o] @ R_i``,
+   a (m x kh*kw) @ (kh*kw x OW*N) product, all of a piece's rows and
+   channels in one batched ``np.matmul``: BLAS reads the 9 rows once each
+   from the cache and writes the output row once.
+
+Measured on one core (32x64x32x32 input, 3x3 kernel, float32, the
+forward of all 64 channels): kh*kw shifted multiply-adds over strided
+slices of ``E`` (``y += w[a, b] * E[a:, b:]``, two NumPy passes per
+offset) took 6.2 ms; the window rows and one product per row 2.4 ms.
+
+**Gradients.** The weight gradient reuses the same window rows:
+``dw[o, (a, b)] = sum_i R_i @ dy[o, i]``, one (kh*kw x OW*N) @ (OW*N x m)
+product per output row (BLAS dot products, accurate in float32 over the
+OW*N terms) and a sum over the rows. The input gradient is seed 000's
+rewriting of dx as a stride-1 correlation (:func:`strided.conv.base.input_grad_problem`):
+dy, spread by the stride and shifted by ``(k-1)*d - P`` (cropped where
+that is negative), correlated with the flipped kernel. Every input
+channel g then reads its m output channels, ``dx[g, h] = w'[g] @ R'_h``
+with ``w'[g, (a, k, b)] = w[g*m + k, 0, kh-1-a, kw-1-b]``: the same block
+machinery with m source channels and one output per group. Both gradients
+of a block run in one chunk (``backward``), while the block's dy is in the
+cache. The bias is added by each piece to its rows of y; its gradient is a
+pairwise sum over each block's dy.
+
+The forward pass keeps ``E`` (the padded batch-last input) for the weight
+gradient whenever it had to build it (padding, or a C-ordered x).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _memory, _parallel
+from ..geometry import Window
+from ..windows import is_batch_last, window_view
+from .base import ConvAlgorithm, check_operands
+from .strided import _scratch
+
+# Bytes of a block's channels (its embedded input, its output, its transposing scratch) at most, and of one
+# piece's window rows. Blocks sized for one core's L2 cache (1 MiB: 51 blocks of 1-2 channels, 3 pieces each on
+# the 32x64x32x32 layer) took 16.0 ms per step on one thread and 18.6 on two: hundreds of NumPy calls of a few
+# microseconds, and each hand-over of the GIL between the threads costs tens of microseconds on a virtual
+# machine. Blocks of 2 MiB (13 blocks, one piece each, working in the 32 MiB L3 cache) took 10.8 and 6.9 ms.
+BLOCK_BYTES = 2 * 2**20
+PIECE_BYTES = 4 * 2**20
+# Blocks of channels at least (when there are that many groups), so that two threads finish together:
+# 4, 6 and 8 blocks of the layer above took 8.1, 6.8 and 6.6 ms per step on two threads.
+MIN_BLOCKS = 8
+# Values of x at least for the blocks to go to the thread pool: below it, waking the threads costs more.
+MIN_PARALLEL_VALUES = 256 * 1024
+# Transposes to batch-last memory move runs of about this many numbers (see ``_transpose_runs``).
+TRANSPOSE_RUN = 64
+
+
+class _Problem(NamedTuple):
+    """One grouped correlation over batch-last arrays, what the forward pass and the input gradient both are.
+
+    ``out[g, o, i, j, n] = sum_{a, c, b} wk[g, o, (a, c, b)] * E[g, c, i*sh + a*dh, j*sw + b*dw, n]``
+
+    for ``cg`` source channels and ``og`` outputs per group, where ``E`` is
+    the source ``src: (N, G*cg, h, w)`` embedded in zeros of size ``size``:
+    ``E[g, c, top + u*eh, left + v*ew, n] = src[n, g*cg + c, u, v]`` (source
+    pixels that fall outside are dropped: negative offsets crop).
+    """
+
+    groups: int
+    cg: int
+    og: int
+    batch: int
+    src: tuple          # (h, w) of the source
+    offset: tuple       # (top, left): where source pixel (0, 0) lands in E
+    step: tuple         # (eh, ew): spacing of the source pixels in E (the stride, for the input gradient)
+    size: tuple         # (He, We)
+    kernel: tuple
+    stride: tuple
+    dilation: tuple
+    out: tuple          # (OH, OW)
+
+
+def _forward_problem(geom) -> _Problem:
+    win = geom.window
+    return _Problem(geom.groups, 1, geom.out_channels // geom.groups, geom.batch, (win.height, win.width),
+                    (win.padding[0], win.padding[2]), (1, 1), (win.padded_height, win.padded_width),
+                    win.kernel, win.stride, win.dilation, (win.out_height, win.out_width))
+
+
+def _input_problem(geom) -> _Problem:
+    """dx as a stride-1 correlation of the spread, shifted dy with the flipped kernel (see ``base.input_grad_problem``)."""
+    win = geom.window
+    (kh, kw), (dh, dw) = win.kernel, win.dilation
+    return _Problem(geom.groups, geom.out_channels // geom.groups, 1, geom.batch, (win.out_height, win.out_width),
+                    ((kh - 1) * dh - win.padding[0], (kw - 1) * dw - win.padding[2]), win.stride,
+                    (win.height + (kh - 1) * dh, win.width + (kw - 1) * dw), win.kernel, (1, 1), win.dilation,
+                    (win.height, win.width))
+
+
+class _Plan(NamedTuple):
+    """How a problem is cut: blocks of groups, pieces of output rows, products over t output rows at a time."""
+
+    spans: tuple        # per axis (u0, u1, t0): source pixels u0..u1-1 land at t0, t0 + e, ...
+    whole: bool         # every source pixel lands in E with step 1 (the source is E's interior)
+    trivial: bool       # E is the source itself (no offset, no step, nothing cropped)
+    window: Window      # 1 x kw windows along W over E's rows: what the window rows R are copied from
+    span: int           # rows of E one output row reads: (kh-1)*dh + 1
+    t: int              # output rows per product (see ``_band``)
+    cols: int           # columns of one product: OW*N
+    blocks: tuple       # slices of groups: the chunks
+    pieces: tuple       # slices of output rows whose window rows are copied at once (starts multiples of t)
+    row_size: int       # numbers in one row of R: cg*kw*OW*N
+    r_size: int         # numbers of R one group's largest piece holds
+
+
+# Output rows per product in the forward pass and the input gradient, and in the weight gradient.
+BAND_ROWS = 4
+WEIGHT_BAND_ROWS = 2
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(p: _Problem, itemsize: int) -> _Plan:
+    (h, w), (he, we), (kh, kw), (sh, sw), (dh, dw), (oh, ow) = p.src, p.size, p.kernel, p.stride, p.dilation, p.out
+    spans = tuple(_span(*args) for args in ((h, p.offset[0], p.step[0], he), (w, p.offset[1], p.step[1], we)))
+    whole = p.step == (1, 1) and all(s[:2] == (0, n) for s, n in zip(spans, (h, w)))
+    trivial = whole and p.offset == (0, 0) and (he, we) == (h, w)
+    n = p.batch
+    cols = ow * n
+    window = Window(he, we, (1, kw), (1, sw), (0, 0, 0, 0), (1, dw), he, ow)
+    span = (kh - 1) * dh + 1
+    per_group = (p.cg * he * we + p.og * oh * ow + p.cg * h * w) * n * itemsize
+    g = p.groups
+    blocks = tuple(_parallel.even_split(g, min(g, max(MIN_BLOCKS, -(-g * per_group // BLOCK_BYTES)))))
+    gb = max(b.stop - b.start for b in blocks)
+    t = min(BAND_ROWS, oh)
+    # pieces of whole bands of t rows whose window rows stay within PIECE_BYTES (at least one band)
+    per_band = gb * t * sh * p.cg * kw * cols * itemsize
+    bands = -(-oh // t)
+    npieces = min(bands, max(1, -(-bands * per_band // PIECE_BYTES)))
+    pieces = tuple(slice(b.start * t, min(oh, b.stop * t)) for b in _parallel.even_split(bands, npieces))
+    row_size = p.cg * kw * cols
+    r_size = max((rs.stop - 1 - rs.start) * sh + span for rs in pieces) * row_size
+    return _Plan(spans, whole, trivial, window, span, t, cols, blocks, pieces, row_size, r_size)
+
+
+def _span(size: int, offset: int, step: int, length: int) -> tuple[int, int, int]:
+    """``(u0, u1, t0)``: the source pixels u0..u1-1 that land inside ``length`` at ``offset + u*step``; the first at t0."""
+    u0 = max(0, -(-(-offset) // step))
+    u1 = min(size, (length - 1 - offset) // step + 1) if length - 1 - offset >= 0 else 0
+    u1 = max(u0, u1)
+    return u0, u1, offset + u0 * step
+
+
+# ---- moving blocks to batch-last memory ----------------------------------------------------------
+
+
+def _is_batch_last(a: np.ndarray) -> bool:
+    """Whether a: (N, C, H, W) has its images innermost (a single image always has)."""
+    return a.shape[0] == 1 or is_batch_last(a)
+
+
+@functools.lru_cache(maxsize=256)
+def _transpose_runs(h: int, w: int, rows_contiguous: bool) -> tuple[int, int] | None:
+    """``(r, wb)``: move runs of r rows of wb pixels (wb divides w; r > 1 only with wb == w), about TRANSPOSE_RUN long.
+
+    None when every run would be shorter than 8 numbers: then one copy is as fast.
+    """
+    options = [(1, d) for d in range(1, w + 1) if w % d == 0]
+    if rows_contiguous:
+        options += [(r, w) for r in range(2, h + 1) if h % r == 0]
+    r, wb = min(options, key=lambda o: abs(np.log(o[0] * o[1] / TRANSPOSE_RUN)))
+    return None if r * wb < 8 else (r, wb)
+
+
+def _to_batch_last(dst: np.ndarray, src: np.ndarray, tmp: np.ndarray) -> None:
+    """Copy src: (N, c, h, w), any memory order, into dst: (c, h, w, N) (any strides); tmp: flat, src.size or more.
+
+    A C-ordered src is transposed in two passes: runs of ``r*wb`` consecutive
+    pixels of each image are gathered next to each other, (c, h/r, w/wb, N, r*wb),
+    then each small (N, r*wb) tile is transposed while in the cache. NumPy's
+    one-pass transposing copy reads one number from each of N images in
+    turn, N different pages apart: 3.8 ms for 32x64x32x32 float32 on one core,
+    1.2 ms this way.
+    """
+    n, c, h, w = src.shape
+    if n < 8 or _is_batch_last(src) or src.strides[3] != src.itemsize:
+        np.copyto(dst, src.transpose(1, 2, 3, 0))
+        return
+    runs = _transpose_runs(h, w, src.strides[2] == w * src.itemsize)
+    if runs is None:
+        np.copyto(dst, src.transpose(1, 2, 3, 0))
+        return
+    r, wb = runs
+    tmp = tmp[:src.size].reshape(c, h // r, w // wb, n, r, wb)
+    np.copyto(tmp, src.reshape(n, c, h // r, r, w // wb, wb).transpose(1, 2, 4, 0, 3, 5))
+    np.copyto(dst.reshape(c, h // r, r, w // wb, wb, n), tmp.transpose(0, 1, 4, 2, 5, 3))
+
+
+def _embed(dst: np.ndarray, src: np.ndarray, p: _Problem, plan: _Plan, tmp: np.ndarray) -> None:
+    """dst: (c, He, We, N), batch-last, = src: (N, c, h, w) embedded as ``_Problem`` says, zeros elsewhere.
+
+    The same as ``windows.pad`` for the forward pass (plus the crop and the
+    spread of ``base.input_grad_problem`` for the input gradient), into one
+    block's scratch; tmp: flat scratch for ``_to_batch_last``.
+    """
+    (u0, u1, t0), (v0, v1, s0) = plan.spans
+    eh, ew = p.step
+    if u1 == u0 or v1 == v0:
+        dst[...] = 0
+        return
+    t1, s1 = t0 + (u1 - u0 - 1) * eh + 1, s0 + (v1 - v0 - 1) * ew + 1
+    if p.step == (1, 1):            # only the border: the interior is overwritten right after
+        dst[:, :t0] = 0
+        dst[:, t1:] = 0
+        dst[:, t0:t1, :s0] = 0
+        dst[:, t0:t1, s1:] = 0
+    else:
+        dst[...] = 0
+    _to_batch_last(dst[:, t0:t1:eh, s0:s1:ew], src[:, :, u0:u1, v0:v1], tmp)
+
+
+def _scratch_arrays(dtype, *shapes) -> list[np.ndarray]:
+    """Arrays of these shapes carved out of this thread's scratch memory.
+
+    The same memory serves every block a thread runs, so it stays in that
+    core's cache: the embedded input and its window rows never go out to
+    main memory (writing E for the whole batch and reading it back cost
+    the forward pass 19 MiB of traffic on the 32x64x32x32 layer).
+    """
+    dtype = np.dtype(dtype)
+    counts = [math.prod(s) for s in shapes]
+    sizes = [-(-c * dtype.itemsize // 64) * 64 for c in counts]          # 64-byte aligned parts
+    buf = _scratch(sum(sizes), np.uint8)
+    out, at = [], 0
+    for shape, count, size in zip(shapes, counts, sizes):
+        out.append(buf[at:at + size].view(dtype)[:count].reshape(shape))
+        at += size
+    return out
+
+
+def _window_source(e: np.ndarray, p: _Problem, plan: _Plan) -> np.ndarray:
+    """The 1 x kw windows along W of every row of e: (gb*cg, He, We, N), a view: (gb, He, cg, kw, OW, N).
+
+    Row h of the window rows R is ``[:, h]``: ``R[h, c, b, (j, n)] = E[c, h, j*sw + b*dw, n]``.
+    """
+    v = window_view(e.transpose(3, 0, 1, 2), plan.window)[:, :, :, :, 0]      # (N, gb*cg, He, OW, kw)
+    n, _, he, ow, kw = v.shape
+    return v.reshape(n, -1, p.cg, he, ow, kw).transpose(1, 3, 2, 5, 4, 0)
+
+
+def _copy_rows(r: np.ndarray, source: np.ndarray, first: int) -> np.ndarray:
+    """Rows first.. of R, copied out of ``_window_source``'s view into the flat scratch r: (gb, rows*cg*kw*OW*N)."""
+    gb = source.shape[0]
+    rows = r.size // (gb * math.prod(source.shape[2:]))
+    part = source[:, first:first + rows]
+    np.copyto(r.reshape(part.shape), part)
+    return r.reshape(gb, -1)
+
+
+def _band(wk: np.ndarray, p: _Problem, t: int) -> np.ndarray:
+    """The weights of t consecutive output rows as one matrix: (G, 1, og, t, rows_t*cg*kw).
+
+    wk: (G, og, kh, cg, kw). Output row i of a band reads rows ``i*sh + a*dh``
+    of the band's ``rows_t = (t-1)*sh + (kh-1)*dh + 1`` window rows, so
+
+        band[g, 0, o, i, (i*sh + a*dh, c, b)] = wk[g, o, a, c, b]      (zero elsewhere)
+
+    and one (t x rows_t*cg*kw) @ (rows_t*cg*kw x OW*N) product gives t
+    output rows: (t + kh - 1)/kh times the multiply-adds of t separate
+    products (a 3x3 kernel, t = 4: 2x), in a quarter of the BLAS calls,
+    each of which reads its operand once for t rows. On the 32x64x32x32,
+    3x3 layer: 15 us per channel against 21 us for one product per row.
+    """
+    g, og, kh, cg, kw = wk.shape
+    sh, dh = p.stride[0], p.dilation[0]
+    rows_t = (t - 1) * sh + (kh - 1) * dh + 1
+    band = np.zeros((g, og, t, rows_t, cg, kw), wk.dtype)
+    taps = np.arange(kh) * dh
+    for i in range(t):          # t is BAND_ROWS at most
+        band[:, :, i, i * sh + taps] = wk
+    return band.reshape(g, 1, og, t, -1)
+
+
+def _band_products(band: np.ndarray, r: np.ndarray, out: np.ndarray, p: _Problem, plan: _Plan) -> None:
+    """out: (gb, og, T, OW*N) = the T output rows of a piece, from its window rows r (see ``_copy_rows``).
+
+    Whole bands of t rows are stacked views of r, one batched product; a
+    last band of fewer rows uses the top-left corner of the band matrix.
+    """
+    gb, og, rows, cols = out.shape
+    t, sh, isz = plan.t, p.stride[0], r.itemsize
+    row = p.cg * p.kernel[1] * cols                 # numbers per row of E in r
+    full, rest = divmod(rows, t)
+    for start, n, tb in ((0, full, t), (full * t, 1 if rest else 0, rest)):
+        if n == 0:
+            continue
+        k = ((tb - 1) * sh + plan.span) * p.cg * p.kernel[1]
+        # np.ndarray over r's memory: the view as_strided would make, without its Python-level cost
+        v = np.ndarray((gb, n, 1, k, cols), r.dtype, buffer=r, offset=start * sh * row * isz,
+                       strides=(r.strides[0], t * sh * row * isz, 0, cols * isz, isz))
+        o = out[:, :, start:start + n * tb].reshape(gb, og, n, tb, cols).transpose(0, 2, 1, 3, 4)
+        np.matmul(band[:, :, :, :tb, :k], v, out=o)
+
+
+def _weight_band(s: np.ndarray, d: np.ndarray, p: _Problem, t: int) -> np.ndarray:
+    """The weight gradient of a run of output rows, summed: (gb, kw, og, kh).
+
+    s: (gb, kw, 1, n, rows_t, OW*N), stacked views of E's windows along W (rows
+    ``t*sh`` apart), d: (gb, og, n*t, OW*N), dy of those rows. One product per
+    band and tap column b, ``G = S_b @ dy.T``: (rows_t x OW*N) @ (OW*N x t),
+    every window row against every dy row of the band (BLAS dot products
+    over the OW*N columns); the taps are the entries where window row
+    ``i*sh + a*dh`` meets dy row i, a strided view of G, summed over i.
+    Reading E in place, with no window-row copy, this took 21 us per
+    channel on the 32x64x32x32, 3x3 layer against 50 us for copies and
+    one product per output row.
+    """
+    gb, og, rows, cols = d.shape
+    n = rows // t
+    dv = d.reshape(gb, og, n, t, cols).transpose(0, 1, 2, 4, 3)[:, None]     # (gb, 1, og, n, P, t)
+    g = np.empty((gb, s.shape[1], og, n, s.shape[4], t), d.dtype)
+    np.matmul(s, dv, out=g)                                                 # (gb, kw, og, n, rows_t, t)
+    isz = g.itemsize
+    sh, dh, kh = p.stride[0], p.dilation[0], p.kernel[0]
+    taps = np.ndarray((*g.shape[:4], kh, t), g.dtype, buffer=g,
+                      strides=(*g.strides[:4], dh * t * isz, (sh * t + 1) * isz))
+    return taps.sum(axis=(3, 5))
+
+
+def _weights(w: np.ndarray, p: _Problem) -> np.ndarray:
+    """The forward pass's weights (O, 1, kh, kw) as (G, m, kh, 1, kw)."""
+    return w.reshape(p.groups, p.og, p.kernel[0], 1, p.kernel[1])
+
+
+def _flipped(w: np.ndarray, p: _Problem) -> np.ndarray:
+    """The input gradient's weights: wt[g, 0, a, k, b] = w[g*m + k, 0, kh-1-a, kw-1-b], as (G, 1, kh, m, kw)."""
+    kh, kw = p.kernel
+    wt = w.reshape(p.groups, p.cg, kh, kw)[:, :, ::-1, ::-1].transpose(0, 2, 1, 3)
+    return wt.reshape(p.groups, 1, kh, p.cg, kw)
+
+
+def _values(geom) -> int:
+    return geom.batch * max(geom.in_channels * geom.window.height * geom.window.width,
+                            geom.out_channels * geom.window.out_height * geom.window.out_width)
+
+
+def _map(fn, n: int, geom) -> list:
+    """Run the chunks on the pool (BLAS on one thread inside), or in this thread when the layer is small.
+
+    Each chunk is a block of channels, memory-bound passes rather than the
+    compute-bound products ``map_chunks``'s multiply-add count measures, so
+    the size that decides is the number of values the layer moves.
+    """
+    return _parallel.map_chunks(fn, n, blas=True, macs=None if _values(geom) >= MIN_PARALLEL_VALUES else 0)
+
+
+class Depthwise(ConvAlgorithm):
+    name = "depthwise"
+    seed = "000 + 004 (dx as a convolution, products over window rows), in blocks of channels"
+    fuses_bias = True    # forward(..., bias=) and grad_weight_and_bias exist
+
+    def supports(self, geom, dtype):
+        cg = geom.in_channels // geom.groups
+        if cg != 1:
+            return (f"depthwise needs one input channel per group (groups == in_channels), got "
+                    f"in_channels={geom.in_channels}, groups={geom.groups} ({cg} per group)")
+        return None
+
+    def _check(self, geom, **arrays):
+        dtype = check_operands(geom, **arrays)
+        why = self.supports(geom, dtype)
+        if why is not None:
+            raise ValueError(f"the 'depthwise' algorithm cannot run this geometry: {why}")
+        return dtype
+
+    # ---- forward -------------------------------------------------------------------------------
+    def forward(self, x, w, geom, bias=None):
+        """Return ``(y, saved)``; y: (N, C_out, OH, OW) with batch-last memory; ``bias``: (C_out,) or None.
+
+        ``saved`` is the padded batch-last input when it had to be built
+        (the weight gradient then reads it instead of x), else None.
+        """
+        dtype = self._check(geom, x=x, w=w)
+        if bias is not None:
+            bias = np.asarray(bias)
+            if bias.shape != (geom.out_channels,) or bias.dtype != dtype:
+                raise ValueError(f"bias must have shape ({geom.out_channels},) and dtype {dtype}, "
+                                 f"got shape {bias.shape} and dtype {bias.dtype}")
+        return self._forward(x, w, geom, bias)
+
+    def _forward(self, x, w, geom, bias=None):
+        p = _forward_problem(geom)
+        plan = _plan(p, x.dtype.itemsize)
+        (he, we), n, sh = p.size, p.batch, p.stride[0]
+        xl = _batch_last_view(x) if plan.trivial else None          # E is x itself: nothing to copy
+        # else E is built block by block into an array kept for the weight gradient
+        e_all = None if xl is not None else _memory.empty((n, geom.in_channels, he, we), x.dtype,
+                                                           batch_last=True).transpose(1, 2, 3, 0)
+        band = _band(_weights(w, p), p, plan.t)
+        y = _memory.empty(geom.y_shape, x.dtype, batch_last=True)
+        y4 = y.transpose(1, 2, 3, 0).reshape(p.groups, p.og, p.out[0], plan.cols)     # (G, m, OH, OW*N)
+        b4 = None if bias is None else bias.reshape(p.groups, p.og, 1, 1)
+
+        def chunk(k):
+            gs = plan.blocks[k]
+            gb = gs.stop - gs.start
+            tmp, r = _scratch_arrays(x.dtype, (_tmp_size(x, gb) if xl is None else 0,), (gb * plan.r_size,))
+            if xl is None:
+                e = e_all[gs]
+                _embed(e, x[:, gs], p, plan, tmp)
+            else:
+                e = xl[gs]
+            source = _window_source(e, p, plan)
+            for rs in plan.pieces:
+                rows = (rs.stop - 1 - rs.start) * sh + plan.span
+                piece = _copy_rows(r[:gb * rows * plan.row_size], source, rs.start * sh)
+                out = y4[gs, :, rs]                                                    # (gb, m, T, OW*N)
+                _band_products(band[gs], piece, out, p, plan)
+                if b4 is not None:
+                    out += b4[gs]           # the piece's outputs, while they are in this core's cache
+
+        _map(chunk, len(plan.blocks), geom)
+        return y, e_all
+
+    # ---- gradients ---------------------------------------------------------------------------
+    def _grad_input(self, dy, w, geom, saved):
+        return self._backward(dy, None, w, geom, saved, True, False, False)[0]
+
+    def _grad_weight(self, dy, x, geom, saved):
+        return self._backward(dy, x, None, geom, saved, False, True, False)[1]
+
+    def grad_input(self, dy, w, geom, saved=None):
+        self._check(geom, dy=dy, w=w)
+        return self._grad_input(dy, w, geom, saved)
+
+    def grad_weight(self, dy, x, geom, saved=None):
+        self._check(geom, dy=dy, x=x)
+        return self._grad_weight(dy, x, geom, saved)
+
+    def grad_weight_and_bias(self, dy, x, geom, saved=None):
+        """``(dw, db)``: the weight gradient and the bias gradient (dy summed over N, OH, OW) in one pass."""
+        self._check(geom, dy=dy, x=x)
+        return self._backward(dy, x, None, geom, saved, False, True, True)[1:]
+
+    def backward(self, dy, x, w, geom, saved=None, need_x=True, need_weight=True, need_bias=True):
+        """``(dx, dw, db)``, each None when not needed: every gradient of a block of channels in one chunk."""
+        self._check(geom, dy=dy, x=x, w=w)
+        return self._backward(dy, x, w, geom, saved, need_x, need_weight, need_bias)
+
+    def _backward(self, dy, x, w, geom, saved, need_x, need_weight, need_bias):
+        fp, ip = _forward_problem(geom), _input_problem(geom)
+        dtype = dy.dtype
+        isz = dtype.itemsize
+        fplan, iplan = _plan(fp, isz), _plan(ip, isz)
+        g, m, n = geom.groups, fp.og, geom.batch
+        (oh, ow), cols = fp.out, fplan.cols
+        (kh, kw), (sh, sw), (dh, dw_) = fp.kernel, fp.stride, fp.dilation
+        dyl = _batch_last_view(dy)                                  # None unless dy's memory is batch-last
+        # the weight gradient reads E's windows along W in place when they are contiguous runs (sw == 1),
+        # else the window rows copied out of E
+        in_place = sw == 1
+        if saved is not None:
+            if not (isinstance(saved, np.ndarray) and saved.shape == (geom.in_channels, *fp.size, n)
+                    and saved.dtype == dtype and saved.flags.c_contiguous):
+                raise ValueError("saved must be what Depthwise.forward returned for this geometry and dtype")
+            xl = saved
+        else:
+            xl = _batch_last_view(x) if need_weight and fplan.trivial else None
+        dzl = dyl if need_x and iplan.trivial else None
+        # a C-ordered dy is transposed straight into the input gradient's E when it is E's interior
+        dy_in_ez = need_x and dzl is None and iplan.whole and dyl is None
+        if need_weight:
+            tw = min(WEIGHT_BAND_ROWS, oh)
+            dw = np.empty(geom.weight_shape, dtype)
+            dw4 = dw.reshape(g, m, kh, kw)
+        db = np.empty(geom.out_channels, dtype) if need_bias else None
+        if need_x:
+            band = _band(_flipped(w, ip), ip, iplan.t)
+            dx = _memory.empty(geom.x_shape, dtype, batch_last=True)
+            dx4 = dx.transpose(1, 2, 3, 0).reshape(g, 1, ip.out[0], iplan.cols)       # (G, 1, H, W*N)
+            (hz, wz), (t0, s0) = ip.size, (iplan.spans[0][2], iplan.spans[1][2])
+        # both problems' blocks of groups: the finer of the two
+        blocks = fplan.blocks if len(fplan.blocks) >= len(iplan.blocks) else iplan.blocks
+        gmax = max(b.stop - b.start for b in blocks)
+        r_size = max(fplan.r_size if need_weight and not in_place else 0, iplan.r_size if need_x else 0)
+        tmp_size = max(_tmp_size(dy, gmax * m), _tmp_size(x, gmax) if need_weight else 0)
+
+        def chunk(k):
+            gs = blocks[k]
+            gb, cs = gs.stop - gs.start, slice(gs.start * m, gs.stop * m)
+            d_shape = (gb * m, oh, ow, n) if dyl is None and not dy_in_ez else (0,)
+            ex_shape = (gb, *fp.size, n) if need_weight and xl is None else (0,)
+            ez_shape = (gb * m, hz, wz, n) if need_x and dzl is None else (0,)
+            d, ex, ez, tmp, r = _scratch_arrays(dtype, d_shape, ex_shape, ez_shape, (tmp_size,), (gb * r_size,))
+            # dy's block, batch-last: (gb*m, OH, OW, N) with rows of OW*N contiguous numbers
+            if dy_in_ez:
+                _embed(ez, dy[:, cs], ip, iplan, tmp)
+                d = ez[:, t0:t0 + oh, s0:s0 + ow]
+            elif dyl is not None:
+                d = dyl[cs]
+            else:
+                _to_batch_last(d, dy[:, cs], tmp)
+            if need_x:
+                if dzl is not None:
+                    ez = dzl[cs]
+                elif not dy_in_ez:
+                    _embed(ez, d.transpose(3, 0, 1, 2), ip, iplan, tmp)
+            d = d.reshape(gb, m, oh, cols)
+            if need_bias:
+                db[cs] = d.sum(axis=3).sum(axis=2).reshape(-1)      # pairwise along each row, then over the rows
+            if need_weight:
+                if xl is None:
+                    _embed(ex, x[:, gs], fp, fplan, tmp)
+                else:
+                    ex = xl[gs]
+                total = np.zeros((gb, kw, m, kh), dtype)
+                source = None if in_place else _window_source(ex, fp, fplan)
+                for rs in fplan.pieces if not in_place else (slice(0, oh),):
+                    rows = rs.stop - rs.start
+                    if in_place:
+                        base, bstride, hstride = ex, dw_ * n * isz, ex.strides[1]
+                        offset = rs.start * sh * hstride
+                    else:
+                        base = _copy_rows(r[:gb * ((rows - 1) * sh + fplan.span) * fplan.row_size], source,
+                                          rs.start * sh)
+                        bstride, hstride, offset = cols * isz, kw * cols * isz, 0
+                    full, rest = divmod(rows, tw)
+                    for start, nb, tb in ((0, full, tw), (full * tw, 1 if rest else 0, rest)):
+                        if nb == 0:
+                            continue
+                        s = np.ndarray((gb, kw, 1, nb, (tb - 1) * sh + fplan.span, cols), dtype, buffer=base,
+                                       offset=offset + start * sh * hstride,
+                                       strides=(base.strides[0], bstride, 0, tw * sh * hstride, hstride, isz))
+                        total += _weight_band(s, d[:, :, rs.start + start:rs.start + start + nb * tb], fp, tb)
+                dw4[gs] = total.transpose(0, 2, 3, 1)
+            if need_x:
+                source = _window_source(ez, ip, iplan)
+                for rs in iplan.pieces:
+                    rows = rs.stop - 1 - rs.start + iplan.span
+                    piece = _copy_rows(r[:gb * rows * iplan.row_size], source, rs.start)
+                    _band_products(band[gs], piece, dx4[gs, :, rs], ip, iplan)
+
+        _map(chunk, len(blocks), geom)
+        return (dx if need_x else None), (dw if need_weight else None), db
+
+
+def _batch_last_view(a: np.ndarray) -> np.ndarray | None:
+    """a: (N, C, H, W) as its (C, H, W, N) memory when that is C-contiguous, else None."""
+    v = a.transpose(1, 2, 3, 0)
+    return v if v.flags.c_contiguous else None
+
+
+def _tmp_size(a: np.ndarray, channels: int) -> int:
+    """Numbers of scratch ``_to_batch_last`` needs to transpose ``channels`` channels of a."""
+    return a.shape[0] * channels * a.shape[2] * a.shape[3]
