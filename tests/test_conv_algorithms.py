@@ -65,6 +65,11 @@ def _rng_geometries(seed, count, square3=False):
 GEOMETRIES = special_geometries() + _rng_geometries(1, 14) + _rng_geometries(2, 8, square3=True)
 
 
+def supported(alg, *geoms):
+    """The first of ``geoms`` that ``alg`` can run (a depthwise one last, for the depthwise-only algorithm)."""
+    return next(g for g in geoms if alg.supports(g, np.dtype(np.float64)) is None)
+
+
 def _data(geom, dtype, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(geom.x_shape)
@@ -151,7 +156,8 @@ def test_matches_torch(torch, name):
 def test_saved_work_never_mixes_output_gradients(name):
     """Gradients for a second dy through the same ``saved`` (either order) use that dy, not the first."""
     alg = conv.get(name)
-    geom = ConvGeometry.create((2, 3, 8, 8), (4, 3, 3, 3), padding=1)
+    geom = supported(alg, ConvGeometry.create((2, 3, 8, 8), (4, 3, 3, 3), padding=1),
+                     ConvGeometry.create((2, 3, 8, 8), (6, 1, 3, 3), padding=1, groups=3))
     x, w, dy1 = _data(geom, np.float64, seed=1)
     dy2 = _data(geom, np.float64, seed=2)[2]
     fresh = conv.get("naive")
@@ -168,9 +174,10 @@ def test_saved_work_never_mixes_output_gradients(name):
 @pytest.mark.parametrize("name", FAST)
 def test_results_do_not_depend_on_the_number_of_threads(name):
     from strided import _parallel
-    geom = ConvGeometry.create((4, 16, 10, 9), (16, 16, 3, 3), padding=1)
-    x, w, dy = _data(geom, np.float32)
     alg = conv.get(name)
+    geom = supported(alg, ConvGeometry.create((4, 16, 10, 9), (16, 16, 3, 3), padding=1),
+                     ConvGeometry.create((4, 16, 10, 9), (16, 1, 3, 3), padding=1, groups=16))
+    x, w, dy = _data(geom, np.float32)
     before = _parallel.num_threads()
     results = []
     try:
@@ -199,7 +206,8 @@ def tiny_workspace():
 @pytest.mark.parametrize("name", FAST)
 def test_chunked_batch_matches(name, tiny_workspace):
     alg = conv.get(name)
-    geom = ConvGeometry.create((3, 4, 9, 8), (4, 2, 3, 3), 1, (2, 1), 1, 2)
+    geom = supported(alg, ConvGeometry.create((3, 4, 9, 8), (4, 2, 3, 3), 1, (2, 1), 1, 2),
+                     ConvGeometry.create((3, 4, 9, 8), (8, 1, 3, 3), 1, (2, 1), 1, 4))
     y_ref, dx_ref, dw_ref = reference(geom)
     x, w, dy = _data(geom, np.float64)
     y, saved = alg.forward(x, w, geom)
@@ -266,8 +274,9 @@ def test_unsupported_request_falls_back_with_reason():
 
 
 def test_supported_request_is_honoured():
-    geom = ConvGeometry.create((2, 3, 9, 9), (4, 3, 3, 3), padding=1)
     for name in FAST + ["naive"]:
+        geom = supported(conv.get(name), ConvGeometry.create((2, 3, 9, 9), (4, 3, 3, 3), padding=1),
+                         ConvGeometry.create((2, 3, 9, 9), (3, 1, 3, 3), padding=1, groups=3))
         alg, why = conv.choose(geom, np.float64, name)
         assert alg.name == name and why == "requested"
 
