@@ -1,4 +1,4 @@
-"""``depthwise``: one input channel per group (MobileNet's depthwise layers), channel block by channel block.
+"""``depthwise``: one input channel per group (MobileNet's depthwise layers), block of channels by block.
 
 With ``in_channels == groups`` every output channel reads a single input
 channel, ``g(o) = o // m`` with the channel multiplier ``m = C_out / groups``:
@@ -6,53 +6,56 @@ channel, ``g(o) = o // m`` with the channel multiplier ``m = C_out / groups``:
     y[n, o, i, j] = sum_{a, b} w[o, 0, a, b] * xp[n, g(o), i*sh + a*dh, j*sw + b*dw]
 
 There is no sum over channels, so no matrix product worth the name: the
-matmul-based algorithms end up moving every input value through memory
-several times for 9 multiply-adds (``strided`` copies window rows kw times
-the input for all channels at once, 27 MiB for a 32x64x32x32 input, and
-reads them back). Here the work is cut the other way, into **blocks of
-channels** (groups) whose data stay in one core's L2 cache (1 MiB on the
-machine the figures come from), spread over :mod:`strided._parallel`'s
-threads; each block writes only its own channels, so the results are the
-same bit for bit on any number of threads. Within a block, everything is
-batch-last (images innermost, (C, H, W, N) memory, as in
-:mod:`strided.conv.strided`):
+matmul-based algorithms move every input value through memory several
+times for a handful of multiply-adds (``strided`` copies the window rows
+of all channels at once, 27 MiB for a 32x64x32x32 input, and reads them
+back, one (1 x 9) @ (9 x OW*N) product per group and row). Here the work
+is cut into **blocks of channels** (groups), each one chunk of
+:mod:`strided._parallel`'s thread pool that writes only its own channels,
+so the results are the same bit for bit on any number of threads. Within a
+block everything is batch-last (images innermost, (C, H, W, N) memory, as
+in :mod:`strided.conv.strided`), and the output is batch-last too:
 
-1. **Embed.** The block's input channels are copied into the padded
-   batch-last array ``E`` (zero border), transposed on the way when the
-   caller's array is C-ordered (in two passes that move runs of ~64
-   numbers, 3x faster than NumPy's one-pass transposing copy).
-2. **Window rows.** For each piece of output rows, the rows of ``E`` it
-   reads are copied kw times along W, ``R[h, b, (j, n)] = E[h, j*sw + b*dw, n]``
-   (``windows.window_view`` with a 1 x kw kernel; with a dilation dh > 1
-   the kh*kw window rows of each output row instead). The kh*kw rows that
-   output row i reads, ``R[i*sh : i*sh + kh]``, are then one contiguous
-   (kh*kw, OW*N) matrix, a view.
-3. **One product per output row and channel.** ``y[o, i] = w[o] @ R_i``,
-   a (m x kh*kw) @ (kh*kw x OW*N) product, all of a piece's rows and
-   channels in one batched ``np.matmul``: BLAS reads the 9 rows once each
-   from the cache and writes the output row once.
+1. **Embed.** The block's channels are copied into the padded batch-last
+   input ``E`` (zero border), transposed on the way when the caller's x is
+   C-ordered, in two passes that move runs of about 64 numbers
+   (``_to_batch_last``: 3x faster than NumPy's one-pass transposing copy).
+   The forward pass keeps ``E`` for the weight gradient.
+2. **Window rows.** The rows of ``E`` are copied kw times along W,
+   ``R[h, b, (j, n)] = E[h, j*sw + b*dw, n]`` (``windows.window_view`` with a
+   1 x kw kernel, one copy per block). The kh*kw window rows output row i
+   reads are then rows ``i*sh + a*dh`` of R, OW*N contiguous numbers each.
+3. **Band products.** t = 4 consecutive output rows read ``(t-1)*sh +
+   (kh-1)*dh + 1`` consecutive rows of R, a contiguous block: one
+   (t x rows*kw) @ (rows*kw x OW*N) product whose left operand is the
+   kernel laid out as a band (``_band``) gives the t rows, all of a
+   block's bands and channels in one batched ``np.matmul``.
 
-Measured on one core (32x64x32x32 input, 3x3 kernel, float32, the
-forward of all 64 channels): kh*kw shifted multiply-adds over strided
-slices of ``E`` (``y += w[a, b] * E[a:, b:]``, two NumPy passes per
-offset) took 6.2 ms; the window rows and one product per row 2.4 ms.
+Measured on the 32x64x32x32, 3x3 layer (float32, one core, one channel at
+a time in the cache): kh*kw shifted multiply-adds over strided slices of
+``E`` (``y += w[a, b] * E[a:, b:]``, the obvious NumPy, two passes per tap)
+took 96 us per channel; the window-row copies and one (1 x 9) @ (9 x OW*N)
+product per output row 42 us, of which the products 21 us; band products
+of 4 rows take 15 us. Blocks sized for one core's L2 cache lost to blocks
+of a few MiB (see ``BLOCK_BYTES``): the Python and GIL cost of hundreds of
+small NumPy calls outweighs the cache misses, and the machine's 32 MiB L3
+holds a few blocks anyway.
 
-**Gradients.** The weight gradient reuses the same window rows:
-``dw[o, (a, b)] = sum_i R_i @ dy[o, i]``, one (kh*kw x OW*N) @ (OW*N x m)
-product per output row (BLAS dot products, accurate in float32 over the
-OW*N terms) and a sum over the rows. The input gradient is seed 000's
-rewriting of dx as a stride-1 correlation (:func:`strided.conv.base.input_grad_problem`):
-dy, spread by the stride and shifted by ``(k-1)*d - P`` (cropped where
-that is negative), correlated with the flipped kernel. Every input
-channel g then reads its m output channels, ``dx[g, h] = w'[g] @ R'_h``
-with ``w'[g, (a, k, b)] = w[g*m + k, 0, kh-1-a, kw-1-b]``: the same block
-machinery with m source channels and one output per group. Both gradients
-of a block run in one chunk (``backward``), while the block's dy is in the
-cache. The bias is added by each piece to its rows of y; its gradient is a
-pairwise sum over each block's dy.
-
-The forward pass keeps ``E`` (the padded batch-last input) for the weight
-gradient whenever it had to build it (padding, or a C-ordered x).
+**Gradients.** The weight gradient reads ``E`` in place (with stride 1
+along W its windows along W are contiguous runs): for each tap column b
+and band of t rows, ``G = E_b[rows] @ dy[band].T`` (BLAS dot products over
+the OW*N columns, accurate in float32), every window row against every
+dy row of the band, and the taps are G's entries where window row
+``i*sh + a*dh`` meets dy row i (``_weight_band``). The input gradient is
+seed 000's rewriting of dx as a stride-1 correlation
+(:func:`strided.conv.base.input_grad_problem`): dy, spread by the stride
+and shifted by ``(k-1)*d - P`` (cropped where that is negative),
+correlated with the flipped kernel, every input channel g reading its m
+output channels, ``w'[g, (a, k, b)] = w[g*m + k, 0, kh-1-a, kw-1-b]``: the
+same block machinery (``_Problem``) with m source channels and one output
+per group. Both gradients of a block run in one chunk (``backward``). The
+bias is added by each block to its rows of y; its gradient is a pairwise
+sum over each block's dy.
 """
 from __future__ import annotations
 
@@ -346,8 +349,8 @@ def _weight_band(s: np.ndarray, d: np.ndarray, p: _Problem, t: int) -> np.ndarra
     over the OW*N columns); the taps are the entries where window row
     ``i*sh + a*dh`` meets dy row i, a strided view of G, summed over i.
     Reading E in place, with no window-row copy, this took 21 us per
-    channel on the 32x64x32x32, 3x3 layer against 50 us for copies and
-    one product per output row.
+    channel on the 32x64x32x32, 3x3 layer (bands of 2 rows) against 34 us
+    for the window-row copies (14 us) and one product per output row.
     """
     gb, og, rows, cols = d.shape
     n = rows // t
