@@ -7,6 +7,8 @@ batch-last inputs. The blocks and pieces the algorithm cuts its work into
 are shrunk in some tests so that every path (several blocks, several
 pieces, a last band of fewer rows) runs on small shapes.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,9 @@ SPECIAL = [  # (x_shape, w_shape, stride, padding, dilation, groups)
     ((8, 5, 6, 6), (5, 1, 1, 1), 1, 0, 1, 5),                       # 1x1: a per-channel scale
     ((10, 2, 14, 13), (4, 1, 7, 7), 1, 3, 1, 2),                    # 7x7
     ((12, 1, 9, 9), (3, 1, 5, 5), 1, 2, 1, 1),                      # one group (a single input channel)
+    ((3, 2, 7, 8), (4, 1, 1, 2), (2, 3), 0, 1, 2),                  # stride > kernel: pixels no tap reaches
+    ((9, 2, 11, 10), (2, 1, 3, 3), 2, 2, 2, 2),                     # stride and dilation 2: phases of all taps or none
+    ((9, 3, 13, 12), (3, 1, 5, 4), (3, 2), (1, 3), (2, 3), 3),      # strides that skip taps of dilated kernels
 ]
 
 
@@ -125,6 +130,24 @@ def test_plans_cut_the_work_into_blocks_pieces_and_partial_bands(small_blocks):
     ours, ref = _ours(geom, x, w, dy, b), _reference(geom, x, w, dy, b)
     for what, expected in ref.items():
         assert_close(ours[what], expected, 1e-10, what)
+
+
+def test_input_gradient_phases_partition_dx_and_skip_the_spread_zeros():
+    """With a stride, each dx pixel is in one phase, which multiplies only by taps that meet the stride's lattice."""
+    for geom in geometries(4, 10):
+        win = geom.window
+        (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
+        top, left = win.padding[0], win.padding[2]
+        # (pixel, tap) pairs per axis where the tap meets a multiple of the stride (a dy row or column, or the
+        # border beyond dy), counted directly
+        pairs_h = sum((h + top - a * dh) % sh == 0 for h in range(win.height) for a in range(kh))
+        pairs_w = sum((v + left - b * dw) % sw == 0 for v in range(win.width) for b in range(kw))
+        phases = depthwise._input_phases(geom)
+        pixels = [(h, v) for p in phases for h in range(win.height)[p.rows] for v in range(win.width)[p.cols]]
+        assert len(pixels) == len(set(pixels)) == win.height * win.width
+        work = sum(math.prod(p.problem.out) * math.prod(p.problem.kernel) for p in phases if p.problem)
+        assert work == pairs_h * pairs_w
+        assert all(p.problem.stride == (1, 1) for p in phases if p.problem)
 
 
 def _torch_conv(torch, geom, x, w, dy, b):

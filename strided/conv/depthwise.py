@@ -96,7 +96,7 @@ class _Problem(NamedTuple):
 
     for ``cg`` source channels and ``og`` outputs per group, where ``E`` is
     the source ``src: (N, G*cg, h, w)`` embedded in zeros of size ``size``:
-    ``E[g, c, top + u*eh, left + v*ew, n] = src[n, g*cg + c, u, v]`` (source
+    ``E[g, c, top + u, left + v, n] = src[n, g*cg + c, u, v]`` (source
     pixels that fall outside are dropped: negative offsets crop).
     """
 
@@ -106,7 +106,6 @@ class _Problem(NamedTuple):
     batch: int
     src: tuple          # (h, w) of the source
     offset: tuple       # (top, left): where source pixel (0, 0) lands in E
-    step: tuple         # (eh, ew): spacing of the source pixels in E (the stride, for the input gradient)
     size: tuple         # (He, We)
     kernel: tuple
     stride: tuple
@@ -117,18 +116,61 @@ class _Problem(NamedTuple):
 def _forward_problem(geom) -> _Problem:
     win = geom.window
     return _Problem(geom.groups, 1, geom.out_channels // geom.groups, geom.batch, (win.height, win.width),
-                    (win.padding[0], win.padding[2]), (1, 1), (win.padded_height, win.padded_width),
+                    (win.padding[0], win.padding[2]), (win.padded_height, win.padded_width),
                     win.kernel, win.stride, win.dilation, (win.out_height, win.out_width))
 
 
-def _input_problem(geom) -> _Problem:
-    """dx as a stride-1 correlation of the spread, shifted dy with the flipped kernel (see ``base.input_grad_problem``)."""
+class _Phase(NamedTuple):
+    """The input gradient at the pixels ``dx[..., rows, cols]``: a correlation of dy, or zero (``problem`` None)."""
+
+    rows: slice
+    cols: slice
+    problem: _Problem | None
+    taps: tuple         # (rows, columns) of the flipped kernel the phase uses, as slices
+
+
+@functools.lru_cache(maxsize=256)
+def _input_phases(geom) -> tuple[_Phase, ...]:
+    """dx as stride-1 correlations of dy with the flipped kernel, one per phase of the stride (polyphase).
+
+    Seed 000 (``base.input_grad_problem``) writes dx as a correlation of the
+    zero-spread, shifted dy with the flipped kernel w' (one axis, stride s,
+    ``off = (k-1)*d - P``): ``dx[h] = sum_a w'[a] * z[h + a*d]`` where
+    ``z[off + u*s] = dy[u]``. Of the taps only those with
+    ``h + a*d - off`` a multiple of s meet a dy value, so the pixels
+    ``h = q*s + r`` of one phase r use the taps ``a = a0, a0 + s/g, ...``
+    (``g = gcd(s, d)``) and read ``dy[q + delta0 + k*d/g]``: a stride-1
+    correlation of dy itself with a sub-kernel of dilation d/g. At stride 2
+    that is a quarter of the multiply-adds of correlating the spread dy.
+    With stride 1 there is one phase: seed 000's problem as it is.
+    """
     win = geom.window
-    (kh, kw), (dh, dw) = win.kernel, win.dilation
-    return _Problem(geom.groups, geom.out_channels // geom.groups, 1, geom.batch, (win.out_height, win.out_width),
-                    ((kh - 1) * dh - win.padding[0], (kw - 1) * dw - win.padding[2]), win.stride,
-                    (win.height + (kh - 1) * dh, win.width + (kw - 1) * dw), win.kernel, (1, 1), win.dilation,
-                    (win.height, win.width))
+    axes = []
+    for size, k, d, s, before in ((win.height, win.kernel[0], win.dilation[0], win.stride[0], win.padding[0]),
+                                  (win.width, win.kernel[1], win.dilation[1], win.stride[1], win.padding[2])):
+        off, g = (k - 1) * d - before, math.gcd(s, d)
+        phases = []
+        for r in range(s):
+            q = max(0, -(-(size - r) // s))                     # pixels r, r + s, ... below size
+            taps = [a for a in range(k) if (r + a * d - off) % s == 0]
+            if q == 0 or not taps:
+                phases.append((slice(r, None, s), None))
+                continue
+            delta0 = (r + taps[0] * d - off) // s
+            phases.append((slice(r, None, s), (q, -delta0, len(taps), d // g, slice(taps[0], taps[-1] + 1, s // g))))
+        axes.append(phases)
+    out = []
+    for rows, ph in axes[0]:
+        for cols, pw in axes[1]:
+            if ph is None or pw is None:
+                out.append(_Phase(rows, cols, None, ()))
+                continue
+            (qh, oh, kh, dh, th), (qw, ow, kw, dw, tw) = ph, pw
+            p = _Problem(geom.groups, geom.out_channels // geom.groups, 1, geom.batch,
+                         (win.out_height, win.out_width), (oh, ow), (qh + (kh - 1) * dh, qw + (kw - 1) * dw),
+                         (kh, kw), (1, 1), (dh, dw), (qh, qw))
+            out.append(_Phase(rows, cols, p, (th, tw)))
+    return tuple(out)
 
 
 class _Plan(NamedTuple):
@@ -156,8 +198,8 @@ BAND_ROWS = 4
 @functools.lru_cache(maxsize=256)
 def _plan(p: _Problem, itemsize: int) -> _Plan:
     (h, w), (he, we), (kh, kw), (sh, sw), (dh, dw), (oh, ow) = p.src, p.size, p.kernel, p.stride, p.dilation, p.out
-    spans = tuple(_span(*args) for args in ((h, p.offset[0], p.step[0], he), (w, p.offset[1], p.step[1], we)))
-    whole = p.step == (1, 1) and all(s[:2] == (0, n) for s, n in zip(spans, (h, w)))
+    spans = tuple(_span(*args) for args in ((h, p.offset[0], he), (w, p.offset[1], we)))
+    whole = all(s[:2] == (0, n) for s, n in zip(spans, (h, w)))
     trivial = whole and p.offset == (0, 0) and (he, we) == (h, w)
     n = p.batch
     cols = ow * n
@@ -180,12 +222,11 @@ def _plan(p: _Problem, itemsize: int) -> _Plan:
     return _Plan(spans, whole, trivial, window, span, t, cols, blocks, pieces, row_size, r_size)
 
 
-def _span(size: int, offset: int, step: int, length: int) -> tuple[int, int, int]:
-    """``(u0, u1, t0)``: the source pixels u0..u1-1 that land inside ``length`` at ``offset + u*step``; the first at t0."""
-    u0 = max(0, -(offset // step))             # ceil(-offset / step)
-    u1 = min(size, (length - 1 - offset) // step + 1) if length - 1 - offset >= 0 else 0
-    u1 = max(u0, u1)
-    return u0, u1, offset + u0 * step
+def _span(size: int, offset: int, length: int) -> tuple[int, int, int]:
+    """``(u0, u1, t0)``: the source pixels u0..u1-1 that land inside ``length`` at ``offset + u``; the first at t0."""
+    u0 = max(0, -offset)
+    u1 = max(u0, min(size, length - offset))
+    return u0, u1, offset + u0
 
 
 # ---- moving blocks to batch-last memory ----------------------------------------------------------
@@ -236,24 +277,21 @@ def _to_batch_last(dst: np.ndarray, src: np.ndarray, tmp: np.ndarray) -> None:
 def _embed(dst: np.ndarray, src: np.ndarray, p: _Problem, plan: _Plan, tmp: np.ndarray) -> None:
     """dst: (c, He, We, N), batch-last, = src: (N, c, h, w) embedded as ``_Problem`` says, zeros elsewhere.
 
-    The same as ``windows.pad`` for the forward pass (plus the crop and the
-    spread of ``base.input_grad_problem`` for the input gradient), into one
-    block's scratch; tmp: flat scratch for ``_to_batch_last``.
+    The same as ``windows.pad`` for the forward pass (plus the crop of
+    ``base.input_grad_problem`` for the input gradient), into one block's
+    scratch; tmp: flat scratch for ``_to_batch_last``.
     """
     (u0, u1, t0), (v0, v1, s0) = plan.spans
-    eh, ew = p.step
     if u1 == u0 or v1 == v0:
         dst[...] = 0
         return
-    t1, s1 = t0 + (u1 - u0 - 1) * eh + 1, s0 + (v1 - v0 - 1) * ew + 1
-    if p.step == (1, 1):            # only the border: the interior is overwritten right after
-        dst[:, :t0] = 0
-        dst[:, t1:] = 0
-        dst[:, t0:t1, :s0] = 0
-        dst[:, t0:t1, s1:] = 0
-    else:
-        dst[...] = 0
-    _to_batch_last(dst[:, t0:t1:eh, s0:s1:ew], src[:, :, u0:u1, v0:v1], tmp)
+    t1, s1 = t0 + u1 - u0, s0 + v1 - v0
+    # only the border: the interior is overwritten right after
+    dst[:, :t0] = 0
+    dst[:, t1:] = 0
+    dst[:, t0:t1, :s0] = 0
+    dst[:, t0:t1, s1:] = 0
+    _to_batch_last(dst[:, t0:t1, s0:s1], src[:, :, u0:u1, v0:v1], tmp)
 
 
 def _scratch_arrays(dtype, *shapes) -> list[np.ndarray]:
@@ -369,11 +407,11 @@ def _weights(w: np.ndarray, p: _Problem) -> np.ndarray:
     return w.reshape(p.groups, p.og, p.kernel[0], 1, p.kernel[1])
 
 
-def _flipped(w: np.ndarray, p: _Problem) -> np.ndarray:
+def _flipped(w: np.ndarray, groups: int) -> np.ndarray:
     """The input gradient's weights: wt[g, 0, a, k, b] = w[g*m + k, 0, kh-1-a, kw-1-b], as (G, 1, kh, m, kw)."""
-    kh, kw = p.kernel
-    wt = w.reshape(p.groups, p.cg, kh, kw)[:, :, ::-1, ::-1].transpose(0, 2, 1, 3)
-    return wt.reshape(p.groups, 1, kh, p.cg, kw)
+    o, _, kh, kw = w.shape
+    wt = w.reshape(groups, o // groups, kh, kw)[:, :, ::-1, ::-1].transpose(0, 2, 1, 3)
+    return wt.reshape(groups, 1, kh, o // groups, kw)
 
 
 def _values(geom) -> int:
@@ -485,10 +523,10 @@ class Depthwise(ConvAlgorithm):
         return self._backward(dy, x, w, geom, saved, need_x, need_weight, need_bias)
 
     def _backward(self, dy, x, w, geom, saved, need_x, need_weight, need_bias):
-        fp, ip = _forward_problem(geom), _input_problem(geom)
+        fp = _forward_problem(geom)
         dtype = dy.dtype
         isz = dtype.itemsize
-        fplan, iplan = _plan(fp, isz), _plan(ip, isz)
+        fplan = _plan(fp, isz)
         g, m, n = geom.groups, fp.og, geom.batch
         (oh, ow), cols = fp.out, fplan.cols
         (kh, kw), (sh, sw), dw_ = fp.kernel, fp.stride, fp.dilation[1]
@@ -503,23 +541,38 @@ class Depthwise(ConvAlgorithm):
             xl = saved
         else:
             xl = _batch_last_view(x) if need_weight and fplan.trivial else None
-        dzl = dyl if need_x and iplan.trivial else None
-        # a C-ordered dy is transposed straight into the input gradient's E when it is E's interior
-        dy_in_ez = need_x and dzl is None and iplan.whole and dyl is None
         if need_weight:
             tw = min(BAND_ROWS, oh)
             dw = np.empty(geom.weight_shape, dtype)
             dw4 = dw.reshape(g, m, kh, kw)
         db = np.empty(geom.out_channels, dtype) if need_bias else None
+        blocks, ez_size, r_size = fplan.blocks, 0, fplan.r_size if need_weight and not in_place else 0
+        single, dzl, dy_in_ez = False, None, False
         if need_x:
-            band = _band(_flipped(w, ip), ip, iplan.t)
             dx = _memory.empty(geom.x_shape, dtype, batch_last=True)
-            dx4 = dx.transpose(1, 2, 3, 0).reshape(g, 1, ip.out[0], iplan.cols)       # (G, 1, H, W*N)
-            (hz, wz), (t0, s0) = ip.size, (iplan.spans[0][2], iplan.spans[1][2])
-        # both problems' blocks of groups: the finer of the two
-        blocks = fplan.blocks if len(fplan.blocks) >= len(iplan.blocks) else iplan.blocks
+            dx5 = dx.transpose(1, 2, 3, 0).reshape(g, 1, *dx.shape[2:], n)          # (G, 1, H, W, N)
+            wt = _flipped(w, g)
+            # per phase: (phase, plan, band); the band's rows and columns are the phase's taps of the kernel
+            phases = []
+            for ph in _input_phases(geom):
+                if ph.problem is None:
+                    phases.append((ph, None, None))
+                    continue
+                plan = _plan(ph.problem, isz)
+                phases.append((ph, plan, _band(wt[:, :, ph.taps[0], :, ph.taps[1]], ph.problem, plan.t)))
+                ez_size = max(ez_size, m * math.prod(ph.problem.size) * n)
+                r_size = max(r_size, plan.r_size)
+                if len(plan.blocks) > len(blocks):       # both problems' blocks of groups: the finer
+                    blocks = plan.blocks
+            single = len(phases) == 1 and phases[0][1] is not None      # stride 1
+            if single:
+                iplan = phases[0][1]
+                dzl = dyl if iplan.trivial else None    # the input gradient's E is dy itself
+                # a C-ordered dy is transposed straight into the input gradient's E when it is E's interior
+                dy_in_ez = dzl is None and dyl is None and iplan.whole
+            # phases that skip columns (stride > 1 along W) are computed into scratch, then spread into dx
+            spread = max((math.prod(p.problem.out) for p, _, _ in phases if p.problem and p.cols.step > 1), default=0)
         gmax = max(b.stop - b.start for b in blocks)
-        r_size = max(fplan.r_size if need_weight and not in_place else 0, iplan.r_size if need_x else 0)
         tmp_size = max(_tmp_size(dy, gmax * m), _tmp_size(x, gmax) if need_weight else 0)
 
         def chunk(k):
@@ -527,29 +580,28 @@ class Depthwise(ConvAlgorithm):
             gb, cs = gs.stop - gs.start, slice(gs.start * m, gs.stop * m)
             d_shape = (gb * m, oh, ow, n) if dyl is None and not dy_in_ez else (0,)
             ex_shape = (gb, *fp.size, n) if need_weight and xl is None else (0,)
-            ez_shape = (gb * m, hz, wz, n) if need_x and dzl is None else (0,)
-            d, ex, ez, tmp, r = _scratch_arrays(dtype, d_shape, ex_shape, ez_shape, (tmp_size,), (gb * r_size,))
+            ez_shape = (gb * ez_size,) if need_x and dzl is None else (0,)
+            out_shape = (gb * spread * n,) if need_x else (0,)
+            d, ex, ez, out, tmp, r = _scratch_arrays(dtype, d_shape, ex_shape, ez_shape, out_shape, (tmp_size,),
+                                                     (gb * r_size,))
             # dy's block, batch-last: (gb*m, OH, OW, N) with rows of OW*N contiguous numbers
             if dy_in_ez:
-                _embed(ez, dy[:, cs], ip, iplan, tmp)
+                ez = ez[:gb * ez_size].reshape(gb * m, *phases[0][0].problem.size, n)
+                _embed(ez, dy[:, cs], phases[0][0].problem, iplan, tmp)
+                (_, _, t0), (_, _, s0) = iplan.spans
                 d = ez[:, t0:t0 + oh, s0:s0 + ow]
             elif dyl is not None:
                 d = dyl[cs]
             else:
                 _to_batch_last(d, dy[:, cs], tmp)
-            if need_x:
-                if dzl is not None:
-                    ez = dzl[cs]
-                elif not dy_in_ez:
-                    _embed(ez, d.transpose(3, 0, 1, 2), ip, iplan, tmp)
-            d = d.reshape(gb, m, oh, cols)
             if need_bias:
-                db[cs] = d.sum(axis=3).sum(axis=2).reshape(-1)      # pairwise along each row, then over the rows
+                db[cs] = d.reshape(gb * m, oh, cols).sum(axis=2).sum(axis=1)   # pairwise along rows, then over rows
             if need_weight:
                 if xl is None:
                     _embed(ex, x[:, gs], fp, fplan, tmp)
                 else:
                     ex = xl[gs]
+                d4 = d.reshape(gb, m, oh, cols)
                 total = np.zeros((gb, kw, m, kh), dtype)
                 source = None if in_place else _window_source(ex, fp, fplan)
                 for rs in fplan.pieces if not in_place else (slice(0, oh),):
@@ -568,14 +620,33 @@ class Depthwise(ConvAlgorithm):
                         s = np.ndarray((gb, kw, 1, nb, (tb - 1) * sh + fplan.span, cols), dtype, buffer=base,
                                        offset=offset + start * sh * hstride,
                                        strides=(base.strides[0], bstride, 0, tw * sh * hstride, hstride, isz))
-                        total += _weight_band(s, d[:, :, rs.start + start:rs.start + start + nb * tb], fp, tb)
+                        total += _weight_band(s, d4[:, :, rs.start + start:rs.start + start + nb * tb], fp, tb)
                 dw4[gs] = total.transpose(0, 2, 3, 1)
             if need_x:
-                source = _window_source(ez, ip, iplan)
-                for rs in iplan.pieces:
-                    rows = rs.stop - 1 - rs.start + iplan.span
-                    piece = _copy_rows(r[:gb * rows * iplan.row_size], source, rs.start)
-                    _band_products(band[gs], piece, dx4[gs, :, rs], ip, iplan)
+                for ph, plan, band in phases:
+                    target = dx5[gs, :, ph.rows, ph.cols]                              # (gb, 1, q_h, q_w, N)
+                    if plan is None:            # no tap reaches these pixels
+                        target[...] = 0
+                        continue
+                    p = ph.problem
+                    if dzl is not None:
+                        e = dzl[cs]
+                    elif dy_in_ez:
+                        e = ez
+                    else:
+                        e = ez[:gb * m * math.prod(p.size) * n].reshape(gb * m, *p.size, n)
+                        _embed(e, d.transpose(3, 0, 1, 2), p, plan, tmp)
+                    qh, qw = p.out
+                    # the phase's output rows of W*N contiguous numbers in dx, or scratch when it skips columns
+                    o4 = (target.reshape(gb, 1, qh, plan.cols) if ph.cols.step == 1
+                          else out[:gb * qh * plan.cols].reshape(gb, 1, qh, plan.cols))
+                    source = _window_source(e, p, plan)
+                    for rs in plan.pieces:
+                        rows = rs.stop - 1 - rs.start + plan.span
+                        piece = _copy_rows(r[:gb * rows * plan.row_size], source, rs.start)
+                        _band_products(band[gs], piece, o4[:, :, rs], p, plan)
+                    if ph.cols.step > 1:
+                        np.copyto(target, o4.reshape(gb, 1, qh, qw, n))
 
         _map(chunk, len(blocks), geom)
         return (dx if need_x else None), (dw if need_weight else None), db
