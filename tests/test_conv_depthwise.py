@@ -60,12 +60,18 @@ def geometries(seed, count):
     return [ConvGeometry.create(*case) for case in SPECIAL] + [random_geometry(rng) for _ in range(count)]
 
 
-def _data(geom, dtype, seed=0, batch_last=False):
+def _data(geom, dtype, seed=0, layout="C"):
+    """x, w, dy, bias; x and dy C-ordered, batch-last, or views that skip every other column ('strided')."""
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(shape).astype(dtype) for shape in (geom.x_shape, geom.weight_shape, geom.y_shape)]
     arrays.append(rng.standard_normal(geom.out_channels).astype(dtype))
-    if batch_last:
+    if layout == "batch_last":
         arrays[0], arrays[2] = to_batch_last(arrays[0]), to_batch_last(arrays[2])
+    elif layout == "strided":
+        for k in (0, 2):
+            wide = np.zeros((*arrays[k].shape[:3], 2 * arrays[k].shape[3]), dtype)
+            wide[..., ::2] = arrays[k]
+            arrays[k] = wide[..., ::2]
     return arrays
 
 
@@ -107,17 +113,17 @@ def small_blocks(monkeypatch):
     depthwise._plan.cache_clear()
 
 
-@pytest.mark.parametrize("batch_last", [False, True])
+@pytest.mark.parametrize("layout", ["C", "batch_last", "strided"])
 @pytest.mark.parametrize("blocks", ["default", "small"])
-def test_matches_naive_in_float64(batch_last, blocks, request):
+def test_matches_naive_in_float64(layout, blocks, request):
     if blocks == "small":
         request.getfixturevalue("small_blocks")
     for geom in geometries(1, 16):
-        x, w, dy, b = _data(geom, np.float64, batch_last=batch_last)
+        x, w, dy, b = _data(geom, np.float64, layout=layout)
         ours, ref = _ours(geom, x, w, dy, b), _reference(geom, x, w, dy, b)
         for what, expected in ref.items():
             assert ours[what].dtype == np.float64 and ours[what].shape == expected.shape, what
-            assert_close(ours[what], expected, 1e-10, f"{what} on {geom} (batch_last={batch_last})")
+            assert_close(ours[what], expected, 1e-10, f"{what} on {geom} ({layout} inputs)")
 
 
 def test_plans_cut_the_work_into_blocks_pieces_and_partial_bands(small_blocks):
@@ -164,7 +170,7 @@ def _torch_conv(torch, geom, x, w, dy, b):
 @pytest.mark.parametrize("dtype, rel", [(np.float64, 1e-10), (np.float32, 2e-4)])
 def test_matches_torch(torch, dtype, rel):
     for k, geom in enumerate(geometries(2, 12)):
-        x, w, dy, b = _data(geom, dtype, seed=5, batch_last=k % 2 == 1)
+        x, w, dy, b = _data(geom, dtype, seed=5, layout=("C", "batch_last")[k % 2])
         y, saved = DEPTHWISE.forward(x, w, geom, bias=b)
         dx, dw, db = DEPTHWISE.backward(dy, x, w, geom, saved)
         for got, ref, what in zip((y, dx, dw, db), _torch_conv(torch, geom, x, w, dy, b), ("y", "dx", "dw", "db")):
