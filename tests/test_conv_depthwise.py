@@ -7,7 +7,6 @@ batch-last inputs. The blocks and pieces the algorithm cuts its work into
 are shrunk in some tests so that every path (several blocks, several
 pieces, a last band of fewer rows) runs on small shapes.
 """
-import math
 
 import numpy as np
 import pytest
@@ -138,22 +137,22 @@ def test_plans_cut_the_work_into_blocks_pieces_and_partial_bands(small_blocks):
         assert_close(ours[what], expected, 1e-10, what)
 
 
-def test_input_gradient_phases_partition_dx_and_skip_the_spread_zeros():
-    """With a stride, each dx pixel is in one phase, which multiplies only by taps that meet the stride's lattice."""
+def test_input_gradient_phases_partition_dx_rows_and_skip_the_spread_zeros():
+    """With a stride along H, each dx row is in one phase, which uses only the kernel rows that meet dy's rows."""
     for geom in geometries(4, 10):
         win = geom.window
-        (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
-        top, left = win.padding[0], win.padding[2]
-        # (pixel, tap) pairs per axis where the tap meets a multiple of the stride (a dy row or column, or the
-        # border beyond dy), counted directly
-        pairs_h = sum((h + top - a * dh) % sh == 0 for h in range(win.height) for a in range(kh))
-        pairs_w = sum((v + left - b * dw) % sw == 0 for v in range(win.width) for b in range(kw))
-        phases = depthwise._input_phases(geom)
-        pixels = [(h, v) for p in phases for h in range(win.height)[p.rows] for v in range(win.width)[p.cols]]
-        assert len(pixels) == len(set(pixels)) == win.height * win.width
-        work = sum(math.prod(p.problem.out) * math.prod(p.problem.kernel) for p in phases if p.problem)
-        assert work == pairs_h * pairs_w
-        assert all(p.problem.stride == (1, 1) for p in phases if p.problem)
+        kh, sh, dh, top = win.kernel[0], win.stride[0], win.dilation[0], win.padding[0]
+        # (dx row, kernel row) pairs where the kernel row meets a multiple of the stride (a dy row, or the border
+        # beyond dy), counted directly
+        pairs = sum((h + top - a * dh) % sh == 0 for h in range(win.height) for a in range(kh))
+        embedding, phases = depthwise._input_phases(geom)
+        rows = sorted(h for p in phases for h in range(win.height)[p.rows])
+        assert rows == list(range(win.height)) and len(phases) == sh
+        used = [p for p in phases if p.problem]
+        assert sum(p.problem.out[0] * p.problem.kernel[0] for p in used) == pairs
+        for p in used:
+            assert p.problem.stride == (1, 1) and p.problem.out == (len(range(win.height)[p.rows]), win.width)
+            assert 0 <= p.first and p.first + p.problem.size[0] <= embedding.size[0]
 
 
 def _torch_conv(torch, geom, x, w, dy, b):

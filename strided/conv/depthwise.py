@@ -53,10 +53,11 @@ and shifted by ``(k-1)*d - P`` (cropped where that is negative),
 correlated with the flipped kernel, every input channel g reading its m
 output channels, ``w'[g, (a, k, b)] = w[g*m + k, 0, kh-1-a, kw-1-b]``: the
 same block machinery (``_Problem``) with m source channels and one output
-per group. With a stride the spread dy is mostly zeros, so dx is computed
-by phases of the stride (``_input_phases``): the pixels of one phase meet
-dy through a subset of the taps only, a stride-1 correlation of dy itself
-with a sub-kernel (at stride 2, a quarter of the multiply-adds). Both
+per group. With a stride along H the spread rows of dy are mostly zeros,
+so dx is computed by phases of the stride (``_input_phases``): the rows
+of one phase meet dy's rows through a subset of the kernel rows only, a
+stride-1 correlation of dy's rows with a sub-kernel (at stride 2, half
+the multiply-adds; along W dy stays spread). Both
 gradients of a block run in one chunk (``backward``). The bias is added by
 each block to its rows of y; its gradient is a pairwise sum over each
 block's dy.
@@ -100,8 +101,9 @@ class _Problem(NamedTuple):
 
     for ``cg`` source channels and ``og`` outputs per group, where ``E`` is
     the source ``src: (N, G*cg, h, w)`` embedded in zeros of size ``size``:
-    ``E[g, c, top + u, left + v, n] = src[n, g*cg + c, u, v]`` (source
-    pixels that fall outside are dropped: negative offsets crop).
+    ``E[g, c, top + u, left + v*e, n] = src[n, g*cg + c, u, v]`` (source
+    pixels that fall outside are dropped: negative offsets crop; ``e``, the
+    ``spread``, is the stride along W for the input gradient, else 1).
     """
 
     groups: int
@@ -110,6 +112,7 @@ class _Problem(NamedTuple):
     batch: int
     src: tuple          # (h, w) of the source
     offset: tuple       # (top, left): where source pixel (0, 0) lands in E
+    spread: int         # columns of E between source columns
     size: tuple         # (He, We)
     kernel: tuple
     stride: tuple
@@ -120,61 +123,68 @@ class _Problem(NamedTuple):
 def _forward_problem(geom) -> _Problem:
     win = geom.window
     return _Problem(geom.groups, 1, geom.out_channels // geom.groups, geom.batch, (win.height, win.width),
-                    (win.padding[0], win.padding[2]), (win.padded_height, win.padded_width),
+                    (win.padding[0], win.padding[2]), 1, (win.padded_height, win.padded_width),
                     win.kernel, win.stride, win.dilation, (win.out_height, win.out_width))
 
 
 class _Phase(NamedTuple):
-    """The input gradient at the pixels ``dx[..., rows, cols]``: a correlation of dy, or zero (``problem`` None)."""
+    """The input gradient's rows ``dx[..., rows, :]``: a correlation over rows first.. of E, or zero (``problem`` None)."""
 
     rows: slice
-    cols: slice
     problem: _Problem | None
-    taps: tuple         # (rows, columns) of the flipped kernel the phase uses, as slices
+    first: int          # the row of the input gradient's E where the phase's E starts
+    taps: slice         # the rows of the flipped kernel the phase uses
 
 
 @functools.lru_cache(maxsize=256)
-def _input_phases(geom) -> tuple[_Phase, ...]:
-    """dx as stride-1 correlations of dy with the flipped kernel, one per phase of the stride (polyphase).
+def _input_phases(geom) -> tuple[_Problem, tuple[_Phase, ...]]:
+    """dx as stride-1 correlations with the flipped kernel, one per phase of the stride along H (polyphase).
 
+    Returns the embedding of dy they share, as a ``_Problem``, and the phases.
     Seed 000 (``base.input_grad_problem``) writes dx as a correlation of the
-    zero-spread, shifted dy with the flipped kernel w' (one axis, stride s,
-    ``off = (k-1)*d - P``): ``dx[h] = sum_a w'[a] * z[h + a*d]`` where
+    zero-spread, shifted dy with the flipped kernel w' (along H, stride s,
+    ``off = (kh-1)*d - P``): ``dx[h] = sum_a w'[a] * z[h + a*d]`` where
     ``z[off + u*s] = dy[u]``. Of the taps only those with
-    ``h + a*d - off`` a multiple of s can meet a dy value, so the pixels
+    ``h + a*d - off`` a multiple of s can meet a dy row, so the rows
     ``h = q*s + r`` of one phase r use the taps ``a = a0, a0 + s/g, ...``
-    (``g = gcd(s, d)``) and read ``dy[q + delta0 + k*d/g]``: a stride-1
-    correlation of dy itself with a sub-kernel of dilation d/g. At stride 2
-    that is a quarter of the multiply-adds of correlating the spread dy.
-    With stride 1 there is one phase: seed 000's problem as it is.
+    (``g = gcd(s, d)``) and read the rows ``dy[q + delta0 + k*d/g]``: a
+    stride-1 correlation of dy's rows with a sub-kernel of dilation d/g,
+    writing whole rows of dx. At stride 2 that halves the multiply-adds of
+    correlating the spread dy. Along W dy stays spread (``_Problem.spread``):
+    phases along W too would leave every phase's output columns
+    interleaved with the others', and the copies that interleave them cost
+    more than the multiply-adds they save (on the 32x64x32x32 layer at
+    stride 2, one thread: 3.3 ms for the input gradient against 2.6 ms with
+    no phases at all). With stride 1 along H there is one phase: seed 000's
+    problem as it is.
     """
     win = geom.window
-    axes = []
-    for size, k, d, s, before in ((win.height, win.kernel[0], win.dilation[0], win.stride[0], win.padding[0]),
-                                  (win.width, win.kernel[1], win.dilation[1], win.stride[1], win.padding[2])):
-        off, g = (k - 1) * d - before, math.gcd(s, d)
-        phases = []
-        for r in range(s):
-            q = max(0, -(-(size - r) // s))                     # pixels r, r + s, ... below size
-            taps = [a for a in range(k) if (r + a * d - off) % s == 0]
-            if q == 0 or not taps:
-                phases.append((slice(r, None, s), None))
-                continue
-            delta0 = (r + taps[0] * d - off) // s
-            phases.append((slice(r, None, s), (q, -delta0, len(taps), d // g, slice(taps[0], taps[-1] + 1, s // g))))
-        axes.append(phases)
-    out = []
-    for rows, ph in axes[0]:
-        for cols, pw in axes[1]:
-            if ph is None or pw is None:
-                out.append(_Phase(rows, cols, None, ()))
-                continue
-            (qh, oh, kh, dh, th), (qw, ow, kw, dw, tw) = ph, pw
-            p = _Problem(geom.groups, geom.out_channels // geom.groups, 1, geom.batch,
-                         (win.out_height, win.out_width), (oh, ow), (qh + (kh - 1) * dh, qw + (kw - 1) * dw),
-                         (kh, kw), (1, 1), (dh, dw), (qh, qw))
-            out.append(_Phase(rows, cols, p, (th, tw)))
-    return tuple(out)
+    (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
+    m, n = geom.out_channels // geom.groups, geom.batch
+    off, g = (kh - 1) * dh - win.padding[0], math.gcd(sh, dh)
+    left = (kw - 1) * dw - win.padding[2]
+    width = win.width + (kw - 1) * dw
+    found = []
+    for r in range(sh):
+        q = max(0, -(-(win.height - r) // sh))                 # dx rows r, r + s, ... below H
+        taps = [a for a in range(kh) if (r + a * dh - off) % sh == 0]
+        found.append((r, q, taps, (r + taps[0] * dh - off) // sh if taps else 0))
+    # one embedding for all phases: dy row u at row top + u, each phase reading from row top + delta0 on
+    top = max((-delta0 for _, q, taps, delta0 in found if q and taps), default=0)
+    phases, rows = [], 1
+    for r, q, taps, delta0 in found:
+        if not (q and taps):
+            phases.append(_Phase(slice(r, None, sh), None, 0, slice(0)))
+            continue
+        k, d = len(taps), dh // g
+        size = q + (k - 1) * d
+        p = _Problem(geom.groups, m, 1, n, (win.out_height, win.out_width), (top + delta0, left), sw,
+                     (size, width), (k, kw), (1, 1), (d, dw), (q, win.width))
+        phases.append(_Phase(slice(r, None, sh), p, top + delta0, slice(taps[0], taps[-1] + 1, sh // g)))
+        rows = max(rows, top + delta0 + size)
+    embedding = _Problem(geom.groups, m, 1, n, (win.out_height, win.out_width), (top, left), sw, (rows, width),
+                         (1, kw), (1, 1), (1, dw), (rows, win.width))
+    return embedding, tuple(phases)
 
 
 class _Plan(NamedTuple):
@@ -202,8 +212,8 @@ BAND_ROWS = 4
 @functools.lru_cache(maxsize=256)
 def _plan(p: _Problem, itemsize: int) -> _Plan:
     (h, w), (he, we), (kh, kw), (sh, sw), (dh, dw), (oh, ow) = p.src, p.size, p.kernel, p.stride, p.dilation, p.out
-    spans = tuple(_span(*args) for args in ((h, p.offset[0], he), (w, p.offset[1], we)))
-    whole = all(s[:2] == (0, n) for s, n in zip(spans, (h, w)))
+    spans = (_span(h, p.offset[0], 1, he), _span(w, p.offset[1], p.spread, we))
+    whole = p.spread == 1 and all(s[:2] == (0, n) for s, n in zip(spans, (h, w)))
     trivial = whole and p.offset == (0, 0) and (he, we) == (h, w)
     n = p.batch
     cols = ow * n
@@ -215,7 +225,8 @@ def _plan(p: _Problem, itemsize: int) -> _Plan:
     nblocks = max(-(-total // BLOCK_BYTES), min(MIN_BLOCKS, total // MIN_BLOCK_BYTES))
     blocks = tuple(_parallel.even_split(g, min(g, max(1, nblocks))))
     gb = max(b.stop - b.start for b in blocks)
-    t = min(BAND_ROWS, oh)
+    # a kernel of one row gains nothing from bands: t rows would cost t times the multiply-adds
+    t = min(BAND_ROWS, oh) if span > 1 else 1
     # pieces of whole bands of t rows whose window rows stay within PIECE_BYTES (at least one band)
     per_band = gb * t * sh * p.cg * kw * cols * itemsize
     bands = -(-oh // t)
@@ -226,11 +237,11 @@ def _plan(p: _Problem, itemsize: int) -> _Plan:
     return _Plan(spans, whole, trivial, window, span, t, cols, blocks, pieces, row_size, r_size)
 
 
-def _span(size: int, offset: int, length: int) -> tuple[int, int, int]:
-    """``(u0, u1, t0)``: the source pixels u0..u1-1 that land inside ``length`` at ``offset + u``; the first at t0."""
-    u0 = max(0, -offset)
-    u1 = max(u0, min(size, length - offset))
-    return u0, u1, offset + u0
+def _span(size: int, offset: int, step: int, length: int) -> tuple[int, int, int]:
+    """``(u0, u1, t0)``: the source pixels u0..u1-1 that land inside ``length`` at ``offset + u*step``; the first at t0."""
+    u0 = max(0, -(offset // step))             # ceil(-offset / step)
+    u1 = max(u0, min(size, (length - 1 - offset) // step + 1))
+    return u0, u1, offset + u0 * step
 
 
 # ---- moving blocks to batch-last memory ----------------------------------------------------------
@@ -281,21 +292,24 @@ def _to_batch_last(dst: np.ndarray, src: np.ndarray, tmp: np.ndarray) -> None:
 def _embed(dst: np.ndarray, src: np.ndarray, p: _Problem, plan: _Plan, tmp: np.ndarray) -> None:
     """dst: (c, He, We, N), batch-last, = src: (N, c, h, w) embedded as ``_Problem`` says, zeros elsewhere.
 
-    The same as ``windows.pad`` for the forward pass (plus the crop of
-    ``base.input_grad_problem`` for the input gradient), into one block's
-    scratch; tmp: flat scratch for ``_to_batch_last``.
+    The same as ``windows.pad`` for the forward pass (plus the crop and the
+    spread along W of ``base.input_grad_problem`` for the input gradient),
+    into one block's scratch; tmp: flat scratch for ``_to_batch_last``.
     """
     (u0, u1, t0), (v0, v1, s0) = plan.spans
     if u1 == u0 or v1 == v0:
         dst[...] = 0
         return
-    t1, s1 = t0 + u1 - u0, s0 + v1 - v0
-    # only the border: the interior is overwritten right after
-    dst[:, :t0] = 0
-    dst[:, t1:] = 0
-    dst[:, t0:t1, :s0] = 0
-    dst[:, t0:t1, s1:] = 0
-    _to_batch_last(dst[:, t0:t1, s0:s1], src[:, :, u0:u1, v0:v1], tmp)
+    e = p.spread
+    t1, s1 = t0 + u1 - u0, s0 + (v1 - v0 - 1) * e + 1
+    if e == 1:                      # only the border: the interior is overwritten right after
+        dst[:, :t0] = 0
+        dst[:, t1:] = 0
+        dst[:, t0:t1, :s0] = 0
+        dst[:, t0:t1, s1:] = 0
+    else:
+        dst[...] = 0
+    _to_batch_last(dst[:, t0:t1, s0:s1:e], src[:, :, u0:u1, v0:v1], tmp)
 
 
 def _scratch_arrays(dtype, *shapes) -> list[np.ndarray]:
@@ -549,32 +563,28 @@ class Depthwise(ConvAlgorithm):
             dw = np.empty(geom.weight_shape, dtype)
             dw4 = dw.reshape(g, m, kh, kw)
         db = np.empty(geom.out_channels, dtype) if need_bias else None
-        blocks, ez_size, r_size = fplan.blocks, 0, fplan.r_size if need_weight and not in_place else 0
-        single, dzl, dy_in_ez = False, None, False
+        blocks, r_size = fplan.blocks, fplan.r_size if need_weight and not in_place else 0
+        dzl, dy_in_ez = None, False
         if need_x:
             dx = _memory.empty(geom.x_shape, dtype, batch_last=True)
-            dx5 = dx.transpose(1, 2, 3, 0).reshape(g, 1, *dx.shape[2:], n)          # (G, 1, H, W, N)
+            dx4 = dx.transpose(1, 2, 3, 0).reshape(g, 1, geom.window.height, -1)     # (G, 1, H, W*N)
+            emb, phases = _input_phases(geom)
+            eplan = _plan(emb, isz)
             wt = _flipped(w, g)
-            # per phase: (phase, plan, band); the band's rows and columns are the phase's taps of the kernel
-            phases = []
-            for ph in _input_phases(geom):
+            # per phase: (phase, plan, band); the band's rows are the phase's taps of the kernel
+            work = []
+            for ph in phases:
                 if ph.problem is None:
-                    phases.append((ph, None, None))
+                    work.append((ph, None, None))
                     continue
                 plan = _plan(ph.problem, isz)
-                phases.append((ph, plan, _band(wt[:, :, ph.taps[0], :, ph.taps[1]], ph.problem, plan.t)))
-                ez_size = max(ez_size, m * math.prod(ph.problem.size) * n)
+                work.append((ph, plan, _band(wt[:, :, ph.taps], ph.problem, plan.t)))
                 r_size = max(r_size, plan.r_size)
                 if len(plan.blocks) > len(blocks):       # both problems' blocks of groups: the finer
                     blocks = plan.blocks
-            single = len(phases) == 1 and phases[0][1] is not None      # stride 1
-            if single:
-                iplan = phases[0][1]
-                dzl = dyl if iplan.trivial else None    # the input gradient's E is dy itself
-                # a C-ordered dy is transposed straight into the input gradient's E when it is E's interior
-                dy_in_ez = dzl is None and dyl is None and iplan.whole
-            # phases that skip columns (stride > 1 along W) are computed into scratch, then spread into dx
-            spread = max((math.prod(p.problem.out) for p, _, _ in phases if p.problem and p.cols.step > 1), default=0)
+            dzl = dyl if eplan.trivial else None        # the input gradient's E is dy itself
+            # a C-ordered dy is transposed straight into the input gradient's E when it is E's interior
+            dy_in_ez = dzl is None and dyl is None and eplan.whole
         gmax = max(b.stop - b.start for b in blocks)
         tmp_size = max(_tmp_size(dy, gmax * m), _tmp_size(x, gmax) if need_weight else 0)
 
@@ -583,15 +593,12 @@ class Depthwise(ConvAlgorithm):
             gb, cs = gs.stop - gs.start, slice(gs.start * m, gs.stop * m)
             d_shape = (gb * m, oh, ow, n) if dyl is None and not dy_in_ez else (0,)
             ex_shape = (gb, *fp.size, n) if need_weight and xl is None else (0,)
-            ez_shape = (gb * ez_size,) if need_x and dzl is None else (0,)
-            out_shape = (gb * spread * n,) if need_x else (0,)
-            d, ex, ez, out, tmp, r = _scratch_arrays(dtype, d_shape, ex_shape, ez_shape, out_shape, (tmp_size,),
-                                                     (gb * r_size,))
+            ez_shape = (gb * m, *emb.size, n) if need_x and dzl is None else (0,)
+            d, ex, ez, tmp, r = _scratch_arrays(dtype, d_shape, ex_shape, ez_shape, (tmp_size,), (gb * r_size,))
             # dy's block, batch-last: (gb*m, OH, OW, N) with rows of OW*N contiguous numbers
             if dy_in_ez:
-                ez = ez[:gb * ez_size].reshape(gb * m, *phases[0][0].problem.size, n)
-                _embed(ez, dy[:, cs], phases[0][0].problem, iplan, tmp)
-                (_, _, t0), (_, _, s0) = iplan.spans
+                _embed(ez, dy[:, cs], emb, eplan, tmp)
+                (_, _, t0), (_, _, s0) = eplan.spans
                 d = ez[:, t0:t0 + oh, s0:s0 + ow]
             elif dyl is not None:
                 d = dyl[cs]
@@ -626,30 +633,21 @@ class Depthwise(ConvAlgorithm):
                         total += _weight_band(s, d4[:, :, rs.start + start:rs.start + start + nb * tb], fp, tb)
                 dw4[gs] = total.transpose(0, 2, 3, 1)
             if need_x:
-                for ph, plan, band in phases:
-                    target = dx5[gs, :, ph.rows, ph.cols]                              # (gb, 1, q_h, q_w, N)
-                    if plan is None:            # no tap reaches these pixels
-                        target[...] = 0
+                if dzl is not None:
+                    ez = dzl[cs]
+                elif not dy_in_ez:
+                    _embed(ez, d.transpose(3, 0, 1, 2), emb, eplan, tmp)
+                for ph, plan, band in work:
+                    out = dx4[gs, :, ph.rows]                                          # (gb, 1, q, W*N)
+                    if plan is None:            # no tap reaches these rows
+                        out[...] = 0
                         continue
                     p = ph.problem
-                    if dzl is not None:
-                        e = dzl[cs]
-                    elif dy_in_ez:
-                        e = ez
-                    else:
-                        e = ez[:gb * m * math.prod(p.size) * n].reshape(gb * m, *p.size, n)
-                        _embed(e, d.transpose(3, 0, 1, 2), p, plan, tmp)
-                    qh, qw = p.out
-                    # the phase's output rows of W*N contiguous numbers in dx, or scratch when it skips columns
-                    o4 = (target.reshape(gb, 1, qh, plan.cols) if ph.cols.step == 1
-                          else out[:gb * qh * plan.cols].reshape(gb, 1, qh, plan.cols))
-                    source = _window_source(e, p, plan)
+                    source = _window_source(ez[:, ph.first:ph.first + p.size[0]], p, plan)
                     for rs in plan.pieces:
                         rows = rs.stop - 1 - rs.start + plan.span
                         piece = _copy_rows(r[:gb * rows * plan.row_size], source, rs.start)
-                        _band_products(band[gs], piece, o4[:, :, rs], p, plan)
-                    if ph.cols.step > 1:
-                        np.copyto(target, o4.reshape(gb, 1, qh, qw, n))
+                        _band_products(band[gs], piece, out[:, :, rs], p, plan)
 
         _map(chunk, len(blocks), geom)
         return (dx if need_x else None), (dw if need_weight else None), db
