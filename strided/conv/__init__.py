@@ -94,19 +94,21 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
       FFT work (it computes every lag), hence stride 1. Up to 9x9 strided is
       faster (7x7: 1.4-2.1x, 9x9: 1.5x).
     * depthwise for depthwise layers (one input channel per group, two
-      groups or more) whose output rows times the batch make 32 columns or
-      more: it works block of channels by block of channels in the cache
-      where the matmul-based algorithms move every value through memory
-      for a handful of multiply-adds. 32x64x32x32, 3x3, padding 1 (the
-      suite's depthwise-3x3): 7.8 ms per step against strided's 23.4 on two
-      threads (torch: 5.0), 11.2 against 33.0 on one; 5x5: 9.5 against
-      30.9; stride 2: 5.8 against 26.9; 8x32x112x112: 9.3 against 21.9;
-      32x1024x7x7: 8.1 against 24.5; channel multiplier 32 (2 -> 64
-      channels): 6.2 against 11.2. With a single group it has no blocks to
-      share between the threads (LeNet-5's conv1: 2.0 against 1.4 ms), and
-      with batch 1 and small images its products are too narrow
-      (1x512x14x14: 2.6 against 2.2 ms; 1x256x28x28 at 28 columns about
-      even; 1x64x56x56 at 56 columns 1.70 against 1.77).
+      groups or more) whose output width times the batch is 32 or more:
+      it works block of channels by block of channels, where the
+      matmul-based algorithms move whole window matrices through memory
+      for a handful of multiply-adds per output. Per step on two threads
+      (one), against strided: 32x64x32x32, 3x3, padding 1 (the suite's
+      depthwise-3x3) 7.0 ms against 22.9 (11.1 against 32.9; torch: 5.1
+      and 8.7); 5x5 9.2 against 30.8; stride 2 6.1 against 26.9;
+      channel multiplier 2 5.9 against 16.6, multiplier 32 (2 -> 64
+      channels) 6.7 against 12.1; 8x32x112x112 9.6 against 22.3;
+      32x1024x7x7 8.1 against 24.4. Batch 1: 1x64x56x56 (56 columns) 1.6
+      against 1.7, 1x256x28x28 (28 columns) about even (3.1 against 3.3 in
+      one run, 2.8 against 2.7 in another), 1x512x14x14 (14 columns) 2.5
+      against 2.2: narrow products are BLAS calls that cost more than their
+      work. With a single group there is one block, so one thread
+      (LeNet-5's conv1: 2.4 against 1.8 ms).
     * strided everywhere else, Winograd's 3x3 layers included: on 64 to 256
       channels (batch 8 and 32, 8x8 to 32x32 images) strided was 1.14-2.7x
       faster than F(2x2, 3x3), whose 2.25x fewer multiplications no longer
