@@ -447,9 +447,25 @@ def _map(fn, n: int, geom) -> list:
 
 
 class Depthwise(ConvAlgorithm):
+    """Depthwise convolutions (``groups == in_channels``) block of channels by block; see the module docstring.
+
+    x: (N, C, H, W), w: (C*m, 1, kh, kw), y and dy: (N, C*m, OH, OW); y and
+    dx come back with batch-last memory. ``backward`` computes every
+    gradient asked for in one call to the thread pool.
+    """
+
     name = "depthwise"
     seed = "000 + 004 (dx as a convolution, products over window rows), in blocks of channels"
     fuses_bias = True    # forward(..., bias=) and grad_weight_and_bias exist
+
+    def workspace_per_image(self, geom, dtype):
+        """0: the batch is never split.
+
+        The scratch is a few MiB per thread (``BLOCK_BYTES``) whatever the
+        batch; what grows with it, the padded input the forward pass keeps,
+        is the size of an activation.
+        """
+        return 0
 
     def supports(self, geom, dtype):
         cg = geom.in_channels // geom.groups
