@@ -81,7 +81,10 @@ from .strided import _scratch
 # the 32x64x32x32 layer) took 16.0 ms per step on one thread and 18.6 on two: hundreds of NumPy calls of a few
 # microseconds, and each hand-over of the GIL between the threads costs tens of microseconds on a virtual
 # machine. Blocks of 2 MiB (13 blocks, one piece each, working in the 32 MiB L3 cache) took 10.8 and 6.9 ms.
-BLOCK_BYTES = 2 * 2**20
+# Fewer blocks still did better on two threads: 8 blocks of that layer 6.5-7.0 ms against 7.0-7.8 for 13;
+# 8x32x112x112, 8 blocks against 19: 8.0 against 9.2 ms; 32x1024x7x7, 8 against 12: 7.7 against 8.1 ms.
+# 6 MiB keeps a block's scratch for the gradients within what a thread keeps between calls (32 MiB).
+BLOCK_BYTES = 6 * 2**20
 PIECE_BYTES = 4 * 2**20
 # Blocks of channels at least (when there are that many groups), so that two threads finish together:
 # 4, 6 and 8 blocks of the layer above took 8.1, 6.8 and 6.6 ms per step on two threads ...
