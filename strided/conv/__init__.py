@@ -99,16 +99,18 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
       matmul-based algorithms move whole window matrices through memory
       for a handful of multiply-adds per output. Per step on two threads
       (one), against strided: 32x64x32x32, 3x3, padding 1 (the suite's
-      depthwise-3x3) 7.0 ms against 22.9 (11.1 against 32.9; torch: 5.1
-      and 8.7); 5x5 9.2 against 30.8; stride 2 6.1 against 26.9;
-      channel multiplier 2 5.9 against 16.6, multiplier 32 (2 -> 64
-      channels) 6.7 against 12.1; 8x32x112x112 9.6 against 22.3;
-      32x1024x7x7 8.1 against 24.4. Batch 1: 1x64x56x56 (56 columns) 1.6
-      against 1.7, 1x256x28x28 (28 columns) about even (3.1 against 3.3 in
-      one run, 2.8 against 2.7 in another), 1x512x14x14 (14 columns) 2.5
-      against 2.2: narrow products are BLAS calls that cost more than their
-      work. With a single group there is one block, so one thread
-      (LeNet-5's conv1: 2.4 against 1.8 ms).
+      depthwise-3x3) 6.5 ms against 23.2 (10.7 against 33.3; torch: 5.1
+      and 9.0); 5x5 9.1 against 30.7; stride 2 5.5 against 26.0;
+      channel multiplier 2 5.5 against 16.7, multiplier 32 (2 -> 64
+      channels) 5.9 against 11.6; 8x32x112x112 8.3 against 21.5;
+      32x1024x7x7 7.8 against 24.2. At 56 columns: 4x256x14x14 2.4
+      against 2.9, 8x512x7x7 2.5 against 3.0, 2x128x28x28 2.4 against
+      3.4; batch 1, 1x64x56x56, about even (1.68 against 1.78 in one run,
+      1.75 against 1.65 in another). Below: 1x256x28x28 (28 columns) 2.8
+      against 2.5, 1x512x14x14 (14 columns) 2.5 against 2.2: narrow
+      products are BLAS calls that cost more than their work. With a
+      single group there is one block, so one thread (LeNet-5's conv1: 1.8
+      against 1.4 ms).
     * strided everywhere else, Winograd's 3x3 layers included: on 64 to 256
       channels (batch 8 and 32, 8x8 to 32x32 images) strided was 1.14-2.7x
       faster than F(2x2, 3x3), whose 2.25x fewer multiplications no longer
