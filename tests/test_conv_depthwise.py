@@ -1,11 +1,12 @@
 """The ``depthwise`` convolution algorithm (one input channel per group) against the naive reference and PyTorch.
 
 Geometries are drawn from a seeded generator: kernels 1 to 7, rectangular
-kernels, strides (1, 2) and (2, 1), dilation, asymmetric and large
-padding, channel multipliers 1 to 3, batch 1 and more, C-ordered and
-batch-last inputs. The blocks and pieces the algorithm cuts its work into
-are shrunk in some tests so that every path (several blocks, several
-pieces, a last band of fewer rows) runs on small shapes.
+kernels, strides (1, 2), (2, 1), (2, 2) and (3, 1), dilation, asymmetric
+and large padding, channel multipliers 1 to 3, batch 1 and more;
+C-ordered, batch-last and strided-view inputs. The blocks and pieces the
+algorithm cuts its work into are shrunk in some tests so that every path
+(several blocks, several pieces, a last band of fewer rows) runs on small
+shapes.
 """
 
 import numpy as np
@@ -130,7 +131,6 @@ def test_plans_cut_the_work_into_blocks_pieces_and_partial_bands(small_blocks):
     plan = depthwise._plan(depthwise._forward_problem(geom), 8)
     assert len(plan.blocks) == 4 and len(plan.pieces) == 3       # 11 rows: bands of 4, 4 and 3
     assert [rs.stop - rs.start for rs in plan.pieces] == [4, 4, 3]
-    geom = ConvGeometry.create((3, 4, 11, 9), (8, 1, 3, 3), 1, 1, 1, 4)
     x, w, dy, b = _data(geom, np.float64)
     ours, ref = _ours(geom, x, w, dy, b), _reference(geom, x, w, dy, b)
     for what, expected in ref.items():
@@ -282,4 +282,8 @@ def test_default_table_picks_depthwise_for_depthwise_layers_only():
     assert conv.default_for(case.geometry(), np.float32)[0] == "depthwise"
     lenet1 = next(c for c in bench.SUITE if c.name == "lenet-conv1")       # one input channel, but groups=1
     assert conv.default_for(lenet1.geometry(), np.float32)[0] == "strided"
+    narrow = ConvGeometry.create((1, 512, 14, 14), (512, 1, 3, 3), padding=1, groups=512)    # 14 columns
+    assert conv.default_for(narrow, np.float32)[0] == "strided"
+    wide = ConvGeometry.create((4, 512, 14, 14), (512, 1, 3, 3), padding=1, groups=512)      # 56 columns
+    assert conv.default_for(wide, np.float32)[0] == "depthwise"
     assert "depthwise" in conv.names() and "depthwise" in conv.AUTOTUNE_CANDIDATES
