@@ -25,9 +25,9 @@ in :mod:`strided.conv.strided`), and the output is batch-last too:
    ``R[h, b, (j, n)] = E[h, j*sw + b*dw, n]`` (``windows.window_view`` with a
    1 x kw kernel, one copy per block). The kh*kw window rows output row i
    reads are then rows ``i*sh + a*dh`` of R, OW*N contiguous numbers each.
-3. **Band products.** t = 4 consecutive output rows read ``(t-1)*sh +
-   (kh-1)*dh + 1`` consecutive rows of R, a contiguous block: one
-   (t x rows*kw) @ (rows*kw x OW*N) product whose left operand is the
+3. **Band products.** t = 4 consecutive output rows (2 at stride 2) read
+   ``(t-1)*sh + (kh-1)*dh + 1`` consecutive rows of R, a contiguous block:
+   one (t x rows*kw) @ (rows*kw x OW*N) product whose left operand is the
    kernel laid out as a band (``_band``) gives the t rows, all of a
    block's bands and channels in one batched ``np.matmul``.
 
