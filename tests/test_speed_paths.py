@@ -156,9 +156,11 @@ def test_pool_spreads_chunks_and_serves_callers_from_several_threads(threads, mo
     assert not errors and sorted(results) == [0, 1, 2]
 
 
-def test_set_num_threads_stops_the_old_workers(threads):
+def test_set_num_threads_stops_the_old_workers(threads, monkeypatch):
     import threading
     import time
+    monkeypatch.setattr(_parallel, "_inline_until", 0.0)       # a back-off left by a busy machine would run
+    monkeypatch.setattr(_parallel, "BACKOFF_SHARE", 2.0)       # the chunks inline and start no worker
     threads(3)
     _parallel.map_chunks(lambda i: time.sleep(0.002), 6)
     assert sum(t.name.startswith("strided-") for t in threading.enumerate()) >= 2
