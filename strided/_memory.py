@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["empty", "empty_like", "kept_bytes", "release"]
+__all__ = ["empty", "empty_like", "kept_bytes", "release", "scratch"]
 
 MIN_BYTES = 128 * 1024          # smaller arrays come from malloc's heap without page faults
 MAX_BUFFERS_PER_SIZE = 8
@@ -94,3 +94,23 @@ def release() -> None:
 def kept_bytes() -> int:
     """Bytes of buffers currently kept for reuse (in use or free)."""
     return _kept
+
+
+# A thread keeps its scratch up to this size; larger requests (huge batches) get a temporary array.
+KEEP_SCRATCH_BYTES = 32 * 2**20
+_scratch = threading.local()
+
+
+def scratch(nbytes: int, dtype) -> np.ndarray:
+    """This thread's reusable workspace, at least ``nbytes`` long, as a flat array of ``dtype``.
+
+    For temporaries that never leave a function (a block's products before
+    they are added up, say): the next call in the same thread overwrites
+    them. Each thread of :mod:`strided._parallel` has its own.
+    """
+    if nbytes > KEEP_SCRATCH_BYTES:
+        return np.empty(nbytes, dtype=np.uint8).view(dtype)
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _scratch.buf = np.empty(max(nbytes, MIN_BYTES * 6), dtype=np.uint8)
+    return buf[:nbytes].view(dtype)

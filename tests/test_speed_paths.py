@@ -297,6 +297,21 @@ def test_outputs_are_batch_last_and_either_memory_order_gives_the_same_numbers(r
     assert is_batch_last(dx)
 
 
+@pytest.mark.parametrize("shape", [(32, 3, 8, 12), (9, 2, 7, 5), (16, 4, 1, 64), (3, 2, 5, 5), (8, 1, 28, 28)])
+@pytest.mark.parametrize("source", ["c_order", "view", "batch_last"])
+def test_copy_to_batch_last_moves_every_number(rng, shape, source):
+    from strided.windows import copy_to_batch_last
+    base = rng.standard_normal((shape[0], shape[1], shape[2] * 2, shape[3])).astype(np.float32)
+    x = {"c_order": base[:, :, :shape[2]].copy(), "view": base[:, :, ::2],
+         "batch_last": to_batch_last(base[:, :, :shape[2]])}[source]
+    dst = np.full((shape[1], shape[2], shape[3], shape[0]), np.nan, np.float32)
+    copy_to_batch_last(dst, x)                                  # two passes through a tile, or one copy
+    np.testing.assert_array_equal(dst, x.transpose(1, 2, 3, 0))
+    y = to_batch_last(x)
+    assert is_batch_last(y) or shape[0] == 1
+    np.testing.assert_array_equal(y, x)
+
+
 def test_layers_keep_the_batch_last_order_from_conv_to_flatten():
     model = models.lenet5()
     h = bench.random_batch(8)[0]

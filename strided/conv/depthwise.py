@@ -19,7 +19,7 @@ in :mod:`strided.conv.strided`), and the output is batch-last too:
 1. **Embed.** The block's channels are copied into the padded batch-last
    input ``E`` (zero border), transposed on the way when the caller's x is
    C-ordered, in two passes that move runs of about 64 numbers
-   (``_to_batch_last``: 3x faster than NumPy's one-pass transposing copy).
+   (``windows.copy_to_batch_last``: 3x faster than NumPy's one-pass transposing copy).
    The forward pass keeps ``E`` for the weight gradient.
 2. **Window rows.** The rows of ``E`` are copied kw times along W,
    ``R[h, b, (j, n)] = E[h, j*sw + b*dw, n]`` (``windows.window_view`` with a
@@ -72,9 +72,8 @@ import numpy as np
 
 from .. import _memory, _parallel
 from ..geometry import Window
-from ..windows import is_batch_last, window_view
+from ..windows import copy_to_batch_last, window_view
 from .base import ConvAlgorithm, check_operands
-from .strided import _scratch
 
 # Bytes of a block's channels (its embedded input, its output, its transposing scratch) at most, and of one
 # piece's window rows. Blocks sized for one core's L2 cache (1 MiB: 51 blocks of 1-2 channels, 3 pieces each on
@@ -93,8 +92,6 @@ MIN_BLOCKS = 8
 MIN_BLOCK_BYTES = 256 * 1024
 # Values of x at least for the blocks to go to the thread pool: below it, waking the threads costs more.
 MIN_PARALLEL_VALUES = 256 * 1024
-# Transposes to batch-last memory move runs of about this many numbers (see ``_transpose_runs``).
-TRANSPOSE_RUN = 64
 
 
 class _Problem(NamedTuple):
@@ -252,54 +249,12 @@ def _span(size: int, offset: int, step: int, length: int) -> tuple[int, int, int
 # ---- moving blocks to batch-last memory ----------------------------------------------------------
 
 
-def _is_batch_last(a: np.ndarray) -> bool:
-    """Whether a: (N, C, H, W) has its images innermost (a single image always has)."""
-    return a.shape[0] == 1 or is_batch_last(a)
-
-
-@functools.lru_cache(maxsize=256)
-def _transpose_runs(h: int, w: int, rows_contiguous: bool) -> tuple[int, int] | None:
-    """``(r, wb)``: move runs of r rows of wb pixels (wb divides w; r > 1 only with wb == w), about TRANSPOSE_RUN long.
-
-    None when every run would be shorter than 8 numbers: then one copy is as fast.
-    """
-    options = [(1, d) for d in range(1, w + 1) if w % d == 0]
-    if rows_contiguous:
-        options += [(r, w) for r in range(2, h + 1) if h % r == 0]
-    r, wb = min(options, key=lambda o: abs(np.log(o[0] * o[1] / TRANSPOSE_RUN)))
-    return None if r * wb < 8 else (r, wb)
-
-
-def _to_batch_last(dst: np.ndarray, src: np.ndarray, tmp: np.ndarray) -> None:
-    """Copy src: (N, c, h, w), any memory order, into dst: (c, h, w, N) (any strides); tmp: flat, src.size or more.
-
-    A C-ordered src is transposed in two passes: runs of ``r*wb`` consecutive
-    pixels of each image are gathered next to each other, (c, h/r, w/wb, N, r*wb),
-    then each small (N, r*wb) tile is transposed while in the cache. NumPy's
-    one-pass transposing copy reads one number from each of N images in
-    turn, N different pages apart: 3.8 ms for 32x64x32x32 float32 on one core,
-    1.2-1.6 ms this way.
-    """
-    n, c, h, w = src.shape
-    if n < 8 or _is_batch_last(src) or src.strides[3] != src.itemsize:
-        np.copyto(dst, src.transpose(1, 2, 3, 0))
-        return
-    runs = _transpose_runs(h, w, src.strides[2] == w * src.itemsize)
-    if runs is None:
-        np.copyto(dst, src.transpose(1, 2, 3, 0))
-        return
-    r, wb = runs
-    tmp = tmp[:src.size].reshape(c, h // r, w // wb, n, r, wb)
-    np.copyto(tmp, src.reshape(n, c, h // r, r, w // wb, wb).transpose(1, 2, 4, 0, 3, 5))
-    np.copyto(dst.reshape(c, h // r, r, w // wb, wb, n), tmp.transpose(0, 1, 4, 2, 5, 3))
-
-
 def _embed(dst: np.ndarray, src: np.ndarray, p: _Problem, plan: _Plan, tmp: np.ndarray) -> None:
     """dst: (c, He, We, N), batch-last, = src: (N, c, h, w) embedded as ``_Problem`` says, zeros elsewhere.
 
     The same as ``windows.pad`` for the forward pass (plus the crop and the
     spread along W of ``base.input_grad_problem`` for the input gradient),
-    into one block's scratch; tmp: flat scratch for ``_to_batch_last``.
+    into one block's scratch; tmp: flat scratch for ``windows.copy_to_batch_last``.
     """
     (u0, u1, t0), (v0, v1, s0) = plan.spans
     if u1 == u0 or v1 == v0:
@@ -314,7 +269,7 @@ def _embed(dst: np.ndarray, src: np.ndarray, p: _Problem, plan: _Plan, tmp: np.n
         dst[:, t0:t1, s1:] = 0
     else:
         dst[...] = 0
-    _to_batch_last(dst[:, t0:t1, s0:s1:e], src[:, :, u0:u1, v0:v1], tmp)
+    copy_to_batch_last(dst[:, t0:t1, s0:s1:e], src[:, :, u0:u1, v0:v1], tmp)
 
 
 def _scratch_arrays(dtype, *shapes) -> list[np.ndarray]:
@@ -327,7 +282,7 @@ def _scratch_arrays(dtype, *shapes) -> list[np.ndarray]:
     dtype = np.dtype(dtype)
     counts = [math.prod(s) for s in shapes]
     sizes = [-(-c * dtype.itemsize // 64) * 64 for c in counts]          # 64-byte aligned parts
-    buf = _scratch(sum(sizes), np.uint8)
+    buf = _memory.scratch(sum(sizes), np.uint8)
     out, at = [], 0
     for shape, count, size in zip(shapes, counts, sizes):
         out.append(buf[at:at + size].view(dtype)[:count].reshape(shape))
@@ -624,7 +579,7 @@ class Depthwise(ConvAlgorithm):
             elif dyl is not None:
                 d = dyl[cs]
             else:
-                _to_batch_last(d, dy[:, cs], tmp)
+                copy_to_batch_last(d, dy[:, cs], tmp)
             if need_bias:
                 db[cs] = d.reshape(gb * m, oh, cols).sum(axis=2).sum(axis=1)   # pairwise along rows, then over rows
             if need_weight:
@@ -681,5 +636,5 @@ def _batch_last_view(a: np.ndarray) -> np.ndarray | None:
 
 
 def _tmp_size(a: np.ndarray, channels: int) -> int:
-    """Numbers of scratch ``_to_batch_last`` needs to transpose ``channels`` channels of a."""
+    """Numbers of scratch ``copy_to_batch_last`` needs to transpose ``channels`` channels of a."""
     return a.shape[0] * channels * a.shape[2] * a.shape[3]

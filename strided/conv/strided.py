@@ -74,7 +74,6 @@ gradient, a pairwise sum over the batch-last dy, with the weight gradient.
 from __future__ import annotations
 
 import functools
-import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -89,22 +88,6 @@ from .base import ConvAlgorithm, check_operands
 CHUNK_BYTES = 192 * 1024
 # Bytes of window-matrix gradient per chunk of the input gradient.
 FOLD_BYTES = 4 * 2**20
-# A thread keeps its workspace up to this size; larger requests (huge batches) get a temporary array.
-KEEP_SCRATCH_BYTES = 32 * 2**20
-
-_workspace = threading.local()
-
-
-def _scratch(nbytes: int, dtype) -> np.ndarray:
-    """This thread's reusable workspace, at least ``nbytes`` long, as a flat array of ``dtype``."""
-    if nbytes > KEEP_SCRATCH_BYTES:
-        return np.empty(nbytes, dtype=np.uint8).view(dtype)
-    buf = getattr(_workspace, "buf", None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = _workspace.buf = np.empty(max(nbytes, CHUNK_BYTES * 2), dtype=np.uint8)
-    return buf[:nbytes].view(dtype)
-
-
 def window_matrix(x, geom):
     """cols: (N, G, Cg*kh*kw, OH*OW), every window of the padded x: (N, C, H, W), contiguous.
 
@@ -493,7 +476,7 @@ class Strided(ConvAlgorithm):
             t_max = max(1, FOLD_BYTES // per_row) if dh == 1 else 1
             for rs in _parallel.split(win.out_height, t_max):
                 t, s0 = rs.stop - rs.start, rows.start[rs.start]
-                dcols = _scratch(t * gb * wt.shape[1] * rows.cols * dy.itemsize, dy.dtype)
+                dcols = _memory.scratch(t * gb * wt.shape[1] * rows.cols * dy.itemsize, dy.dtype)
                 dcols = dcols.reshape(t, gb, kh, cb, -1)
                 np.matmul(wt, d4[gs, :, rs].transpose(2, 0, 1, 3), out=dcols.reshape(t, gb, -1, rows.cols))
                 for a in range(kh):
