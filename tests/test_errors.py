@@ -126,6 +126,8 @@ CASES = [
      ["target must have the input's shape (2, 3)", "got (3, 2)"]),
     ("unknown reduction", lambda: nn.MSELoss(reduction="average"), ValueError,
      ["unknown reduction 'average'", "'mean', 'sum', 'none'"]),
+    ("reduction by position", lambda: nn.MSELoss("sum"), TypeError,
+     ["MSELoss takes its arguments by name", "reduction='sum'", "size_average"]),
     ("label smoothing", lambda: nn.CrossEntropyLoss(label_smoothing=-0.1), ValueError,
      ["label_smoothing must be in [0, 1]", "-0.1"]),
     # -- dtypes

@@ -2,7 +2,9 @@
 
 The constructors follow torch's: the first positional argument of
 ``CrossEntropyLoss``, ``NLLLoss``, ``BCELoss`` and ``BCEWithLogitsLoss`` is
-``weight``, the others are passed by name. Weights are buffers, so they
+``weight``, the others are passed by name (``MSELoss``'s too: torch's first
+positional argument there is the deprecated ``size_average``, so a
+reduction given by position would mean something else in torch). Weights are buffers, so they
 appear in ``state_dict()`` under torch's names (``weight``, ``pos_weight``)
 and follow ``.to(dtype)``; each forward uses them in the input's dtype.
 """
@@ -36,7 +38,10 @@ def _short(a: np.ndarray) -> str:
 class _Loss(Module):
     _fn = None
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, *args, reduction="mean"):
+        if args:
+            raise TypeError(f"{type(self).__name__} takes its arguments by name, e.g. reduction={args[0]!r}; got "
+                            f"{len(args)} positional (in torch the first one would be the deprecated size_average)")
         self.reduction = _checks.choice("reduction", reduction, F.loss.REDUCTIONS)
         self._cache = None
 
@@ -65,7 +70,7 @@ class _ClassLoss(_Loss):
     """Shared by the losses over class labels: per-class ``weight`` and ``ignore_index``."""
 
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.register_buffer("weight", _weight("weight", weight, "one weight per class, shape (C,)", True))
         self.ignore_index = F.loss._ignore_index(ignore_index)
 
@@ -115,7 +120,7 @@ class BCELoss(_Loss):
     _fn = F.bce_forward
 
     def __init__(self, weight=None, *, reduction="mean"):
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.register_buffer("weight", _weight("weight", weight, "weights broadcasting to the input's shape"))
 
     def _kwargs(self):
@@ -132,7 +137,7 @@ class BCEWithLogitsLoss(_Loss):
     _fn = F.bce_with_logits_forward
 
     def __init__(self, weight=None, *, reduction="mean", pos_weight=None):
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.register_buffer("weight", _weight("weight", weight, "weights broadcasting to the input's shape"))
         self.register_buffer("pos_weight", _weight("pos_weight", pos_weight,
                                                    "weights of positive targets broadcasting to the input's shape"))
