@@ -74,10 +74,15 @@ class Module:
         # Record constructor arguments (with defaults filled in) so the module
         # can be described as JSON and rebuilt without user code.
         try:
-            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            sig = inspect.signature(cls.__init__)
+            bound = sig.bind(None, *args, **kwargs)
             bound.apply_defaults()
             config = dict(bound.arguments)
             config.pop("self", None)
+            for name, param in sig.parameters.items():
+                # an empty *args or **kwargs is not an argument to pass back when the module is rebuilt
+                if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) and not config.get(name):
+                    config.pop(name, None)
         except TypeError:
             config = None  # __init__ will raise the real error
         object.__setattr__(self, "_config", config)
