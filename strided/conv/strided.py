@@ -169,11 +169,6 @@ def copy_rows(v: np.ndarray, rows: _Rows, lo: int, hi: int) -> np.ndarray:
     return r.reshape(g, hi - lo, -1)
 
 
-def window_rows(x, geom, rows: _Rows) -> np.ndarray:
-    """R: (G, dh*Q, Cg*kw*OW*N), the input's windows along W, one block of rows per input row (see ``_Rows``)."""
-    return copy_rows(window_source(x, geom, rows), rows, 0, geom.window.dilation[0] * rows.q)
-
-
 # Blocks of output rows in the forward pass and the weight gradient, at most.
 ROW_BLOCKS = 4
 # Each block copies the rows of R it reads: neighbouring blocks both copy the kh - sh rows they share.
@@ -249,8 +244,8 @@ def _block_rows(v, rows: _Rows, plan: RowPlan, k: int, whole=None) -> tuple[np.n
     return copy_rows(v, rows, lo, hi), lo
 
 
-def _whole_rows(x, geom, rows: _Rows, plan: RowPlan):
-    """All of R, copied once, when the blocks will share it (else None: each block copies its own rows).
+def _whole_rows(v, geom, rows: _Rows, plan: RowPlan):
+    """All of R, copied once out of ``window_source``'s view v, when the blocks will share it (else None).
 
     They share it when R's rows are not evenly spaced (dilation dh > 1) and
     when the blocks will run one after the other in this thread: then the
@@ -258,7 +253,7 @@ def _whole_rows(x, geom, rows: _Rows, plan: RowPlan):
     on one thread: 5% faster). Which copy a block reads changes no result.
     """
     if plan.shared or _parallel.runs_inline(len(plan.blocks), blas=True, macs=_macs(geom)):
-        return window_rows(x, geom, rows)
+        return copy_rows(v, rows, 0, geom.window.dilation[0] * rows.q)
     return None
 
 
@@ -333,7 +328,7 @@ class Strided(ConvAlgorithm):
         y = _memory.empty(geom.y_shape, x.dtype, batch_last=True).transpose(1, 2, 3, 0)   # (O, OH, OW, N)
         y4 = y.reshape(g, wm.shape[1], geom.window.out_height, rows.cols)   # (G, Og, OH, OW*N)
         plan = row_plan(geom, x.dtype.itemsize)
-        whole = _whole_rows(x, geom, rows, plan)
+        whole = _whole_rows(v, geom, rows, plan)
         saved = [None] * len(plan.blocks)
         b4 = None if bias is None else bias.reshape(g, -1, 1, 1)
 
@@ -374,7 +369,7 @@ class Strided(ConvAlgorithm):
         plan = row_plan(geom, x.dtype.itemsize)
         if saved is None:
             v = window_source(x, geom, rows)
-            whole = _whole_rows(x, geom, rows, plan)
+            whole = _whole_rows(v, geom, rows, plan)
         g, kh = geom.groups, geom.kernel[0]
         o, og, cg = geom.out_channels, geom.out_channels // g, geom.in_channels // g
         dym = _batch_last_matrix(dy)                                     # (O, OH, OW, N)
@@ -384,24 +379,21 @@ class Strided(ConvAlgorithm):
         def chunk(k):
             rs = plan.blocks[k][0]
             r, base = saved[k] if saved is not None else _block_rows(v, rows, plan, k, whole)
-            if not by_kernel_row:
-                blocks = _row_blocks(r, geom, rs, base)                        # (t, G, K, OW*N)
-                total = None
-                for cols in plan.pieces:
-                    d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)               # (t, G, P, Og)
-                    part = np.matmul(blocks[..., cols], d).sum(axis=0)         # (G, K, Og), rows in order
-                    total = part if total is None else total.__iadd__(part)
-                return total
-            # (kh, t, G, Cg*kw, OW*N): kernel row a of output row i is one row of R, (Cg*kw) x (OW*N)
-            rows_of = _row_blocks(r, geom, rs, base, split_kernel_rows=True)
+            # by kernel row: (kh, t, G, Cg*kw, OW*N), kernel row a of output row i one row of R, the t products
+            # summed over axis 1; else (t, G, K, OW*N), summed over axis 0. Rows in order, then pieces.
+            blocks = _row_blocks(r, geom, rs, base, split_kernel_rows=by_kernel_row)
             total = None
             for cols in plan.pieces:
                 d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)                   # (t, G, P, Og)
-                # (Cg*kw, P) @ (P, Og), the long P axis contiguous in both operands, one product per kernel
-                # row. The t products are summed in row order, the pieces in column order.
-                part = np.matmul(rows_of[..., cols], d).sum(axis=1)            # (kh, G, Cg*kw, Og)
-                total = part if total is None else total.__iadd__(part)
-            return total.transpose(1, 0, 2, 3).reshape(g, -1, og)             # (G, K, Og), K = (a, c, b)
+                # (K, P) @ (P, Og): the long P axis contiguous in both operands
+                part = np.matmul(blocks[..., cols], d).sum(axis=1 if by_kernel_row else 0)
+                if total is None:
+                    total = part
+                else:
+                    total += part
+            if by_kernel_row:                                                  # (kh, G, Cg*kw, Og)
+                total = total.transpose(1, 0, 2, 3).reshape(g, -1, og)
+            return total                                                       # (G, K, Og), K = (a, c, b)
 
         def finish(parts):
             total = parts[0]
@@ -523,6 +515,7 @@ def _by_kernel_row(k: int, og: int) -> bool:
     and a 16 -> 64 channel 3x3 layer's (48 x 64) would leave a fast range.
     """
     return k >= MIN_KERNEL_ROW_K and k * og <= MAX_KERNEL_ROW_RESULT
+
 
 # Blocks of input rows of the input gradient (stride and dilation 1 along H), at most.
 INPUT_ROW_BLOCKS = 4
