@@ -265,18 +265,25 @@ def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> li
     pool of one thread. The first exception (in chunk order) is re-raised
     once every started chunk has ended.
     """
-    if getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas()):
+    if _no_pool(blas):
         return [fn(i) for i in range(n)]
     # BLAS stays on one thread even for a single chunk: OpenBLAS's threads spin for a while after each
     # product and slowed the pool's threads down (a LeNet-5 step at batch 128: 6.4 -> 8.1 ms)
     with _SingleThreadedBlas() if blas else contextlib.nullcontext():
-        if _small(n, macs) or time.perf_counter() < _inline_until:
+        if _not_worth_it(n, macs):
             return [fn(i) for i in range(n)]
         return _run(fn, n, min(_threads, n))
 
 
-def _small(n: int, macs: int | None) -> bool:
-    return n <= 1 or (macs is not None and (macs < MIN_PARALLEL_MACS or macs < MIN_CHUNK_MACS * n))
+def _no_pool(blas: bool) -> bool:
+    """Inside a chunk, with one thread, or BLAS work that BLAS's own threads would fight: no pool."""
+    return getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas())
+
+
+def _not_worth_it(n: int, macs: int | None) -> bool:
+    """Too little work for the threads to pay for waking them, or the pool is backing off."""
+    return (n <= 1 or (macs is not None and (macs < MIN_PARALLEL_MACS or macs < MIN_CHUNK_MACS * n))
+            or time.perf_counter() < _inline_until)
 
 
 def runs_inline(n: int, *, blas: bool = False, macs: int | None = None) -> bool:
@@ -285,8 +292,7 @@ def runs_inline(n: int, *, blas: bool = False, macs: int | None = None) -> bool:
     For callers that can lay their work out better for one thread; results
     must not depend on the answer (it may change by the time the call runs).
     """
-    return (getattr(_local, "inside", False) or _threads <= 1 or (blas and not can_limit_blas())
-            or _small(n, macs) or time.perf_counter() < _inline_until)
+    return _no_pool(blas) or _not_worth_it(n, macs)
 
 
 # ---- backing off when the cores are busy ----------------------------------------------------
