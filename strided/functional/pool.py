@@ -69,7 +69,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     ``sum_k prod_{k' <= k} [tap_k' != y]`` (windows holding a NaN credit
     their last NaN, as torch's scan does). Against comparing and copying
     with ``where=`` masks offset by offset, 16x faster (2x2 pooling of
-    (128, 16, 28, 28): 10.4 -> 0.64 ms on one thread).
+    (128, 16, 28, 28): 10.4 -> 0.70 ms on one thread).
     """
     x, win = _window_of(x, kernel_size, stride, padding, dilation, ceil_mode)
     xp = _padded(x, win, -np.inf)
