@@ -13,7 +13,10 @@ bottom/right padding, so the window code never needs to know about it.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import _checks
 
@@ -35,6 +38,18 @@ def resolve_padding(padding, kernel: Pair, dilation: Pair, stride: Pair, name: s
             raise ValueError(f"{name}='same' requires stride 1 (as in torch), got stride={stride}")
         total_h, total_w = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
         return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+    ph, pw = _checks.pair(name, padding, allow_zero=True)
+    return (ph, ph, pw, pw)
+
+
+def padding4(padding, name: str = "padding") -> Pad4:
+    """An int, a pair (rows, columns) or an explicit (top, bottom, left, right), as four non-negative ints."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        if not all(isinstance(p, numbers.Integral) and not isinstance(p, (bool, np.bool_)) for p in padding):
+            raise TypeError(f"{name} must be an int, a pair or (top, bottom, left, right) of ints, got {padding!r}")
+        if min(padding) < 0:
+            raise ValueError(f"{name} must be non-negative, got {padding!r}")
+        return tuple(int(p) for p in padding)
     ph, pw = _checks.pair(name, padding, allow_zero=True)
     return (ph, ph, pw, pw)
 
@@ -149,7 +164,7 @@ class ConvGeometry:
                 f"expects {cg * groups}"
             )
         if isinstance(padding, tuple) and len(padding) == 4:
-            pad = tuple(_checks.pair("padding", (p, p), allow_zero=True)[0] for p in padding)
+            pad = padding4(padding)
         else:
             pad = resolve_padding(padding, (kh, kw), dilation, stride)
         oh = _out_size(h, pad[0] + pad[1], kh, stride[0], dilation[0])

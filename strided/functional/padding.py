@@ -30,12 +30,12 @@ gives a batch-last xp, and a batch-last dxp a batch-last dx.
 from __future__ import annotations
 
 import functools
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _checks
+from ..geometry import padding4
 from ..windows import is_batch_last
 from ._common import floating, grad_output
 
@@ -55,18 +55,6 @@ class PadCache:
     mode: str
 
 
-def _padding4(padding) -> tuple[int, int, int, int]:
-    """An int, a pair (rows, columns) or (top, bottom, left, right), as four non-negative ints."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:
-        if not all(isinstance(p, numbers.Integral) and not isinstance(p, (bool, np.bool_)) for p in padding):
-            raise TypeError(f"padding must be an int, a pair or (top, bottom, left, right) of ints, got {padding!r}")
-        if min(padding) < 0:
-            raise ValueError(f"padding must be non-negative, got {padding!r}")
-        return tuple(int(p) for p in padding)
-    ph, pw = _checks.pair("padding", padding, allow_zero=True)
-    return (ph, ph, pw, pw)
-
-
 def _check_padding(x_shape, padding, mode: str) -> tuple[int, int, int, int]:
     """Validate ``mode`` and ``padding`` for an input of ``x_shape`` (N, C, H, W) with torch's limits.
 
@@ -74,7 +62,7 @@ def _check_padding(x_shape, padding, mode: str) -> tuple[int, int, int, int]:
     the axis when the input is too small for the mode.
     """
     _checks.choice("mode", mode, PAD_MODES)
-    pad = _padding4(padding)
+    pad = padding4(padding)
     h, w = x_shape[2], x_shape[3]
     for axis, size, pair in (("H", h, pad[:2]), ("W", w, pad[2:])):
         wide = max(pair)
