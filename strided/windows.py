@@ -74,7 +74,7 @@ def to_batch_last(x: np.ndarray) -> np.ndarray:
     The shape stays (N, C, H, W): only the memory order changes (as torch's
     ``channels_last`` keeps the shape of a tensor). Batch-last arrays give
     the convolution long contiguous runs of W*N numbers (see
-    :mod:`strided.conv.strided`). The copy, when needed, is
+    :mod:`strided.conv.window_rows`). The copy, when needed, is
     :func:`copy_to_batch_last`.
     """
     if x.transpose(1, 2, 3, 0).flags.c_contiguous:

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from strided import conv
+from strided import conv, nn
+from strided import functional as F
 from strided.bench import conv as bench
 from strided.conv import base
 from strided.geometry import ConvGeometry
@@ -282,7 +283,7 @@ def test_supported_request_is_honoured():
 
 
 def test_missing_scipy_is_explained(monkeypatch):
-    from strided.conv import scipy as scipy_alg
+    from strided.conv import scipy_correlate as scipy_alg
 
     def no_scipy():
         raise ImportError("the 'scipy' convolution algorithm needs SciPy: " + scipy_alg.INSTALL_HINT)
@@ -315,7 +316,7 @@ def test_default_table_covers_the_benchmark_suite():
             assert conv.get(name).supports(geom, np.dtype(dtype)) is None, (case.name, name)
             assert reason
     lenet = [c.geometry() for c in bench.SUITE if c.name.startswith("lenet")]
-    assert all(conv.default_for(g, np.dtype(np.float32))[0] == "strided" for g in lenet)
+    assert all(conv.default_for(g, np.dtype(np.float32))[0] == "window_rows" for g in lenet)
 
 
 @pytest.fixture
@@ -423,3 +424,15 @@ def test_benchmark_rejects_unknown_names(capsys):
     assert bench.main(["--cases", "nope"]) == 2
     assert "unknown case 'nope'" in capsys.readouterr().err
     assert bench.main(["--algorithms", "strided,best"]) == 2
+
+
+def test_the_earlier_name_strided_is_an_alias_of_window_rows():
+    geom = ConvGeometry.create((2, 3, 8, 8), (4, 3, 3, 3), padding=1)
+    assert "strided" in conv.names() and "strided" not in conv.ALGORITHMS
+    assert conv.get("strided") is conv.get("window_rows")
+    assert conv.choose(geom, np.float32, "strided") == (conv.get("window_rows"), "requested")
+    layer = nn.Conv2d(3, 4, 3, algorithm="strided")
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y, cache = F.conv2d_forward(x, layer.weight.data, layer.bias.data, algorithm="strided")
+    assert cache.algorithm is conv.get("window_rows")
+    np.testing.assert_array_equal(layer(x), y)

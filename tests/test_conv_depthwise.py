@@ -281,9 +281,9 @@ def test_default_table_picks_depthwise_for_depthwise_layers_only():
     case = next(c for c in bench.SUITE if c.name == "depthwise-3x3")
     assert conv.default_for(case.geometry(), np.float32)[0] == "depthwise"
     lenet1 = next(c for c in bench.SUITE if c.name == "lenet-conv1")       # one input channel, but groups=1
-    assert conv.default_for(lenet1.geometry(), np.float32)[0] == "strided"
+    assert conv.default_for(lenet1.geometry(), np.float32)[0] == "window_rows"
     narrow = ConvGeometry.create((1, 512, 14, 14), (512, 1, 3, 3), padding=1, groups=512)    # 14 columns
-    assert conv.default_for(narrow, np.float32)[0] == "strided"
+    assert conv.default_for(narrow, np.float32)[0] == "window_rows"
     wide = ConvGeometry.create((4, 512, 14, 14), (512, 1, 3, 3), padding=1, groups=512)      # 56 columns
     assert conv.default_for(wide, np.float32)[0] == "depthwise"
     assert "depthwise" in conv.names() and "depthwise" in conv.AUTOTUNE_CANDIDATES

@@ -10,7 +10,7 @@ import pytest
 import strided
 from strided import _memory, _parallel, conv, models, nn, optim
 from strided.bench import lenet5 as bench
-from strided.conv import strided as fast
+from strided.conv import window_rows as fast
 from strided.geometry import ConvGeometry
 from strided.windows import is_batch_last, to_batch_last
 

@@ -12,7 +12,7 @@ memory allocated on top of the inputs during one step, measured with
 
     strided bench conv                      # the whole suite
     strided bench conv --cases lenet-conv1,lenet-conv2 --batch 128
-    strided bench conv --algorithms strided,fft --dtype float64 --markdown
+    strided bench conv --algorithms window_rows,fft --dtype float64 --markdown
     strided bench conv --threads 1          # torch and BLAS on one thread each (needs threadpoolctl)
 """
 from __future__ import annotations
@@ -314,9 +314,9 @@ def main(argv=None) -> int:
     by_name = {c.name: c for c in SUITE}
     try:
         cases = [by_name[n] for n in _csv(args.cases, "case", list(by_name))] if args.cases else list(SUITE)
-        algorithms = _csv(args.algorithms, "algorithm", list(conv.ALGORITHMS)) if args.algorithms \
-            else list(conv.ALGORITHMS)
-        skip = set(_csv(args.skip, "algorithm", list(conv.ALGORITHMS)))
+        accepted = list(conv.names()[1:])          # the algorithms and their aliases
+        algorithms = _csv(args.algorithms, "algorithm", accepted) if args.algorithms else list(conv.ALGORITHMS)
+        skip = set(_csv(args.skip, "algorithm", accepted))
         if args.batch is not None and args.batch < 1:
             raise ValueError(f"--batch must be a positive int, got {args.batch}")
         if args.repeat < 1:

@@ -44,33 +44,35 @@ from .fft import FFT
 from .gather import Gather
 from .im2col import Im2col
 from .naive import Naive
-from .scipy import Scipy
-from .strided import Strided
+from .scipy_correlate import ScipyCorrelate
+from .window_rows import WindowRows
 from .winograd import Winograd
 
 __all__ = [
-    "ALGORITHMS", "DEFAULT", "ConvAlgorithm", "names", "get", "choose", "explain", "default_for",
+    "ALGORITHMS", "ALIASES", "DEFAULT", "ConvAlgorithm", "names", "get", "choose", "explain", "default_for",
     "set_autotune", "autotune_enabled", "autotune_cache", "clear_autotune_cache",
     "set_workspace_limit", "get_workspace_limit",
 ]
 
 ALGORITHMS: dict[str, ConvAlgorithm] = {
-    a.name: a for a in (Strided(), Depthwise(), Winograd(), FFT(), Gather(), Im2col(), Scipy(), Naive())
+    a.name: a for a in (WindowRows(), Depthwise(), Winograd(), FFT(), Gather(), Im2col(), ScipyCorrelate(), Naive())
 }
-DEFAULT = "strided"
-# The reference and the teaching version are never faster than strided; timing them would only slow autotuning.
-AUTOTUNE_CANDIDATES = ("strided", "depthwise", "winograd", "fft", "gather", "scipy")
+# Earlier names, accepted wherever a name is (saved models, user code): alias -> algorithm name.
+ALIASES: dict[str, str] = {"strided": "window_rows"}
+DEFAULT = "window_rows"
+# The reference and the teaching version are never faster than window_rows; timing them would only slow autotuning.
+AUTOTUNE_CANDIDATES = ("window_rows", "depthwise", "winograd", "fft", "gather", "scipy")
 
 
 def names() -> tuple[str, ...]:
-    """Every accepted algorithm name, ``'auto'`` first."""
-    return ("auto", *ALGORITHMS)
+    """Every accepted algorithm name, ``'auto'`` first, the aliases (:data:`ALIASES`) last."""
+    return ("auto", *ALGORITHMS, *ALIASES)
 
 
 def get(name: str) -> ConvAlgorithm:
-    """The algorithm called ``name`` (not ``'auto'``)."""
-    _checks.choice("algorithm", name, tuple(ALGORITHMS))
-    return ALGORITHMS[name]
+    """The algorithm called ``name`` or one of its aliases (not ``'auto'``)."""
+    _checks.choice("algorithm", name, names()[1:])
+    return ALGORITHMS[ALIASES.get(name, name)]
 
 
 # ---- the measured default table --------------------------------------------
@@ -125,7 +127,7 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
         return "fft", f"default table: {kh}x{kw} kernel (>= {FFT_MIN_TAPS} taps), stride 1"
     if cg == 1 and geom.groups > 1 and win.out_width * geom.batch >= DEPTHWISE_MIN_COLUMNS:
         return "depthwise", "default table: depthwise layer (one input channel per group)"
-    return DEFAULT, "default table: strided"
+    return DEFAULT, f"default table: {DEFAULT}"
 
 
 # ---- autotuning ----------------------------------------------------------------
@@ -207,13 +209,14 @@ def choose(geom: ConvGeometry, dtype, name: str = "auto") -> tuple[ConvAlgorithm
     if not isinstance(geom, ConvGeometry):
         raise TypeError(f"geom must be a ConvGeometry (see ConvGeometry.create), got {type(geom).__name__}")
     dtype = _checks.dtype_of("dtype", dtype)
+    name = ALIASES.get(name, name)
     if name != "auto":
         why = ALGORITHMS[name].supports(geom, dtype)
         if why is None:
             return ALGORITHMS[name], "requested"
     chosen, reason = _auto(geom, dtype)
     if ALGORITHMS[chosen].supports(geom, dtype) is not None:   # a table entry that does not apply
-        chosen, reason = DEFAULT, "default table: strided"
+        chosen, reason = DEFAULT, f"default table: {DEFAULT}"
     if name != "auto":
         return ALGORITHMS[chosen], f"{name} cannot run this geometry ({why}); using {chosen} ({reason})"
     return ALGORITHMS[chosen], reason

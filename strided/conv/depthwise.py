@@ -14,7 +14,7 @@ is cut into **blocks of channels** (groups), each one chunk of
 :mod:`strided._parallel`'s thread pool that writes only its own channels,
 so the results are the same bit for bit on any number of threads. Within a
 block everything is batch-last (images innermost, (C, H, W, N) memory, as
-in :mod:`strided.conv.strided`), and the output is batch-last too:
+in :mod:`strided.conv.window_rows`), and the output is batch-last too:
 
 1. **Embed.** The block's channels are copied into the padded batch-last
    input ``E`` (zero border), transposed on the way when the caller's x is

@@ -11,7 +11,7 @@ Geometry, ``ceil_mode`` and the divisor follow torch exactly (see
 :func:`strided.geometry.pool_window` and :func:`avg_divisor`).
 
 Outputs and input gradients keep the memory order of the input (batch-last
-after a convolution, see :mod:`strided.conv.strided`): every pass is then a
+after a convolution, see :mod:`strided.conv.window_rows`): every pass is then a
 ufunc over runs of N contiguous numbers, and the next layer gets the order
 it works in. Average pooling is the ``kh*kw`` slice additions (4 for 2x2,
 15x faster than ``reshape(...).mean`` on LeNet-5's conv1 output); when the windows do not

@@ -2,7 +2,7 @@
 
 The input's pixels are numbered 1, 2, 3... (0 is padding), so every entry
 of the window matrix says which pixel it copied. The matrix is the one
-:func:`strided.conv.strided.window_matrix` builds for the real
+:func:`strided.conv.window_rows.window_matrix` builds for the real
 convolution, and the output is what the ``strided`` algorithm computes:
 
     cols = window_matrix(x, geom)       # (kh*kw, OH*OW): column j = window j, row (a, b) = kernel tap
@@ -29,7 +29,7 @@ def im2col_layout(size: int = 5, kernel=DEFAULT_KERNEL, stride: int = 1, padding
     ``strided`` convolution algorithm, and ``geometry`` (a ``ConvGeometry``).
     """
     from ..conv import get
-    from ..conv.strided import window_matrix
+    from ..conv.window_rows import window_matrix
     from ..geometry import ConvGeometry
     from ..windows import pad
 
@@ -42,7 +42,7 @@ def im2col_layout(size: int = 5, kernel=DEFAULT_KERNEL, stride: int = 1, padding
     w = k.reshape(1, 1, *k.shape)
     geom = ConvGeometry.create(x.shape, w.shape, stride=stride, padding=padding)
     cols = window_matrix(x, geom)[0, 0]                       # (kh*kw, OH*OW)
-    y, _ = get("strided").forward(x, w, geom)
+    y, _ = get("window_rows").forward(x, w, geom)
     return {"image": x[0, 0], "padded": pad(x, geom.padding)[0, 0], "cols": cols, "kernel": k,
             "output": y[0, 0], "geometry": geom}
 
@@ -181,7 +181,7 @@ def plot_im2col(path, *, size: int = 5, kernel=DEFAULT_KERNEL, strides=(1, 2), p
     """Draw how im2col turns a small numbered input into the window matrix, one row of panels per stride.
 
     Each row: the input (size×size, pixels numbered, a few windows outlined),
-    the window matrix from :func:`strided.conv.strided.window_matrix` (the
+    the window matrix from :func:`strided.conv.window_rows.window_matrix` (the
     outlined windows' columns in the same colours), the kernel, and the
     output of the library's convolution, all with the same cell size.
     Writes ``path`` and returns it.

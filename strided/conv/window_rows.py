@@ -63,7 +63,7 @@ beyond (:func:`column_pieces`). The input gradient works on blocks of
 input rows (or, on the window-matrix route, of channels), each writing
 its own rows of dR and dx. The blocks depend on the shapes alone and run
 on the threads of :mod:`strided._parallel`, both gradients' blocks in one
-call (``Strided.backward``), so results are bit-identical for any number
+call (``WindowRows.backward``), so results are bit-identical for any number
 of threads; the weight gradient adds its per-block products in block
 order.
 
@@ -206,7 +206,7 @@ def row_plan(geom, itemsize: int) -> RowPlan:
     A block of rows is one chunk of work for the threads: it copies the
     rows of R it reads (:func:`copy_rows`) while they are in its core's cache,
     then makes one batched product over stacked views of them (see
-    :func:`_row_blocks`) per column piece. There are up to ``ROW_BLOCKS``
+    :func:`_window_matrix_blocks`) per column piece. There are up to ``ROW_BLOCKS``
     blocks, as even as can be, fewer when the rows that neighbouring blocks
     both copy would grow the copy by more than ``MAX_COPY_GROWTH`` (LeNet-5's
     conv2, 10 output rows of a 5x5 kernel: two blocks), and an even number
@@ -236,7 +236,7 @@ def _row_plan(geom, itemsize, chunk_bytes, min_columns, max_columns, row_blocks,
     return RowPlan(tuple((rs, rows.start[rs.start], rows.start[rs.stop - 1] + kh) for rs in blocks), pieces, False)
 
 
-def _block_rows(v, rows: _Rows, plan: RowPlan, k: int, whole=None) -> tuple[np.ndarray, int]:
+def _rows_for_block(v, rows: _Rows, plan: RowPlan, k: int, whole=None) -> tuple[np.ndarray, int]:
     """``(r, base)``: block k's rows of R from row ``base`` on: its own copy, or ``whole`` (all of R) from row 0."""
     _, lo, hi = plan.blocks[k]
     if whole is not None:
@@ -257,7 +257,7 @@ def _whole_rows(v, geom, rows: _Rows, plan: RowPlan):
     return None
 
 
-def _row_blocks(r: np.ndarray, geom, rows: slice, base: int, split_kernel_rows: bool = False) -> np.ndarray:
+def _window_matrix_blocks(r: np.ndarray, geom, rows: slice, base: int, split_kernel_rows: bool = False) -> np.ndarray:
     """The window-matrix blocks of output rows ``rows``: (t, G, K, OW*N), stacked views of R (no copy).
 
     ``r`` holds the rows of R from ``base`` on. Output row i reads the kh
@@ -289,8 +289,8 @@ def _weights(w, geom) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(g, o // g, cg, kh, kw).transpose(0, 1, 3, 2, 4)).reshape(g, o // g, -1)
 
 
-class Strided(ConvAlgorithm):
-    name = "strided"
+class WindowRows(ConvAlgorithm):
+    name = "window_rows"
     seed = "000 + 001 + 004 (windows as a strided view, im2col as a matmul, batch last, window rows)"
     fuses_bias = True    # forward(..., bias=) and grad_weight_and_bias exist
 
@@ -334,8 +334,8 @@ class Strided(ConvAlgorithm):
 
         def chunk(k):
             rs = plan.blocks[k][0]
-            r, base = saved[k] = _block_rows(v, rows, plan, k, whole)
-            blocks = _row_blocks(r, geom, rs, base)                            # (t, G, K, OW*N): views of R
+            r, base = saved[k] = _rows_for_block(v, rows, plan, k, whole)
+            blocks = _window_matrix_blocks(r, geom, rs, base)                 # (t, G, K, OW*N): views of R
             for cols in plan.pieces:
                 out = y4[:, :, rs, cols].transpose(2, 0, 1, 3)                 # (t, G, Og, P): a view of y
                 np.matmul(wm, blocks[..., cols], out=out)                      # t products, one call
@@ -378,10 +378,10 @@ class Strided(ConvAlgorithm):
 
         def chunk(k):
             rs = plan.blocks[k][0]
-            r, base = saved[k] if saved is not None else _block_rows(v, rows, plan, k, whole)
+            r, base = saved[k] if saved is not None else _rows_for_block(v, rows, plan, k, whole)
             # by kernel row: (kh, t, G, Cg*kw, OW*N), kernel row a of output row i one row of R, the t products
             # summed over axis 1; else (t, G, K, OW*N), summed over axis 0. Rows in order, then pieces.
-            blocks = _row_blocks(r, geom, rs, base, split_kernel_rows=by_kernel_row)
+            blocks = _window_matrix_blocks(r, geom, rs, base, split_kernel_rows=by_kernel_row)
             total = None
             for cols in plan.pieces:
                 d = d4[:, :, rs, cols].transpose(2, 0, 3, 1)                   # (t, G, P, Og)

@@ -70,7 +70,7 @@ def _as_outputs(a, groups):
     return a.reshape(n, groups, o // groups, 1, h, w)
 
 
-class Scipy(ConvAlgorithm):
+class ScipyCorrelate(ConvAlgorithm):
     name = "scipy"
     seed = "003 (scipy.signal convolution with the reversed kernel)"
 
