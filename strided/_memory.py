@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["empty", "empty_like", "kept_bytes", "release", "scratch"]
+__all__ = ["empty", "empty_like", "is_batch_last", "kept_bytes", "release", "scratch"]
 
 MIN_BYTES = 128 * 1024          # smaller arrays come from malloc's heap without page faults
 MAX_BUFFERS_PER_SIZE = 8
@@ -58,9 +58,15 @@ def empty(shape, dtype, batch_last: bool = False) -> np.ndarray:
     return a.transpose(3, 0, 1, 2) if batch_last else a
 
 
+def is_batch_last(x: np.ndarray) -> bool:
+    """Whether x: (N, C, H, W) keeps its images innermost in memory (stride of N smaller than of W)."""
+    if x.ndim != 4 or x.shape[0] < 2:
+        return False
+    return all(abs(x.strides[0]) < abs(s) for s, size in zip(x.strides[1:], x.shape[1:]) if size > 1)
+
+
 def empty_like(x: np.ndarray, dtype=None) -> np.ndarray:
     """:func:`empty` with x's shape and memory order (batch-last, C order; other orders as ``np.empty_like``)."""
-    from .windows import is_batch_last
     dtype = x.dtype if dtype is None else dtype
     if is_batch_last(x):
         return empty(x.shape, dtype, batch_last=True)

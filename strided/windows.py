@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _memory
+from ._memory import is_batch_last  # noqa: F401 - memory order belongs with the memory; exported here
 from .geometry import Window
 
 
@@ -49,13 +50,6 @@ def pad(x: np.ndarray, padding, value: float = 0.0, out: np.ndarray | None = Non
         out[:, :, top:top + h, left + w:] = value
     out[:, :, top:top + h, left:left + w] = x
     return out
-
-
-def is_batch_last(x: np.ndarray) -> bool:
-    """Whether x: (N, C, H, W) keeps its images innermost in memory (stride of N smaller than of W)."""
-    if x.ndim != 4 or x.shape[0] < 2:
-        return False
-    return all(abs(x.strides[0]) < abs(s) for s, size in zip(x.strides[1:], x.shape[1:]) if size > 1)
 
 
 def empty(shape, dtype, batch_last: bool = False) -> np.ndarray:
