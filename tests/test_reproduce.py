@@ -144,8 +144,8 @@ def test_lenet5_epoch_refuses_an_algorithm_that_disagrees_with_torch(torch, monk
     cls = type(ALGORITHMS["naive"])
     forward = cls.forward
 
-    def off_by_one_percent(self, x, w, geom):
-        y, saved = forward(self, x, w, geom)
+    def off_by_one_percent(self, x, w, geom, *args, **kwargs):
+        y, saved = forward(self, x, w, geom, *args, **kwargs)
         return y * 1.01, saved
     monkeypatch.setattr(cls, "forward", off_by_one_percent)
     with pytest.raises(AssertionError, match="disagree"):

@@ -80,19 +80,61 @@ def check_operands(geom: ConvGeometry, **arrays) -> np.dtype:
     return dtype
 
 
+def check_bias(bias, geom: ConvGeometry, dtype: np.dtype) -> np.ndarray:
+    """bias as an array of shape (C_out,) and the operands' dtype, or a ValueError naming both."""
+    bias = np.asarray(bias)
+    if bias.shape != (geom.out_channels,) or bias.dtype != dtype:
+        raise ValueError(f"bias must have shape ({geom.out_channels},) and dtype {dtype}, "
+                         f"got shape {bias.shape} and dtype {bias.dtype}")
+    return bias
+
+
 class ConvAlgorithm:
-    """Base class: subclasses set ``name``/``seed`` and implement ``_forward``/``_grad_input``/``_grad_weight``.
+    """The contract every convolution algorithm follows: a template of public methods over protected hooks.
 
-    Shapes: x: (N, C_in, H, W), w: (C_out, C_in/groups, kh, kw), y and dy: (N, C_out, OH, OW).
+    Shapes: x: (N, C_in, H, W), w: (C_out, C_in/groups, kh, kw), bias and
+    db: (C_out,), y and dy: (N, C_out, OH, OW), all of one float dtype.
 
-    The public methods check the operands, then either run the whole batch
-    at once or, when :meth:`workspace_per_image` times the batch exceeds the
-    workspace budget, run it in chunks of images (and then keep no ``saved``).
-    The private methods see a geometry whose ``batch`` is the chunk's size.
+    **Public methods** (the template; subclasses do not override them)::
+
+        forward(x, w, geom, bias=None)                      -> (y, saved)
+        backward(dy, x, w, geom, saved=None,
+                 need_x=True, need_weight=True, need_bias=True) -> (dx | None, dw | None, db | None)
+        grad_input(dy, w, geom, saved=None)                 -> dx
+        grad_weight(dy, x, geom, saved=None)                -> dw
+        grad_weight_and_bias(dy, x, geom, saved=None)       -> (dw, db)
+
+    ``saved`` is what ``forward`` returned for the gradients to reuse (or
+    None); ``backward`` computes only the gradients asked for. Each method
+    checks its operands against ``geom`` (:meth:`_check`), then runs the
+    whole batch at once or, when :meth:`workspace_per_image` times the batch
+    exceeds the workspace budget, in chunks of images (and then keeps no
+    ``saved``). :mod:`strided.functional.conv` validates the operands itself
+    and says so with ``validated=True`` (keyword only): then nothing is
+    checked twice. Called directly, the methods check.
+
+    **Hooks** (protected; each sees a geometry whose ``batch`` is the chunk's):
+
+    * ``_forward(x, w, geom) -> (y, saved)``: y without bias. Required,
+      unless the algorithm adds the bias itself in ``_forward_with_bias``.
+    * ``_forward_with_bias(x, w, geom, bias) -> (y, saved)``, bias (C_out,) or
+      None. Default: ``_forward``, then ``y += bias``. Algorithms that add
+      the bias while the output is in the cache override it.
+    * ``_grad_input(dy, w, geom, saved) -> dx`` and
+      ``_grad_weight(dy, x, geom, saved) -> dw``: required, unless
+      ``_backward`` is overridden.
+    * ``_backward(dy, x, w, geom, saved, need_x, need_weight, need_bias) -> (dx, dw, db)``,
+      None for what is not needed (x or w may then be None too). Default:
+      ``_grad_input``, ``_grad_weight`` and dy summed over (N, OH, OW).
+      Algorithms that compute the gradients better together override it.
+    * ``_check(geom, **arrays) -> dtype``: the public methods' checks.
+      Default: :func:`check_operands`; an algorithm with limits of its own
+      extends it.
+
+    Described by ``name``, :meth:`supports` and :meth:`workspace_per_image`.
     """
 
     name: str = ""
-    seed: str = ""  # which write-up the idea comes from
 
     def supports(self, geom: ConvGeometry, dtype: np.dtype) -> str | None:
         """``None`` if this algorithm can run ``geom``; otherwise the reason it cannot."""
@@ -106,41 +148,75 @@ class ConvAlgorithm:
         per_image = self.workspace_per_image(geom, np.dtype(dtype))
         return batch_chunks(geom.batch, per_image) if per_image else [slice(0, geom.batch)]
 
-    # ---- public interface ------------------------------------------------
-    def forward(self, x: np.ndarray, w: np.ndarray, geom: ConvGeometry):
-        """Return ``(y, saved)``; y: (N, C_out, OH, OW) without bias."""
-        dtype = check_operands(geom, x=x, w=w)
-        chunks = self._chunks(geom, dtype)
+    # ---- public interface: the template ----------------------------------------
+    def forward(self, x: np.ndarray, w: np.ndarray, geom: ConvGeometry, bias: np.ndarray | None = None, *,
+                validated: bool = False):
+        """Return ``(y, saved)``; y: (N, C_out, OH, OW), plus ``bias`` (C_out,) when given."""
+        if not validated:
+            dtype = self._check(geom, x=x, w=w)
+            if bias is not None:
+                bias = check_bias(bias, geom, dtype)
+        chunks = self._chunks(geom, x.dtype)
         if len(chunks) == 1:
-            return self._forward(x, w, geom)
-        y = np.empty(geom.y_shape, dtype=dtype)
+            return self._forward_with_bias(x, w, geom, bias)
+        y = np.empty(geom.y_shape, dtype=x.dtype)
         for sl in chunks:
-            y[sl] = self._forward(x[sl], w, _with_batch(geom, sl))[0]
+            y[sl] = self._forward_with_bias(x[sl], w, _with_batch(geom, sl), bias)[0]
         return y, None
+
+    def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, geom: ConvGeometry, saved=None,
+                 need_x: bool = True, need_weight: bool = True, need_bias: bool = True, *, validated: bool = False):
+        """``(dx, dw, db)``: dx (N, C_in, H, W), dw like w, db (C_out,); each None when not needed."""
+        if not validated:
+            self._check(geom, dy=dy, x=x, w=w)
+        return self._backward_in_chunks(dy, x, w, geom, saved, need_x, need_weight, need_bias)
 
     def grad_input(self, dy: np.ndarray, w: np.ndarray, geom: ConvGeometry, saved=None) -> np.ndarray:
         """Return dx: (N, C_in, H, W)."""
-        dtype = check_operands(geom, dy=dy, w=w)
-        chunks = self._chunks(geom, dtype)
-        if len(chunks) == 1:
-            return self._grad_input(dy, w, geom, saved)
-        dx = np.empty(geom.x_shape, dtype=dtype)
-        for sl in chunks:
-            dx[sl] = self._grad_input(dy[sl], w, _with_batch(geom, sl), None)
-        return dx
+        self._check(geom, dy=dy, w=w)
+        return self._backward_in_chunks(dy, None, w, geom, saved, True, False, False)[0]
 
     def grad_weight(self, dy: np.ndarray, x: np.ndarray, geom: ConvGeometry, saved=None) -> np.ndarray:
         """Return dw: (C_out, C_in/groups, kh, kw)."""
-        dtype = check_operands(geom, dy=dy, x=x)
-        chunks = [slice(0, geom.batch)] if saved is not None else self._chunks(geom, dtype)
-        if len(chunks) == 1:
-            return self._grad_weight(dy, x, geom, saved)
-        dw = np.zeros(geom.weight_shape, dtype=dtype)
-        for sl in chunks:
-            dw += self._grad_weight(dy[sl], x[sl], _with_batch(geom, sl), None)
-        return dw
+        self._check(geom, dy=dy, x=x)
+        return self._backward_in_chunks(dy, x, None, geom, saved, False, True, False)[1]
 
-    # ---- implemented by each algorithm --------------------------------------
+    def grad_weight_and_bias(self, dy: np.ndarray, x: np.ndarray, geom: ConvGeometry, saved=None):
+        """``(dw, db)``: the weight gradient and the bias gradient (dy summed over N, OH, OW) in one pass."""
+        self._check(geom, dy=dy, x=x)
+        return self._backward_in_chunks(dy, x, None, geom, saved, False, True, True)[1:]
+
+    def _backward_in_chunks(self, dy, x, w, geom, saved, need_x, need_weight, need_bias):
+        """The whole batch at once (always when the forward pass saved its work), or chunks of images."""
+        chunks = [slice(0, geom.batch)] if saved is not None else self._chunks(geom, dy.dtype)
+        if len(chunks) == 1:
+            return self._backward(dy, x, w, geom, saved, need_x, need_weight, need_bias)
+        dx = np.empty(geom.x_shape, dtype=dy.dtype) if need_x else None
+        dw = np.zeros(geom.weight_shape, dtype=dy.dtype) if need_weight else None
+        for sl in chunks:
+            dxs, dws, _ = self._backward(dy[sl], None if x is None else x[sl], w, _with_batch(geom, sl), None,
+                                         need_x, need_weight, False)
+            if need_x:
+                dx[sl] = dxs
+            if need_weight:
+                dw += dws
+        return dx, dw, (dy.sum(axis=(0, 2, 3)) if need_bias else None)
+
+    # ---- hooks -------------------------------------------------------------------
+    def _check(self, geom, **arrays) -> np.dtype:
+        return check_operands(geom, **arrays)
+
+    def _forward_with_bias(self, x, w, geom, bias):
+        y, saved = self._forward(x, w, geom)
+        if bias is not None:
+            y += bias.reshape(1, -1, 1, 1)
+        return y, saved
+
+    def _backward(self, dy, x, w, geom, saved, need_x, need_weight, need_bias):
+        dx = self._grad_input(dy, w, geom, saved) if need_x else None
+        dw = self._grad_weight(dy, x, geom, saved) if need_weight else None
+        return dx, dw, (dy.sum(axis=(0, 2, 3)) if need_bias else None)
+
     def _forward(self, x, w, geom):
         raise NotImplementedError
 

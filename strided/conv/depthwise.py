@@ -73,7 +73,7 @@ import numpy as np
 from .. import _memory, _parallel
 from ..geometry import Window
 from ..windows import copy_to_batch_last, window_view
-from .base import ConvAlgorithm, check_operands
+from .base import ConvAlgorithm
 
 # Bytes of a block's channels (its embedded input, its output, its transposing scratch) at most, and of one
 # piece's window rows. Blocks sized for one core's L2 cache (1 MiB: 51 blocks of 1-2 channels, 3 pieces each on
@@ -410,13 +410,15 @@ class Depthwise(ConvAlgorithm):
     """Depthwise convolutions (``groups == in_channels``) block of channels by block; see the module docstring.
 
     x: (N, C, H, W), w: (C*m, 1, kh, kw), y and dy: (N, C*m, OH, OW); y and
-    dx come back with batch-last memory. ``backward`` computes every
-    gradient asked for in one call to the thread pool.
+    dx come back with batch-last memory. ``saved`` is the padded batch-last
+    input when the forward pass had to build it (the weight gradient then
+    reads it instead of x), else None. The bias is fused into the forward
+    pass and every gradient asked for is computed in one call to the thread
+    pool (the ``_forward_with_bias`` and ``_backward`` hooks of
+    :class:`~strided.conv.base.ConvAlgorithm`).
     """
 
     name = "depthwise"
-    seed = "000 + 004 (dx as a convolution, products over window rows), in blocks of channels"
-    fuses_bias = True    # forward(..., bias=) and grad_weight_and_bias exist
 
     def workspace_per_image(self, geom, dtype):
         """0: the batch is never split.
@@ -435,28 +437,16 @@ class Depthwise(ConvAlgorithm):
         return None
 
     def _check(self, geom, **arrays):
-        dtype = check_operands(geom, **arrays)
+        """The operands' checks, and this algorithm's one limit (``supports``)."""
+        dtype = super()._check(geom, **arrays)
         why = self.supports(geom, dtype)
         if why is not None:
             raise ValueError(f"the 'depthwise' algorithm cannot run this geometry: {why}")
         return dtype
 
     # ---- forward -------------------------------------------------------------------------------
-    def forward(self, x, w, geom, bias=None):
-        """Return ``(y, saved)``; y: (N, C_out, OH, OW) with batch-last memory; ``bias``: (C_out,) or None.
-
-        ``saved`` is the padded batch-last input when it had to be built
-        (the weight gradient then reads it instead of x), else None.
-        """
-        dtype = self._check(geom, x=x, w=w)
-        if bias is not None:
-            bias = np.asarray(bias)
-            if bias.shape != (geom.out_channels,) or bias.dtype != dtype:
-                raise ValueError(f"bias must have shape ({geom.out_channels},) and dtype {dtype}, "
-                                 f"got shape {bias.shape} and dtype {bias.dtype}")
-        return self._forward(x, w, geom, bias)
-
-    def _forward(self, x, w, geom, bias=None):
+    def _forward_with_bias(self, x, w, geom, bias):
+        """y: (N, C_out, OH, OW) with batch-last memory, the bias added by each block; ``saved``: see the class."""
         p = _forward_problem(geom)
         plan = _plan(p, x.dtype.itemsize)
         (he, we), n, sh = p.size, p.batch, p.stride[0]
@@ -491,73 +481,35 @@ class Depthwise(ConvAlgorithm):
         return y, e_all
 
     # ---- gradients ---------------------------------------------------------------------------
-    def _grad_input(self, dy, w, geom, saved):
-        return self._backward(dy, None, w, geom, saved, True, False, False)[0]
-
-    def _grad_weight(self, dy, x, geom, saved):
-        return self._backward(dy, x, None, geom, saved, False, True, False)[1]
-
-    def grad_input(self, dy, w, geom, saved=None):
-        self._check(geom, dy=dy, w=w)
-        return self._grad_input(dy, w, geom, saved)
-
-    def grad_weight(self, dy, x, geom, saved=None):
-        self._check(geom, dy=dy, x=x)
-        return self._grad_weight(dy, x, geom, saved)
-
-    def grad_weight_and_bias(self, dy, x, geom, saved=None):
-        """``(dw, db)``: the weight gradient and the bias gradient (dy summed over N, OH, OW) in one pass."""
-        self._check(geom, dy=dy, x=x)
-        return self._backward(dy, x, None, geom, saved, False, True, True)[1:]
-
-    def backward(self, dy, x, w, geom, saved=None, need_x=True, need_weight=True, need_bias=True):
-        """``(dx, dw, db)``, each None when not needed: every gradient of a block of channels in one chunk."""
-        self._check(geom, dy=dy, x=x, w=w)
-        return self._backward(dy, x, w, geom, saved, need_x, need_weight, need_bias)
-
     def _backward(self, dy, x, w, geom, saved, need_x, need_weight, need_bias):
+        """Every gradient asked for, block of channels by block: each chunk reads its block of dy once."""
         fp = _forward_problem(geom)
         dtype = dy.dtype
-        isz = dtype.itemsize
-        fplan = _plan(fp, isz)
+        fplan = _plan(fp, dtype.itemsize)
         g, m, n = geom.groups, fp.og, geom.batch
         (oh, ow), cols = fp.out, fplan.cols
-        (kh, kw), (sh, sw), dw_ = fp.kernel, fp.stride, fp.dilation[1]
         dyl = _batch_last_view(dy)                                  # None unless dy's memory is batch-last
-        # the weight gradient reads E's windows along W in place when they are contiguous runs (sw == 1),
-        # else the window rows copied out of E
-        in_place = sw == 1
         if saved is not None:
-            if not (isinstance(saved, np.ndarray) and saved.shape == (geom.in_channels, *fp.size, n)
-                    and saved.dtype == dtype and saved.flags.c_contiguous):
-                raise ValueError("saved must be what Depthwise.forward returned for this geometry and dtype")
-            xl = saved
+            xl = _checked_saved(saved, geom, fp, dtype)
         else:
             xl = _batch_last_view(x) if need_weight and fplan.trivial else None
         if need_weight:
-            tw = min(BAND_ROWS, oh)
             dw = np.empty(geom.weight_shape, dtype)
-            dw4 = dw.reshape(g, m, kh, kw)
+            dw4 = dw.reshape(g, m, *fp.kernel)
         db = np.empty(geom.out_channels, dtype) if need_bias else None
-        blocks, r_size = fplan.blocks, fplan.r_size if need_weight and not in_place else 0
+        # the weight gradient reads E's windows along W in place when they are contiguous runs (sw == 1),
+        # else the window rows copied out of E into the block's scratch
+        blocks, r_size = fplan.blocks, fplan.r_size if need_weight and fp.stride[1] != 1 else 0
         dzl, dy_in_ez = None, False
         if need_x:
             dx = _memory.empty(geom.x_shape, dtype, batch_last=True)
             dx4 = dx.transpose(1, 2, 3, 0).reshape(g, 1, geom.window.height, -1)     # (G, 1, H, W*N)
-            emb, phases = _input_phases(geom)
-            eplan = _plan(emb, isz)
-            wt = _flipped(w, g)
-            # per phase: (phase, plan, band); the band's rows are the phase's taps of the kernel
-            work = []
-            for ph in phases:
-                if ph.problem is None:
-                    work.append((ph, None, None))
-                    continue
-                plan = _plan(ph.problem, isz)
-                work.append((ph, plan, _band(wt[:, :, ph.taps], ph.problem, plan.t)))
-                r_size = max(r_size, plan.r_size)
-                if len(plan.blocks) > len(blocks):       # both problems' blocks of groups: the finer
-                    blocks = plan.blocks
+            emb, eplan, work = _input_gradient_work(geom, w, dtype.itemsize)
+            for _, plan, _ in work:
+                if plan is not None:
+                    r_size = max(r_size, plan.r_size)
+                    if len(plan.blocks) > len(blocks):       # both problems' blocks of groups: the finer
+                        blocks = plan.blocks
             dzl = dyl if eplan.trivial else None        # the input gradient's E is dy itself
             # a C-ordered dy is transposed straight into the input gradient's E when it is E's interior
             dy_in_ez = dzl is None and dyl is None and eplan.whole
@@ -587,46 +539,97 @@ class Depthwise(ConvAlgorithm):
                     _embed(ex, x[:, gs], fp, fplan, tmp)
                 else:
                     ex = xl[gs]
-                d4 = d.reshape(gb, m, oh, cols)
-                total = np.zeros((gb, kw, m, kh), dtype)
-                source = None if in_place else _window_source(ex, fp, fplan)
-                for rs in fplan.pieces if not in_place else (slice(0, oh),):
-                    rows = rs.stop - rs.start
-                    if in_place:
-                        base, bstride, hstride = ex, dw_ * n * isz, ex.strides[1]
-                        offset = rs.start * sh * hstride
-                    else:
-                        base = _copy_rows(r[:gb * ((rows - 1) * sh + fplan.span) * fplan.row_size], source,
-                                          rs.start * sh)
-                        bstride, hstride, offset = cols * isz, kw * cols * isz, 0
-                    full, rest = divmod(rows, tw)
-                    for start, nb, tb in ((0, full, tw), (full * tw, 1 if rest else 0, rest)):
-                        if nb == 0:
-                            continue
-                        s = np.ndarray((gb, kw, 1, nb, (tb - 1) * sh + fplan.span, cols), dtype, buffer=base,
-                                       offset=offset + start * sh * hstride,
-                                       strides=(base.strides[0], bstride, 0, tw * sh * hstride, hstride, isz))
-                        total += _weight_band(s, d4[:, :, rs.start + start:rs.start + start + nb * tb], fp, tb)
-                dw4[gs] = total.transpose(0, 2, 3, 1)
+                dw4[gs] = _block_weight_gradient(ex, d.reshape(gb, m, oh, cols), r, fp, fplan)
             if need_x:
                 if dzl is not None:
                     ez = dzl[cs]
                 elif not dy_in_ez:
                     _embed(ez, d.transpose(3, 0, 1, 2), emb, eplan, tmp)
-                for ph, plan, band in work:
-                    out = dx4[gs, :, ph.rows]                                          # (gb, 1, q, W*N)
-                    if plan is None:            # no tap reaches these rows
-                        out[...] = 0
-                        continue
-                    p = ph.problem
-                    source = _window_source(ez[:, ph.first:ph.first + p.size[0]], p, plan)
-                    for rs in plan.pieces:
-                        rows = rs.stop - 1 - rs.start + plan.span
-                        piece = _copy_rows(r[:gb * rows * plan.row_size], source, rs.start)
-                        _band_products(band[gs], piece, out[:, :, rs], p, plan)
+                _block_input_gradient(ez, work, gs, r, dx4[gs])
 
         _map(chunk, len(blocks), geom)
         return (dx if need_x else None), (dw if need_weight else None), db
+
+
+def _checked_saved(saved, geom, fp: _Problem, dtype) -> np.ndarray:
+    """``saved``, when it is what the forward pass returns (the padded batch-last input E), else a ValueError."""
+    if not (isinstance(saved, np.ndarray) and saved.shape == (geom.in_channels, *fp.size, geom.batch)
+            and saved.dtype == dtype and saved.flags.c_contiguous):
+        raise ValueError("saved must be what Depthwise.forward returned for this geometry and dtype")
+    return saved
+
+
+def _input_gradient_work(geom, w: np.ndarray, itemsize: int):
+    """``(embedding, its plan, work)`` of the input gradient; work: ``(phase, plan, band)`` per phase of the stride.
+
+    The band's rows are the phase's taps of the flipped kernel; a phase no
+    tap reaches has plan and band None.
+    """
+    emb, phases = _input_phases(geom)
+    wt = _flipped(w, geom.groups)
+    work = []
+    for ph in phases:
+        if ph.problem is None:
+            work.append((ph, None, None))
+            continue
+        plan = _plan(ph.problem, itemsize)
+        work.append((ph, plan, _band(wt[:, :, ph.taps], ph.problem, plan.t)))
+    return emb, _plan(emb, itemsize), work
+
+
+def _block_weight_gradient(ex: np.ndarray, d4: np.ndarray, r: np.ndarray, fp: _Problem, fplan: _Plan) -> np.ndarray:
+    """The weight gradient of one block of channels: (gb, m, kh, kw).
+
+    ex: (gb, He, We, N), the block's padded batch-last input E; d4: (gb, m,
+    OH, OW*N), its dy rows; r: flat scratch for the window rows. With
+    stride 1 along W, E's windows along W are contiguous runs and are read
+    in place; else the window rows are copied out of E piece by piece.
+    Bands of up to ``BAND_ROWS`` output rows go to :func:`_weight_band`.
+    """
+    gb, m, oh, cols = d4.shape
+    dtype, isz = d4.dtype, d4.itemsize
+    (kh, kw), sh, n = fp.kernel, fp.stride[0], fp.batch
+    in_place = fp.stride[1] == 1
+    tw = min(BAND_ROWS, oh)
+    total = np.zeros((gb, kw, m, kh), dtype)
+    source = None if in_place else _window_source(ex, fp, fplan)
+    for rs in fplan.pieces if not in_place else (slice(0, oh),):
+        rows = rs.stop - rs.start
+        if in_place:
+            base, bstride, hstride = ex, fp.dilation[1] * n * isz, ex.strides[1]
+            offset = rs.start * sh * hstride
+        else:
+            base = _copy_rows(r[:gb * ((rows - 1) * sh + fplan.span) * fplan.row_size], source, rs.start * sh)
+            bstride, hstride, offset = cols * isz, kw * cols * isz, 0
+        full, rest = divmod(rows, tw)
+        for start, nb, tb in ((0, full, tw), (full * tw, 1 if rest else 0, rest)):
+            if nb == 0:
+                continue
+            s = np.ndarray((gb, kw, 1, nb, (tb - 1) * sh + fplan.span, cols), dtype, buffer=base,
+                           offset=offset + start * sh * hstride,
+                           strides=(base.strides[0], bstride, 0, tw * sh * hstride, hstride, isz))
+            total += _weight_band(s, d4[:, :, rs.start + start:rs.start + start + nb * tb], fp, tb)
+    return total.transpose(0, 2, 3, 1)
+
+
+def _block_input_gradient(ez: np.ndarray, work, gs: slice, r: np.ndarray, out: np.ndarray) -> None:
+    """out: (gb, 1, H, W*N) = the input gradient of the block of groups gs, phase by phase of the stride.
+
+    ez: (gb*m, He, We, N), the block's dy embedded as the input gradient's
+    E; work: from :func:`_input_gradient_work`; r: flat scratch for the window rows.
+    """
+    gb = gs.stop - gs.start
+    for ph, plan, band in work:
+        rows_out = out[:, :, ph.rows]                                          # (gb, 1, q, W*N)
+        if plan is None:            # no tap reaches these rows
+            rows_out[...] = 0
+            continue
+        p = ph.problem
+        source = _window_source(ez[:, ph.first:ph.first + p.size[0]], p, plan)
+        for rs in plan.pieces:
+            rows = rs.stop - 1 - rs.start + plan.span
+            piece = _copy_rows(r[:gb * rows * plan.row_size], source, rs.start)
+            _band_products(band[gs], piece, rows_out[:, :, rs], p, plan)
 
 
 def _batch_last_view(a: np.ndarray) -> np.ndarray | None:

@@ -127,7 +127,6 @@ def _dy_spectrum(dy, geom, size, saved, user):
 
 class FFT(ConvAlgorithm):
     name = "fft"
-    seed = "none (convolution theorem; channels contracted between the transforms)"
 
     def workspace_per_image(self, geom, dtype):
         fh, fw = _size(geom)

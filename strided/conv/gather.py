@@ -63,7 +63,6 @@ def _channels_last(dy, groups):
 
 class Gather(ConvAlgorithm):
     name = "gather"
-    seed = "000 (channels-last windows by np.take; input gradient as a convolution)"
 
     def workspace_per_image(self, geom, dtype):
         win = geom.window

@@ -46,7 +46,6 @@ def get_indices(geom):
 
 class Im2col(ConvAlgorithm):
     name = "im2col"
-    seed = "001, 002, 004 (im2col with index arrays, col2im with np.add.at)"
 
     def _cols(self, x, geom):
         chan, rows, cols = get_indices(geom)

@@ -21,7 +21,6 @@ def _window(geom, i, j):
 
 class Naive(ConvAlgorithm):
     name = "naive"
-    seed = "001 (naive loops)"
 
     def _forward(self, x, w, geom):
         xp = pad(x, geom.padding)

@@ -72,7 +72,6 @@ def _as_outputs(a, groups):
 
 class ScipyCorrelate(ConvAlgorithm):
     name = "scipy"
-    seed = "003 (scipy.signal convolution with the reversed kernel)"
 
     def supports(self, geom, dtype):
         try:

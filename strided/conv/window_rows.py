@@ -81,7 +81,7 @@ import numpy as np
 from .. import _memory, _parallel
 from ..geometry import Window
 from ..windows import fold, pad, to_batch_last, window_view
-from .base import ConvAlgorithm, check_operands
+from .base import ConvAlgorithm
 
 # Bytes of a product's right operand (K rows by a piece of the columns), at most. OpenBLAS multiplied
 # (16 x K) @ (K x p) at 95-107 GFLOP/s while K*p*4 <= 192 KiB and at 42-82 beyond (K = 75, 150, 300).
@@ -290,9 +290,16 @@ def _weights(w, geom) -> np.ndarray:
 
 
 class WindowRows(ConvAlgorithm):
+    """The default algorithm: window rows of the batch-last padded input, BLAS products over blocks of rows.
+
+    x: (N, C, H, W), w: (C_out, C_in/groups, kh, kw), y and dy: (N, C_out,
+    OH, OW); y and dx come back with batch-last memory. Fuses the bias into
+    the forward pass and computes both gradients in one call to the thread
+    pool (the ``_forward_with_bias`` and ``_backward`` hooks of
+    :class:`~strided.conv.base.ConvAlgorithm`); see the module docstring.
+    """
+
     name = "window_rows"
-    seed = "000 + 001 + 004 (windows as a strided view, im2col as a matmul, batch last, window rows)"
-    fuses_bias = True    # forward(..., bias=) and grad_weight_and_bias exist
 
     def workspace_per_image(self, geom, dtype):
         """The window matrix of one image: what im2col would hold for it.
@@ -305,22 +312,8 @@ class WindowRows(ConvAlgorithm):
         return geom.in_channels * win.kernel[0] * win.kernel[1] * win.out_height * win.out_width * dtype.itemsize
 
     # ---- forward -----------------------------------------------------------------
-    def forward(self, x, w, geom, bias=None):
-        """Return ``(y, saved)``; y: (N, C_out, OH, OW), batch-last memory; ``bias``: (C_out,) or None."""
-        if bias is None:
-            return super().forward(x, w, geom)
-        dtype = check_operands(geom, x=x, w=w)
-        bias = np.asarray(bias)
-        if bias.shape != (geom.out_channels,) or bias.dtype != dtype:
-            raise ValueError(f"bias must have shape ({geom.out_channels},) and dtype {dtype}, "
-                             f"got shape {bias.shape} and dtype {bias.dtype}")
-        if len(self._chunks(geom, dtype)) > 1:       # a batch over the workspace limit: the base class splits it
-            y, saved = super().forward(x, w, geom)
-            y += bias.reshape(1, -1, 1, 1)
-            return y, saved
-        return self._forward(x, w, geom, bias)
-
-    def _forward(self, x, w, geom, bias=None):
+    def _forward_with_bias(self, x, w, geom, bias):
+        """y: (N, C_out, OH, OW) with batch-last memory; each block of output rows adds the bias to its rows."""
         rows = _rows(geom)
         v = window_source(x, geom, rows)                                 # (G, dh, Q, Cg, kw, OW, N) view
         g = geom.groups
@@ -346,19 +339,6 @@ class WindowRows(ConvAlgorithm):
         return y.transpose(3, 0, 1, 2), tuple(saved)
 
     # ---- weight gradient ------------------------------------------------------------
-    def _grad_weight(self, dy, x, geom, saved):
-        return self._weight_and_bias(dy, x, geom, saved, False)[0]
-
-    def grad_weight_and_bias(self, dy, x, geom, saved=None):
-        """``(dw, db)``: the weight gradient and the bias gradient (dy summed over N, OH, OW) in one pass."""
-        dtype = check_operands(geom, dy=dy, x=x)
-        if saved is None and len(self._chunks(geom, dtype)) > 1:
-            return self.grad_weight(dy, x, geom), dy.sum(axis=(0, 2, 3))
-        return self._weight_and_bias(dy, x, geom, saved, True)
-
-    def _weight_and_bias(self, dy, x, geom, saved, with_bias):
-        return _run_jobs([self._weight_job(dy, x, geom, saved, with_bias)], geom)[0]
-
     def _weight_job(self, dy, x, geom, saved, with_bias):
         """``(chunks, chunk, finish)`` of the weight gradient: ``finish(parts)`` gives ``(dw, db)``.
 
@@ -409,20 +389,13 @@ class WindowRows(ConvAlgorithm):
 
         return len(plan.blocks), chunk, finish
 
-    def backward(self, dy, x, w, geom, saved=None, need_x=True, need_weight=True, need_bias=True):
-        """``(dx, dw, db)``, each None when not needed: both gradients' chunks in one call to the thread pool.
+    # ---- both gradients ---------------------------------------------------------------
+    def _backward(self, dy, x, w, geom, saved, need_x, need_weight, need_bias):
+        """Both gradients' chunks in one call to the thread pool; the bias gradient with the weight gradient's.
 
-        One call instead of two saves a hand-over between the threads (15-40 us
-        on a virtual machine) and lets the chunks of one gradient fill the
-        time the other's leave idle.
+        One call instead of two saves a hand-over between the threads and
+        lets the chunks of one gradient fill the time the other's leave idle.
         """
-        dtype = check_operands(geom, dy=dy, x=x, w=w)
-        if len(self._chunks(geom, dtype)) > 1:        # over the workspace limit: the base class splits the batch
-            dx = self.grad_input(dy, w, geom, saved) if need_x else None
-            dw, db = self.grad_weight_and_bias(dy, x, geom, saved) if need_weight else (None, None)
-            if need_bias and db is None:
-                db = dy.sum(axis=(0, 2, 3))
-            return dx, dw, (db if need_bias else None)
         jobs = []
         if need_x:
             jobs.append(self._input_job(dy, w, geom, saved))      # the longer chunks first: they start early
@@ -436,9 +409,6 @@ class WindowRows(ConvAlgorithm):
         return dx, dw, db
 
     # ---- input gradient ---------------------------------------------------------------
-    def _grad_input(self, dy, w, geom, saved):
-        return _run_jobs([self._input_job(dy, w, geom, saved)], geom)[0]
-
     def _input_job(self, dy, w, geom, saved):
         """``(chunks, chunk, finish)`` of the input gradient: ``finish(parts)`` gives dx."""
         if geom.stride[0] == 1 and geom.dilation[0] == 1:

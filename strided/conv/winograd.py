@@ -187,7 +187,6 @@ def transform_output_grad(dy, geom):
 
 class Winograd(ConvAlgorithm):
     name = "winograd"
-    seed = "none (Winograd minimal filtering F(2x2, 3x3), Lavin & Gray 2016)"
 
     def supports(self, geom, dtype):
         if geom.kernel != (3, 3):

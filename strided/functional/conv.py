@@ -61,12 +61,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
         if bias.shape != (geom.out_channels,):
             raise ValueError(f"bias must have shape ({geom.out_channels},), got {tuple(bias.shape)}")
     alg, _ = conv.choose(geom, x.dtype, algorithm)
-    if bias is not None and getattr(alg, "fuses_bias", False):
-        y, saved = alg.forward(x, weight, geom, bias=bias)     # added block by block while in cache
-    else:
-        y, saved = alg.forward(x, weight, geom)
-        if bias is not None:
-            y += bias.reshape(1, -1, 1, 1)
+    y, saved = alg.forward(x, weight, geom, bias, validated=True)     # checked above: the algorithm trusts them
     return y, Conv2dCache(x, weight, bias is not None, geom, alg, saved)
 
 
@@ -79,15 +74,6 @@ def conv2d_backward(dy, cache: Conv2dCache, need_x: bool = True, need_weight: bo
     """
     geom = cache.geom
     dy = grad_output(dy, geom.y_shape, cache.x.dtype)
-    alg = cache.algorithm
-    need_bias = need_bias and cache.has_bias
-    if hasattr(alg, "backward"):       # all gradients in one pass (see Strided.backward)
-        return Conv2dGrads(*alg.backward(dy, cache.x, cache.weight, geom, cache.saved,
-                                         need_x, need_weight, need_bias))
-    dx = alg.grad_input(dy, cache.weight, geom, cache.saved) if need_x else None
-    if need_weight and need_bias and getattr(alg, "fuses_bias", False):
-        dw, db = alg.grad_weight_and_bias(dy, cache.x, geom, cache.saved)
-    else:
-        dw = alg.grad_weight(dy, cache.x, geom, cache.saved) if need_weight else None
-        db = dy.sum(axis=(0, 2, 3)) if need_bias else None
-    return Conv2dGrads(dx, dw, db)
+    grads = cache.algorithm.backward(dy, cache.x, cache.weight, geom, cache.saved, need_x, need_weight,
+                                     need_bias and cache.has_bias, validated=True)
+    return Conv2dGrads(*grads)
