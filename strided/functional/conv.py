@@ -15,10 +15,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import conv
+from .. import _checks, conv
 from ..conv.base import ConvAlgorithm
 from ..geometry import ConvGeometry
 from ._common import floating, grad_output, same_dtype
+from .padding import PAD_MODES, PadCache, pad_backward, pad_forward
+
+# What the padding holds, as torch's Conv2d(padding_mode=...): zeros, or copies of the border pixels.
+PADDING_MODES = ("zeros", *PAD_MODES)
 
 # A layer sees the same shapes and arguments at every step: validate them once.
 _geometry = functools.lru_cache(maxsize=256)(ConvGeometry.create)
@@ -26,7 +30,11 @@ _geometry = functools.lru_cache(maxsize=256)(ConvGeometry.create)
 
 @dataclass
 class Conv2dCache:
-    """What the backward pass needs: the input, the weights, the geometry and the algorithm's saved work."""
+    """What the backward pass needs: the input, the weights, the geometry and the algorithm's saved work.
+
+    With a padding mode other than ``'zeros'``, x is the explicitly padded
+    input, ``geom`` has no padding and ``pad`` is :func:`pad_forward`'s cache.
+    """
 
     x: np.ndarray
     weight: np.ndarray
@@ -34,6 +42,7 @@ class Conv2dCache:
     geom: ConvGeometry
     algorithm: ConvAlgorithm
     saved: object = None
+    pad: PadCache | None = None
 
 
 class Conv2dGrads(NamedTuple):
@@ -42,27 +51,44 @@ class Conv2dGrads(NamedTuple):
     bias: np.ndarray | None
 
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+                   padding_mode="zeros"):
     """Convolve x: (N, C_in, H, W) with weight: (C_out, C_in/groups, kh, kw); returns ``(y, cache)``.
 
     ``padding`` is an int, a pair, ``'same'``, ``'valid'`` or ``(top, bottom, left, right)``;
     ``algorithm`` is ``'auto'`` or a name from ``strided.conv.names()``.
+    ``padding_mode``: what the padding holds, ``'zeros'`` or (as torch's
+    ``Conv2d``) ``'reflect'``, ``'replicate'``, ``'circular'``: those pad x
+    explicitly (:func:`pad_forward`) and convolve without padding.
+
+    This is where a convolution's operands are checked: the algorithm trusts them.
     """
     x = floating("x", x, 4, "(N, C, H, W)")
     weight = floating("weight", weight, 4, "(out_channels, in_channels/groups, kh, kw)")
     same_dtype(x, "weight", weight)
-    try:
-        geom = _geometry(x.shape, weight.shape, stride, padding, dilation, groups)
-    except TypeError:   # unhashable arguments (lists): validate without the cache
-        geom = ConvGeometry.create(x.shape, weight.shape, stride, padding, dilation, groups)
+    _checks.choice("padding_mode", padding_mode, PADDING_MODES)
+    geom = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     if bias is not None:
         bias = np.asarray(bias)
         same_dtype(x, "bias", bias)
         if bias.shape != (geom.out_channels,):
             raise ValueError(f"bias must have shape ({geom.out_channels},), got {tuple(bias.shape)}")
     alg, _ = conv.choose(geom, x.dtype, algorithm)
-    y, saved = alg.forward(x, weight, geom, bias, validated=True)     # checked above: the algorithm trusts them
-    return y, Conv2dCache(x, weight, bias is not None, geom, alg, saved)
+    pad_cache = None
+    if padding_mode != "zeros":
+        # padded batch-last, the order the algorithms work in (one pass instead of a copy after)
+        x, pad_cache = pad_forward(x, geom.padding, padding_mode, batch_last=True)
+        geom = _conv_geometry(x.shape, weight.shape, stride, 0, dilation, groups)
+    y, saved = alg.forward(x, weight, geom, bias, validated=True)
+    return y, Conv2dCache(x, weight, bias is not None, geom, alg, saved, pad_cache)
+
+
+def _conv_geometry(x_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
+    """The validated geometry, from the cache when the arguments are hashable (a layer's are)."""
+    try:
+        return _geometry(x_shape, weight_shape, stride, padding, dilation, groups)
+    except TypeError:   # unhashable arguments (lists): validate without the cache
+        return ConvGeometry.create(x_shape, weight_shape, stride, padding, dilation, groups)
 
 
 def conv2d_backward(dy, cache: Conv2dCache, need_x: bool = True, need_weight: bool = True,
@@ -74,6 +100,8 @@ def conv2d_backward(dy, cache: Conv2dCache, need_x: bool = True, need_weight: bo
     """
     geom = cache.geom
     dy = grad_output(dy, geom.y_shape, cache.x.dtype)
-    grads = cache.algorithm.backward(dy, cache.x, cache.weight, geom, cache.saved, need_x, need_weight,
-                                     need_bias and cache.has_bias, validated=True)
-    return Conv2dGrads(*grads)
+    dx, dw, db = cache.algorithm.backward(dy, cache.x, cache.weight, geom, cache.saved, need_x, need_weight,
+                                          need_bias and cache.has_bias, validated=True)
+    if cache.pad is not None and dx is not None:
+        dx = pad_backward(dx, cache.pad)      # the padded input's gradient folded back onto x
+    return Conv2dGrads(dx, dw, db)

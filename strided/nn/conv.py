@@ -6,12 +6,11 @@ import numpy as np
 from .. import _checks, conv
 from .. import functional as F
 from .. import random as _random
-from ..functional._common import floating, same_dtype
-from ..geometry import ConvGeometry, resolve_padding
+from ..geometry import resolve_padding
 from . import init
 from .module import Module, Parameter
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+PADDING_MODES = F.PADDING_MODES
 
 
 class Conv2d(Module):
@@ -24,9 +23,8 @@ class Conv2d(Module):
     without repeating the edge; padding smaller than the input),
     ``'replicate'`` (the edge pixel) or ``'circular'`` (wrapped around from
     the opposite side; padding at most the input's size). Those three pad
-    explicitly (:func:`strided.functional.pad_forward`) and convolve without
-    padding, as torch does; the input gradient folds the padded gradient
-    back (:func:`strided.functional.pad_backward`). ``algorithm``: ``'auto'``
+    explicitly and convolve without padding, as torch does
+    (:func:`strided.functional.conv2d_forward`'s ``padding_mode``). ``algorithm``: ``'auto'``
     or a name from ``strided.conv.names()``.
     """
 
@@ -56,33 +54,20 @@ class Conv2d(Module):
 
     def forward(self, x):
         x = _checks.as_float_array("x", x, dtype=self.weight.dtype)
-        if x.ndim == 4 and x.shape[1] != self.in_channels:
+        if x.ndim == 4 and x.shape[1] != self.in_channels:     # what only the layer knows; the rest is checked there
             raise ValueError(
                 f"Conv2d expects {self.in_channels} input channels, got x of shape {tuple(x.shape)} "
                 f"({x.shape[1]} channels)"
             )
         bias = None if self.bias is None else self.bias.data
-        if self.padding_mode == "zeros":
-            y, self._cache = F.conv2d_forward(x, self.weight.data, bias, self.stride, self._pad4, self.dilation,
-                                              self.groups, self.algorithm)
-            return y
-        # the errors name x's own shape and the layer's padding, before anything is padded
-        x = floating("x", x, 4, "(N, C, H, W)")
-        same_dtype(x, "weight", self.weight.data)
-        ConvGeometry.create(x.shape, self.weight.shape, self.stride, self._pad4, self.dilation, self.groups)
-        xp, pad_cache = F.pad_forward(x, self._pad4, self.padding_mode, batch_last=True)
-        y, conv_cache = F.conv2d_forward(xp, self.weight.data, bias, self.stride, 0, self.dilation, self.groups,
-                                         self.algorithm)
-        self._cache = (conv_cache, pad_cache)
+        y, self._cache = F.conv2d_forward(x, self.weight.data, bias, self.stride, self._pad4, self.dilation,
+                                          self.groups, self.algorithm, self.padding_mode)
         return y
 
     def backward(self, dy, need_input_grad=True):
-        cache = self._need_cache(self._cache)
-        padded = isinstance(cache, tuple)
-        grads = F.conv2d_backward(dy, cache[0] if padded else cache, need_x=need_input_grad,
+        grads = F.conv2d_backward(dy, self._need_cache(self._cache), need_x=need_input_grad,
                                   need_weight=self._needs_grad("weight"), need_bias=self._needs_grad("bias"))
-        dx = self._accumulate(grads)
-        return F.pad_backward(dx, cache[1]) if padded and dx is not None else dx
+        return self._accumulate(grads)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
