@@ -723,3 +723,14 @@ def test_new_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_an_algorithm_set_after_construction_is_saved(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
+    model[0].algorithm = "im2col"
+    assert model[0].get_config()["algorithm"] == "im2col"
+    loaded = sio.load(sio.save(model, tmp_path / "m.npz"))
+    assert loaded[0].algorithm == "im2col"
+    with pytest.raises(ValueError, match="unknown algorithm 'magic'"):
+        model[0].algorithm = "magic"
+    assert model[0].algorithm == "im2col" and model[0].get_config()["algorithm"] == "im2col"

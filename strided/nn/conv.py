@@ -43,7 +43,7 @@ class Conv2d(Module):
         self.padding_mode = _checks.choice("padding_mode", padding_mode, PADDING_MODES)
         self.padding = padding if isinstance(padding, str) else _checks.pair("padding", padding, allow_zero=True)
         self._pad4 = resolve_padding(padding, self.kernel_size, self.dilation, self.stride)
-        self.algorithm = _checks.choice("algorithm", algorithm, conv.names())
+        self.algorithm = algorithm
         dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         wshape = (out_channels, in_channels // groups, *self.kernel_size)
@@ -51,6 +51,21 @@ class Conv2d(Module):
         self.weight = Parameter(init.uniform_fan_in(wshape, fan_in, dt, rng))
         self.bias = Parameter(init.uniform_fan_in((out_channels,), fan_in, dt, rng)) if bias else None
         self._cache = None
+
+    @property
+    def algorithm(self) -> str:
+        """``'auto'`` or a name from ``strided.conv.names()``; assigning it also updates :meth:`get_config`.
+
+        So a model whose algorithm is set after construction (``strided train
+        --algorithm``) is saved with that algorithm.
+        """
+        return self._algorithm
+
+    @algorithm.setter
+    def algorithm(self, name) -> None:
+        object.__setattr__(self, "_algorithm", _checks.choice("algorithm", name, conv.names()))
+        if self._config is not None:
+            self._config["algorithm"] = name
 
     def forward(self, x):
         x = _checks.as_float_array("x", x, dtype=self.weight.dtype)
