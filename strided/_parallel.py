@@ -4,8 +4,7 @@ NumPy runs element-wise work on one core. OpenBLAS does use every core for a
 matrix product, but it splits each product statically between its threads:
 on the thin products of small convolutions it gains little, and as soon as
 another process holds a core every product waits for the descheduled
-thread (a LeNet-5 step measured 6.6 ms on one thread and 88 ms on two with
-another busy process on the machine).
+thread.
 
 The hot loops of the library therefore cut their work into chunks chosen
 from the array shapes alone (rows of output pixels, blocks of channels) and
@@ -29,7 +28,8 @@ other in the calling thread, with BLAS's own threads.
 
 ``set_num_threads(n)`` (or ``STRIDED_NUM_THREADS=n`` in the environment)
 sets the number of threads; 1 switches the pool off. The default is the
-number of cores this process may run on.
+number of cores this process may run on. The thresholds below were
+measured; the figures are in docs/performance.md, "Measurements behind the code".
 """
 from __future__ import annotations
 
@@ -97,11 +97,9 @@ if hasattr(os, "register_at_fork"):
 class _Worker:
     """A thread that runs one job at a time, handed over through two locks.
 
-    A bare lock is the cheapest hand-over Python has. Waking a thread on
-    the other core still costs 15-40 us on a virtual machine (the idle core
-    has to be woken by the host), so a call to the pool pays that once or
-    twice; ``concurrent.futures`` added its queue, futures and condition
-    variables on top (50-60 us for a call with nothing to do).
+    A bare lock is the cheapest hand-over Python has; ``concurrent.futures``
+    adds its queue, futures and condition variables on top of waking a
+    thread, which already costs tens of microseconds on a virtual machine.
     """
 
     def __init__(self, name: str):
@@ -180,8 +178,7 @@ def _blas_controllers() -> list:
 def _thread_functions(controller):
     """``(get, set)`` for one BLAS library: OpenBLAS's own C functions when they can be found.
 
-    threadpoolctl looks the C symbol up on every call (about 5 us for a
-    get and a set); the pool switches BLAS to one thread and back around
+    threadpoolctl looks the C symbol up on every call; the pool switches BLAS to one thread and back around
     every call, a few dozen times per training step, so the functions are
     looked up once here. OpenBLAS built with OpenMP keeps a limit per
     thread, which only threadpoolctl handles: it is used for every other case.
@@ -245,10 +242,8 @@ def even_split(total: int, pieces: int) -> list[slice]:
     return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-# Multiply-adds of a whole parallel call, at least, for the threads to be worth waking (a call costs
-# 40-60 us all told: LeNet-5 at batch 32 took 2.71 ms/step from 6M and 2.55 ms from 12M), and of each
-# chunk: two threads running NumPy calls of a few microseconds each mostly wait for each other's GIL
-# (LeNet-5's conv1, 0.5M per chunk, ran slower on two threads than on one).
+# Multiply-adds of a whole parallel call, at least, for the threads to be worth waking, and of each chunk:
+# two threads running NumPy calls of a few microseconds each mostly wait for each other's GIL.
 MIN_PARALLEL_MACS = 12_000_000
 MIN_CHUNK_MACS = 1_000_000
 
@@ -268,7 +263,7 @@ def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> li
     if _no_pool(blas):
         return [fn(i) for i in range(n)]
     # BLAS stays on one thread even for a single chunk: OpenBLAS's threads spin for a while after each
-    # product and slowed the pool's threads down (a LeNet-5 step at batch 128: 6.4 -> 8.1 ms)
+    # product and slowed the pool's threads down
     with _SingleThreadedBlas() if blas else contextlib.nullcontext():
         if _not_worth_it(n, macs):
             return [fn(i) for i in range(n)]
@@ -298,8 +293,7 @@ def runs_inline(n: int, *, blas: bool = False, macs: int | None = None) -> bool:
 # ---- backing off when the cores are busy ----------------------------------------------------
 # When other processes keep the cores busy, a worker thread is often descheduled in the middle of a
 # chunk, and the calling thread, done with everything else, waits for it for a scheduler time slice
-# (milliseconds): a LeNet-5 step took 12 ms on one thread and 19 ms on two with two other busy
-# processes on the 2 cores, and OpenBLAS's own threads fare worse (88 ms against 6.6 ms). So the pool
+# (milliseconds), and OpenBLAS's own threads fare worse. So the pool
 # notes the calls whose end waited for a worker longer than LONG_WAIT seconds and more than half of the
 # call (a worker that merely woke up late costs tens of microseconds); when more than BACKOFF_SHARE of
 # the recent calls did (a moving average), chunks run in the calling thread for the next
@@ -375,8 +369,8 @@ def _run_on(pool: _Pool, fn, n: int, threads: int) -> list:
     return results
 
 
-# Multiply-adds per chunk of a split matrix product, at least: a call to the pool costs 40-60 us all told
-# (waking the worker, GIL hand-overs), so splitting (128 x 400) @ (400 x 120) in two lost time.
+# Multiply-adds per chunk of a split matrix product, at least: below, waking the worker and the GIL
+# hand-overs cost more than the second thread saves.
 MIN_SPLIT_MACS = 8_000_000
 
 
@@ -402,9 +396,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-# Values read or written per chunk of element-wise work, at least. A call to the pool costs 40-60 us all
-# told; measured at LeNet-5's conv1 output (602k values), two threads gained 20% on tanh and lost 10-15%
-# on average pooling, so only passes over a million values and more are split.
+# Values read or written per chunk of element-wise work, at least: only passes over a million values and
+# more gain from a second thread.
 MIN_ELEMENTWISE = 1 << 20
 
 

@@ -78,46 +78,28 @@ def get(name: str) -> ConvAlgorithm:
 # ---- the measured default table --------------------------------------------
 
 FFT_MIN_TAPS = 100
-# depthwise needs products of at least this many columns (output width times batch) to beat strided
+# depthwise needs products of at least this many columns (output width times batch) to beat window_rows
 DEPTHWISE_MIN_COLUMNS = 32
 
 
 def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
-    """``(name, reason)`` from the default table, measured with ``strided bench conv`` (docs/algorithms.md).
+    """``(name, reason)`` from the default table, measured with ``strided bench conv``.
 
-    Measured on 2 cores, float32, forward + both gradients, once strided
-    worked on window rows in blocks of output rows (docs/performance.md):
+    * ``fft`` for kernels of ``FFT_MIN_TAPS`` taps or more (10x10 and up),
+      stride 1, groups 1, when the batch's images outnumber the kernel's
+      channel pairs: its cost does not grow with the kernel area, but it
+      transforms every (out, in) kernel plane twice, which a small batch
+      does not amortise, and with a stride it computes every lag anyway.
+    * ``depthwise`` for depthwise layers (one input channel per group, two
+      groups or more) whose products have at least ``DEPTHWISE_MIN_COLUMNS``
+      columns (output width times batch): it works block of channels by
+      block, where the matmul-based algorithms move whole window matrices
+      through memory for a handful of multiply-adds per output; narrower
+      products are BLAS calls that cost more than their work.
+    * ``window_rows`` everywhere else, Winograd's 3x3 layers included
+      (``algorithm='winograd'`` and autotuning still reach it).
 
-    * fft for kernels of 100 taps or more (10x10 and up), stride 1, groups 1,
-      when the batch's images outnumber the kernel's channel pairs: its cost
-      does not grow with the kernel area (11x11, 8 -> 16 channels at 64x64:
-      1.4x faster than strided), but it transforms every (out, in) kernel
-      plane twice, which a small batch does not amortise. Strides > 1 waste
-      FFT work (it computes every lag), hence stride 1. Up to 9x9 strided is
-      faster (7x7: 1.4-2.1x, 9x9: 1.5x).
-    * depthwise for depthwise layers (one input channel per group, two
-      groups or more) whose output width times the batch is 32 or more:
-      it works block of channels by block of channels, where the
-      matmul-based algorithms move whole window matrices through memory
-      for a handful of multiply-adds per output. Per step on two threads
-      (one), against strided: 32x64x32x32, 3x3, padding 1 (the suite's
-      depthwise-3x3) 6.5 ms against 23.2 (10.7 against 33.3; torch: 5.1
-      and 9.0); 5x5 9.1 against 30.7; stride 2 5.5 against 26.0;
-      channel multiplier 2 5.5 against 16.7, multiplier 32 (2 -> 64
-      channels) 5.9 against 11.6; 8x32x112x112 8.3 against 21.5;
-      32x1024x7x7 7.8 against 24.2. At 56 columns: 4x256x14x14 2.4
-      against 2.9, 8x512x7x7 2.5 against 3.0, 2x128x28x28 2.4 against
-      3.4; batch 1, 1x64x56x56, about even (1.68 against 1.78 in one run,
-      1.75 against 1.65 in another). Below: 1x256x28x28 (28 columns) 2.8
-      against 2.5, 1x512x14x14 (14 columns) 2.5 against 2.2: narrow
-      products are BLAS calls that cost more than their work. With a
-      single group there is one block, so one thread (LeNet-5's conv1: 1.8
-      against 1.4 ms).
-    * strided everywhere else, Winograd's 3x3 layers included: on 64 to 256
-      channels (batch 8 and 32, 8x8 to 32x32 images) strided was 1.14-2.7x
-      faster than F(2x2, 3x3), whose 2.25x fewer multiplications no longer
-      pay for its transforms. ``algorithm='winograd'`` and autotuning still
-      reach it.
+    The measurements behind each rule: docs/algorithms.md, "The default table, measured".
     """
     dtype = np.dtype(dtype)
     (kh, kw), win = geom.kernel, geom.window

@@ -19,7 +19,7 @@ in :mod:`strided.conv.window_rows`), and the output is batch-last too:
 1. **Embed.** The block's channels are copied into the padded batch-last
    input ``E`` (zero border), transposed on the way when the caller's x is
    C-ordered, in two passes that move runs of about 64 numbers
-   (``windows.copy_to_batch_last``: 3x faster than NumPy's one-pass transposing copy).
+   (``windows.copy_to_batch_last``, faster than NumPy's one-pass transposing copy).
    The forward pass keeps ``E`` for the weight gradient.
 2. **Window rows.** The rows of ``E`` are copied kw times along W,
    ``R[h, b, (j, n)] = E[h, j*sw + b*dw, n]`` (``windows.window_view`` with a
@@ -31,15 +31,11 @@ in :mod:`strided.conv.window_rows`), and the output is batch-last too:
    kernel laid out as a band (``_band``) gives the t rows, all of a
    block's bands and channels in one batched ``np.matmul``.
 
-Measured on the 32x64x32x32, 3x3 layer (float32, one core, one channel at
-a time in the cache): kh*kw shifted multiply-adds over strided slices of
-``E`` (``y += w[a, b] * E[a:, b:]``, the obvious NumPy, two passes per tap)
-took 96 us per channel; the window-row copies and one (1 x 9) @ (9 x OW*N)
-product per output row 42 us, of which the products 21 us; band products
-of 4 rows take 15 us. Blocks sized for one core's L2 cache lost to blocks
-of a few MiB (see ``BLOCK_BYTES``): the Python and GIL cost of hundreds of
-small NumPy calls outweighs the cache misses, and the machine's 32 MiB L3
-holds a few blocks anyway.
+Band products beat both the obvious NumPy (kh*kw shifted multiply-adds
+over slices of ``E``) and one product per output row, and blocks of a few
+MiB beat blocks sized for one core's L2 cache: the Python and GIL cost of
+hundreds of small NumPy calls outweighs the cache misses (the figures:
+docs/algorithms.md, "Measurements behind the code").
 
 **Gradients.** The weight gradient reads ``E`` in place (with stride 1
 along W its windows along W are contiguous runs): for each tap column b
@@ -76,17 +72,12 @@ from ..windows import copy_to_batch_last, window_view
 from .base import ConvAlgorithm
 
 # Bytes of a block's channels (its embedded input, its output, its transposing scratch) at most, and of one
-# piece's window rows. Blocks sized for one core's L2 cache (1 MiB: 51 blocks of 1-2 channels, 3 pieces each on
-# the 32x64x32x32 layer) took 16.0 ms per step on one thread and 18.6 on two: hundreds of NumPy calls of a few
-# microseconds, and each hand-over of the GIL between the threads costs tens of microseconds on a virtual
-# machine. Blocks of 2 MiB (13 blocks, one piece each, working in the 32 MiB L3 cache) took 10.8 and 6.9 ms.
-# Fewer blocks still did better on two threads: 8 blocks of that layer 6.5-7.0 ms against 7.0-7.8 for 13;
-# 8x32x112x112, 8 blocks against 19: 8.0 against 9.2 ms; 32x1024x7x7, 8 against 12: 7.7 against 8.1 ms.
-# 6 MiB keeps a block's scratch for the gradients within what a thread keeps between calls (32 MiB).
+# piece's window rows: few, large blocks (few NumPy calls and GIL hand-overs), measured in
+# docs/algorithms.md, "Measurements behind the code". 6 MiB keeps a block's scratch
+# for the gradients within what a thread keeps between calls (32 MiB).
 BLOCK_BYTES = 6 * 2**20
 PIECE_BYTES = 4 * 2**20
-# Blocks of channels at least (when there are that many groups), so that two threads finish together:
-# 4, 6 and 8 blocks of the layer above took 8.1, 6.8 and 6.6 ms per step on two threads ...
+# Blocks of channels at least (when there are that many groups), so that two threads finish together ...
 MIN_BLOCKS = 8
 # ... as long as each block has this many bytes: a small layer is one block, a few NumPy calls.
 MIN_BLOCK_BYTES = 256 * 1024
@@ -153,9 +144,7 @@ def _input_phases(geom) -> tuple[_Problem, tuple[_Phase, ...]]:
     correlating the spread dy. Along W dy stays spread (``_Problem.spread``):
     phases along W too would leave every phase's output columns
     interleaved with the others', and the copies that interleave them cost
-    more than the multiply-adds they save (on the 32x64x32x32 layer at
-    stride 2, one thread: 3.3 ms for the input gradient against 2.6 ms with
-    no phases at all). With stride 1 along H there is one phase: seed 000's
+    more than the multiply-adds they save (docs/algorithms.md, "Measurements behind the code"). With stride 1 along H there is one phase: seed 000's
     problem as it is.
     """
     win = geom.window
@@ -203,9 +192,8 @@ class _Plan(NamedTuple):
     r_size: int         # numbers of R one group's largest piece holds
 
 
-# Output rows per product (see ``_band`` and ``_weight_band``). On the 32x64x32x32 layer, one thread, 1, 2, 4, 8
-# rows: forward 5.3, 4.8, 4.8, 6.1 ms, input gradient 4.3, 3.9, 4.0, 4.6, weight gradient 4.6, 3.5, 3.3, 3.4;
-# with batch 1 (64x56x56) the weight gradient took 0.80, 0.81, 0.58, 0.57 ms.
+# Output rows per product (see ``_band`` and ``_weight_band``; the sweep over 1, 2, 4, 8 rows:
+# docs/algorithms.md, "Measurements behind the code").
 BAND_ROWS = 4
 
 
@@ -226,8 +214,7 @@ def _plan(p: _Problem, itemsize: int) -> _Plan:
     blocks = tuple(_parallel.even_split(g, min(g, max(1, nblocks))))
     gb = max(b.stop - b.start for b in blocks)
     # a kernel of one row gains nothing from bands: t rows would cost t times the multiply-adds; with a stride
-    # along H a band reads sh more rows per output row (stride 2, one thread: forward 1.89 ms with bands of
-    # 2 rows against 2.04 with 4, weight gradient 1.39 against 1.45)
+    # along H a band reads sh more rows per output row, so it covers fewer rows
     t = max(1, min(BAND_ROWS // sh, oh)) if span > 1 else 1
     # pieces of whole bands of t rows whose window rows stay within PIECE_BYTES (at least one band)
     per_band = gb * t * sh * p.cg * kw * cols * itemsize
@@ -320,8 +307,7 @@ def _band(wk: np.ndarray, p: _Problem, t: int) -> np.ndarray:
     and one (t x rows_t*cg*kw) @ (rows_t*cg*kw x OW*N) product gives t
     output rows: (t + kh - 1)/kh times the multiply-adds of t separate
     products (a 3x3 kernel, t = 4: 2x), in a quarter of the BLAS calls,
-    each of which reads its operand once for t rows. On the 32x64x32x32,
-    3x3 layer: 15 us per channel against 21 us for one product per row.
+    each of which reads its operand once for t rows.
     """
     g, og, kh, cg, kw = wk.shape
     sh, dh = p.stride[0], p.dilation[0]
@@ -363,9 +349,7 @@ def _weight_band(s: np.ndarray, d: np.ndarray, p: _Problem, t: int) -> np.ndarra
     every window row against every dy row of the band (BLAS dot products
     over the OW*N columns); the taps are the entries where window row
     ``i*sh + a*dh`` meets dy row i, a strided view of G, summed over i.
-    Reading E in place, with no window-row copy, this took 21 us per
-    channel on the 32x64x32x32, 3x3 layer (bands of 2 rows) against 34 us
-    for the window-row copies (14 us) and one product per output row.
+    Reading E in place saves the window-row copies.
     """
     gb, og, rows, cols = d.shape
     n = rows // t

@@ -1,75 +1,34 @@
-"""``strided``: the fast default. Strided views, one copy, BLAS matrix products.
+"""``window_rows``, the default: copy the window rows of the batch-last padded input, multiply blocks of them with BLAS.
 
-Seeds 000 (windows without Python loops), 001 and 004 (im2col turns the
-convolution into a matrix product). ``window_view`` exposes every window of
-the padded input as a view at zero cost. Copied out, the windows make the
-window matrix, K = Cg*kh*kw rows per group and one column per output pixel
-and image,
+The window matrix of im2col (the ideas of write-ups 000, 001 and 004), K =
+Cg*kh*kw rows per group and one column per output pixel and image,
 
     cols[(a, c, b), (i, j, n)] = xp[n, c, i*sh + a*dh, j*sw + b*dw]
 
-and the three products are matrix products with the weights viewed as
-wm: (G, Og, K):
+turns the three products into matrix products with wm: (G, Og, K):
 
     y     = wm @ cols                       # (O, OH*OW*N)
     dw    = dy @ cols.T                     # computed as cols @ dy.T: (K, O)
     dcols = wm.T @ dy  ->  col2im           # kh*kw strided-slice additions
 
-**Batch last.** The images are the innermost axis of every array the
-algorithm touches: the padded input xp: (C, Hp, Wp, N), the output
-(O, OH, OW, N). A window row is then a contiguous run of OW*N numbers, and
-each product is one BLAS call over all the images of the batch instead of
-one small call per image. The results are returned as (N, C, H, W) arrays
-whose memory is batch-last (``strided.windows.to_batch_last``), the way
-torch's ``channels_last`` keeps a tensor's shape: element-wise layers and
-pooling keep that memory order, so the next convolution finds its input
-laid out already.
-
-**Window rows, not the window matrix.** The window matrix repeats every
-input value kh*kw times, but the copy only needs to repeat it kw times.
-Copy the windows along W only, one row of the input at a time,
+This algorithm never builds that matrix. The images are the innermost axis
+of every array it touches (batch last: xp as (C, Hp, Wp, N)), and it copies
+the windows along W only, one input row at a time,
 
     R[h, c, b, j, n] = xp[c, h, j*sw + b*dw, n]              (C*kw rows per input row h)
 
-and the window-matrix columns of output row i, ordered (a, c, b), are the
-kh consecutive rows R[i*sh + a] (a = 0..kh-1): a contiguous block of R,
-used by BLAS in place. So the copy is kw times the input instead of kh*kw
-times (5x less for a 5x5 kernel), each output row is one product, and the
-weight gradient reuses R from the forward pass. (With a dilation dh > 1
-the rows of R are stored by residue mod dh, which keeps every block
-contiguous.) The weight gradient makes one product per kernel row,
-R[i*sh + a] @ dy[i].T, a (Cg*kw) x (OW*N) operand instead of kh times
-as many rows, which OpenBLAS multiplies faster (``_weight_job``).
+so that the window-matrix columns of output row i are the kh consecutive
+rows R[i*sh + a]: a contiguous block of R that BLAS reads in place. The
+copy is kw (not kh*kw) times the input, a block of t output rows is one
+strided view of R and one batched ``np.matmul`` (:func:`_window_matrix_blocks`),
+and the weight gradient reuses R from the forward pass. With stride and
+dilation 1 along H the input gradient is one product per input row with
+kh consecutive rows of dy, folded along W (:func:`_input_job_by_rows`).
+The blocks depend on the shapes alone and run on :mod:`strided._parallel`'s
+threads, so results are bit-identical for any number of threads.
 
-**The input gradient along H by products.** With stride and dilation 1
-along H, input row h collects kernel row a of output row h - a, so
-
-    dR[h] = W' @ dy[h-kh+1 : h+1]            (kernel turned upside down)
-
-is one product whose right operand is kh consecutive rows of dy stored as
-(OH, O, OW*N); kw strided additions then fold dR along W into dx
-(:func:`_input_job_by_rows`). Other geometries take the window-matrix
-route: dcols = wm.T @ dy, kh strided additions into dR, the same fold.
-
-**Chunks.** The forward pass and the weight gradient work on blocks of
-consecutive output rows: the blocks of R that t consecutive rows read are
-one strided view (t, K, OW*N) whose first axis steps sh rows of R (the
-blocks overlap, which a view allows), so a block of rows is a single
-batched ``np.matmul``, one NumPy call without the GIL. Each block copies
-the rows of R it reads in its own thread, while they are in its core's
-cache. Every product's columns are cut into pieces whose right operand
-stays within ``CHUNK_BYTES`` (192 KiB): OpenBLAS slows down by up to 2x
-beyond (:func:`column_pieces`). The input gradient works on blocks of
-input rows (or, on the window-matrix route, of channels), each writing
-its own rows of dR and dx. The blocks depend on the shapes alone and run
-on the threads of :mod:`strided._parallel`, both gradients' blocks in one
-call (``WindowRows.backward``), so results are bit-identical for any number
-of threads; the weight gradient adds its per-block products in block
-order.
-
-The bias is added by each block of the forward pass to its rows of y
-(``forward(..., bias=b)``); ``grad_weight_and_bias`` returns the bias
-gradient, a pairwise sum over the batch-last dy, with the weight gradient.
+Why each choice, and what it measured: docs/algorithms.md, "window_rows";
+docs/performance.md, "What made it fast".
 """
 from __future__ import annotations
 
@@ -83,8 +42,8 @@ from ..geometry import Window
 from ..windows import fold, pad, to_batch_last, window_view
 from .base import ConvAlgorithm
 
-# Bytes of a product's right operand (K rows by a piece of the columns), at most. OpenBLAS multiplied
-# (16 x K) @ (K x p) at 95-107 GFLOP/s while K*p*4 <= 192 KiB and at 42-82 beyond (K = 75, 150, 300).
+# Bytes of a product's right operand (K rows by a piece of the columns), at most: OpenBLAS slows down beyond
+# (docs/algorithms.md, "Measurements behind the code").
 CHUNK_BYTES = 192 * 1024
 # Bytes of window-matrix gradient per chunk of the input gradient.
 FOLD_BYTES = 4 * 2**20
@@ -174,10 +133,9 @@ ROW_BLOCKS = 4
 # Each block copies the rows of R it reads: neighbouring blocks both copy the kh - sh rows they share.
 # Fewer blocks, as long as the copies would grow by more than this fraction of R.
 MAX_COPY_GROWTH = 0.35
-# Columns of one product at most: OpenBLAS multiplies a thin matrix (6x25 by 25xn, conv1) at 80-87
-# GFLOP/s up to n = 4096 and at 23-28 GFLOP/s beyond ...
+# Columns of one product at most and at least: OpenBLAS multiplies thin matrices fastest in between
+# (docs/algorithms.md, "Measurements behind the code").
 MAX_COLUMNS = 4096
-# ... and at least: narrower products fall to 50-95 GFLOP/s (n = 128) however small K is.
 MIN_COLUMNS = 256
 
 
@@ -231,7 +189,7 @@ def _row_plan(geom, itemsize, chunk_bytes, min_columns, max_columns, row_blocks,
     most = row_blocks if shared_rows == 0 else 1 + int(max_growth * win.padded_height / shared_rows)
     count = max(1, min(row_blocks, most, oh))
     if count > 2 and count % 2:
-        count -= 1          # an even number: two threads finish together (3 blocks: 4.5 ms, 2: 3.5 ms)
+        count -= 1          # an even number: two threads finish together
     blocks = _parallel.even_split(oh, count)
     return RowPlan(tuple((rs, rows.start[rs.start], rows.start[rs.stop - 1] + kh) for rs in blocks), pieces, False)
 
@@ -249,8 +207,7 @@ def _whole_rows(v, geom, rows: _Rows, plan: RowPlan):
 
     They share it when R's rows are not evenly spaced (dilation dh > 1) and
     when the blocks will run one after the other in this thread: then the
-    rows that neighbouring blocks both read are copied once (a LeNet-5 step
-    on one thread: 5% faster). Which copy a block reads changes no result.
+    rows that neighbouring blocks both read are copied once. Which copy a block reads changes no result.
     """
     if plan.shared or _parallel.runs_inline(len(plan.blocks), blas=True, macs=_macs(geom)):
         return copy_rows(v, rows, 0, geom.window.dilation[0] * rows.q)
@@ -477,12 +434,10 @@ MAX_KERNEL_ROW_RESULT = 1280
 def _by_kernel_row(k: int, og: int) -> bool:
     """Whether the weight gradient's products take one kernel row (k = Cg*kw rows of R) at a time.
 
-    OpenBLAS multiplies (K x 640) @ (640 x O) fastest while K*O stays
-    within about 1,200 numbers, slower up to about 10,000, then fast again
-    (GFLOP/s, one thread: O = 16: K = 30 94, K = 150 73; O = 64: K = 48 63,
-    K = 144 84; O = 6: K = 5 26, K = 25 66). A kernel row of LeNet-5's
-    conv2 (30 x 16) gets into the fast range, conv1's (5 x 6) is too thin,
-    and a 16 -> 64 channel 3x3 layer's (48 x 64) would leave a fast range.
+    OpenBLAS multiplies (K x P) @ (P x O) fastest while K*O stays within
+    about 1,200 numbers (docs/algorithms.md, "Measurements behind the
+    code"): a kernel row of LeNet-5's conv2 (30 x 16) gets into that range,
+    conv1's (5 x 6) is too thin.
     """
     return k >= MIN_KERNEL_ROW_K and k * og <= MAX_KERNEL_ROW_RESULT
 
@@ -505,8 +460,7 @@ def _input_job_by_rows(dy, w, geom):
     near the top and bottom use the kernel rows that fall inside dy only.
     Then kw strided additions fold dR along W into dx. Against the route
     through the window matrix (dcols = W.T @ dy, then kh + kw additions)
-    there is no window-matrix gradient to write and read back: on LeNet-5 at
-    batch 64 on one thread, 1.23x faster for conv2 and 1.48x for conv1.
+    there is no window-matrix gradient to write and read back.
     Each chunk is a block of input rows: its rows of dR and of dx.
     """
     win = geom.window
