@@ -1,4 +1,4 @@
-"""Seed 001's table: one epoch of LeNet-5 per convolution algorithm, and PyTorch.
+"""Write-up 001's table: one epoch of LeNet-5 per convolution algorithm, and PyTorch.
 
     python examples/lenet5_epoch.py [--quick] [options]     # the same as: strided reproduce lenet5-epoch
 

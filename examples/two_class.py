@@ -1,4 +1,4 @@
-"""Seed 003's two-class experiment: trouser vs dress with one 3x3 filter, then frozen layers.
+"""Write-up 003's two-class experiment: trouser vs dress with one 3x3 filter, then frozen layers.
 
     python examples/two_class.py [--quick] [options]     # the same as: strided reproduce two-class
 

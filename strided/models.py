@@ -5,7 +5,7 @@ from . import nn
 
 
 def lenet5(num_classes: int = 10, in_channels: int = 1, dtype=None) -> nn.Sequential:
-    """LeNet-5 on 28x28 inputs (seed 001), layer for layer torch's ``Sequential`` of the same modules.
+    """LeNet-5 on 28x28 inputs (write-up 001), layer for layer torch's ``Sequential`` of the same modules.
 
     x: (N, in_channels, 28, 28) -> logits (N, num_classes).
     """
@@ -20,7 +20,7 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, dtype=None) -> nn.Sequen
 
 
 def two_class_net(kernel_size: int = 3, image_size: int = 28, dtype=None) -> nn.Sequential:
-    """Seed 003's minimal CNN: one k x k filter ('same' padding, no bias), ReLU, a dense layer to one output, sigmoid.
+    """Write-up 003's minimal CNN: one k x k filter ('same' padding, no bias), ReLU, a dense layer to one output, sigmoid.
 
     x: (N, 1, image_size, image_size) -> probability (N, 1); train with ``BCELoss``.
     """
@@ -75,8 +75,8 @@ def cifar_cnn(num_classes: int = 10, in_channels: int = 3, dtype=None) -> nn.Seq
 
 # name -> (builder, input shape (C, H, W), what it is)
 MODELS = {
-    "lenet5": (lenet5, (1, 28, 28), "LeNet-5 (seed 001): tanh, average pooling"),
-    "two_class_net": (two_class_net, (1, 28, 28), "seed 003: one 3x3 filter, dense, sigmoid (binary)"),
+    "lenet5": (lenet5, (1, 28, 28), "LeNet-5 (write-up 001): tanh, average pooling"),
+    "two_class_net": (two_class_net, (1, 28, 28), "write-up 003: one 3x3 filter, dense, sigmoid (binary)"),
     "fashion_cnn": (fashion_cnn, (1, 28, 28), "two conv-pool-BN-ReLU blocks (16, 64 filters) with dropout"),
     "cifar_cnn": (cifar_cnn, (3, 32, 32), "VGG-style, three blocks, for CIFAR-10"),
 }

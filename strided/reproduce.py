@@ -1,7 +1,7 @@
 """The experiments of the write-ups strided grew from, one command each, with their figures beside ours.
 
-    strided reproduce two-class      # seed 003: trouser vs dress with one 3x3 filter, then frozen layers
-    strided reproduce lenet5-epoch   # seed 001: one LeNet-5 epoch, naive vs im2col vs the fast default vs PyTorch
+    strided reproduce two-class      # write-up 003: trouser vs dress with one 3x3 filter, then frozen layers
+    strided reproduce lenet5-epoch   # write-up 001: one LeNet-5 epoch, naive vs im2col vs the fast default vs PyTorch
     strided reproduce fashion-10     # all ten Fashion-MNIST classes with fashion_cnn: >= 0.92 test accuracy
 
 ``python examples/two_class.py`` (and ``lenet5_epoch.py``, ``fashion_10.py``)
@@ -55,12 +55,12 @@ def _seed(value) -> int:
     return int(value)
 
 
-# ============================================================================ two-class (seed 003)
+# ============================================================================ two-class (write-up 003)
 TWO_CLASS_VARIANTS = ("all", "conv-frozen", "dense-frozen")
 _TWO_CLASS_TITLES = {"all": "all layers trained", "conv-frozen": "convolution frozen",
                      "dense-frozen": "dense layer frozen"}
 
-# What seed 003 reports (its figures are read off its plots; the text gives these round values).
+# What write-up 003 reports (its figures are read off its plots; the text gives these round values).
 TWO_CLASS_SEED = {
     "before": "loss ~1, accuracy 0.5",
     "all": "loss ~1 -> ~0.1, val acc ~0.96",
@@ -70,7 +70,7 @@ TWO_CLASS_SEED = {
 
 
 def _two_class_data(data_root=None):
-    """Seed 003's data: trouser (1) vs dress (3), labels 0/1 (dress = 1), the last 1000 training images held out.
+    """Write-up 003's data: trouser (1) vs dress (3), labels 0/1 (dress = 1), the last 1000 training images held out.
 
     Returns float32 ``(train, valid, test)`` pairs ``(images (N, 1, 28, 28), labels (N,))``,
     standardised with statistics of the training part only.
@@ -84,13 +84,13 @@ def _two_class_data(data_root=None):
 
 def two_class(epochs: int = 5, lr: float = 0.001, samples: int | None = None, variants=TWO_CLASS_VARIANTS,
               seed: int = 0, data_root=None, progress: bool = True, log=print) -> dict:
-    """Seed 003: one 3x3 filter ('same', no bias), ReLU, dense 784 -> 1 (no bias), sigmoid, log-loss.
+    """Write-up 003: one 3x3 filter ('same', no bias), ReLU, dense 784 -> 1 (no bias), sigmoid, log-loss.
 
     Per-sample SGD (batch size 1, lr 0.001) for ``epochs`` epochs of ``samples``
     images drawn *with replacement* (default: as many as the training part
     holds, 11,000), validated on the 1,000 held-out images after each epoch.
     Then the same from the same initial weights with the convolution frozen,
-    and with the dense layer frozen (``Module.freeze``, seed 003's commented-out
+    and with the dense layer frozen (``Module.freeze``, write-up 003's commented-out
     update lines).
 
     variants: any of ``"all"`` (every layer trained), ``"conv-frozen"``, ``"dense-frozen"``.
@@ -134,7 +134,7 @@ def two_class(epochs: int = 5, lr: float = 0.001, samples: int | None = None, va
         draw = np.random.default_rng(seed)
         history, start = {}, time.perf_counter()
         for epoch in range(1, epochs + 1):
-            # seed 003 picks np.random.randint(len(y_train)) for every step; fit shuffles what it is given,
+            # write-up 003 picks np.random.randint(len(y_train)) for every step; fit shuffles what it is given,
             # and a shuffled set of independent uniform draws is still independent uniform draws
             idx = draw.integers(0, n, samples)
             h = fit(model, loss, opt, (train[0][idx], train[1][idx]), valid, epochs=1, batch_size=1,
@@ -165,18 +165,18 @@ def two_class(epochs: int = 5, lr: float = 0.001, samples: int | None = None, va
     return results
 
 
-# ============================================================================ lenet5-epoch (seed 001)
-# seed 001, section III: "The naive implementation takes around 4 hours for 1 epoch where the fast
+# ============================================================================ lenet5-epoch (write-up 001)
+# write-up 001, section III: "The naive implementation takes around 4 hours for 1 epoch where the fast
 # implementation takes only 6 min for 1 epoch. [...] using Pytorch, it will take around 1 min for 1 epoch."
 LENET5_SEED_SECONDS = {"naive": 4 * 3600, "im2col": 6 * 60, "torch": 60}
 _LENET5_SEED_TEXT = {"naive": "~4 h", "im2col": "~6 min", "torch": "~1 min"}
-# seed 001's training script (in its repository) uses batches of 100
+# write-up 001's training script (in its repository) uses batches of 100
 LENET5_BATCH_SIZE = 100
 
 
 def lenet5_epoch(algorithms=("naive", "im2col", "auto"), batch_size: int = LENET5_BATCH_SIZE, rounds: int = 5,
                  with_torch: bool = True, epoch_images: int = 60000, log=print) -> dict:
-    """Seed 001's table: the time of one LeNet-5 training epoch for each convolution algorithm and PyTorch.
+    """Write-up 001's table: the time of one LeNet-5 training epoch for each convolution algorithm and PyTorch.
 
     The training step and the timing are ``strided bench lenet5``'s: forward,
     cross-entropy, backward and an SGD step on a batch x: (batch_size, 1, 28, 28)

@@ -41,7 +41,7 @@ def _targets(loss, labels: np.ndarray, out: np.ndarray):
     if isinstance(loss, (BCELoss, BCEWithLogitsLoss)):
         return labels.reshape(out.shape).astype(out.dtype)
     if isinstance(loss, MSELoss) and out.ndim == 2 and out.shape[1] > 1:
-        onehot = np.zeros(out.shape, dtype=out.dtype)  # seed 002: MSE against one-hot targets
+        onehot = np.zeros(out.shape, dtype=out.dtype)  # write-up 002: MSE against one-hot targets
         onehot[np.arange(len(labels)), labels] = 1
         return onehot
     return labels.reshape(out.shape).astype(out.dtype)

@@ -1,6 +1,6 @@
 """Window extraction, written once for convolution and pooling.
 
-The idea (seed 000's gathered windows, seed 001's im2col) is that every
+The idea (gathered windows, im2col: write-ups 000 and 001) is that every
 output pixel of a convolution or a pooling reads one ``kh x kw`` window of
 the padded input. NumPy can expose all those windows *without copying*:
 a strided view whose extra axes step by ``stride`` pixels between windows
@@ -11,7 +11,7 @@ and by ``dilation`` pixels inside a window.
     v[n, c, i, j, a, b] == xp[n, c, i*sh + a*dh, j*sw + b*dw]
 
 The reverse (col2im) adds window gradients back into the image. Instead of
-``np.add.at`` over index arrays (seed 001, 10-16x slower) it loops over the
+``np.add.at`` over index arrays (write-up 001's col2im, 10-16x slower) it loops over the
 ``kh*kw`` kernel offsets and adds one strided slice per offset.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .geometry import Window
 def pad(x: np.ndarray, padding, value: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
     """Embed x: (N, C, H, W) in a padded array (N, C, H+t+b, W+l+r); no copy when padding is zero.
 
-    Any padding size works, including more than the kernel (seed 000).
+    Any padding size works, including more than the kernel.
     ``out`` (that shape, any memory order, e.g. a batch-last view) receives
     the result instead of a new C-ordered array.
     """

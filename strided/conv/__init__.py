@@ -5,19 +5,26 @@ Each algorithm lives in its own file and implements
 input, gradient w.r.t. the weight, over one validated
 :class:`~strided.geometry.ConvGeometry`):
 
-========  ===========================================================  ======
-name      idea                                                         seed
-========  ===========================================================  ======
-naive     loops over output pixels; the reference                      001
-im2col    index arrays + ``np.add.at`` (teaching version)               001/002/004
-gather    channels-last ``np.take``; dx as a convolution               000
-scipy     ``scipy.signal`` convolution with the reversed kernel        003
-strided   strided view + one matmul; col2im by slice adds (default)    000/001/004
-depthwise one input channel per group: blocks of channels, band         000/004
-          products over window rows (default for depthwise layers)
-fft       convolution theorem, channels summed between transforms     --
-winograd  F(2x2, 3x3) minimal filtering (3x3, stride 1 only)           --
-========  ===========================================================  ======
+===========  ========================================================  ===========
+name         idea                                                      write-up
+===========  ========================================================  ===========
+naive        loops over output pixels; the reference                   001
+im2col       index arrays + ``np.add.at`` (teaching version)            001/002/004
+gather       channels-last ``np.take``; dx as a convolution            000
+scipy        ``scipy.signal`` convolution with the reversed kernel     003
+window_rows  window rows of the batch-last input, blocks of rows        000/001/004
+             multiplied with BLAS; col2im by slice adds (default;
+             also accepted under its earlier name ``'strided'``)
+depthwise    one input channel per group: blocks of channels, band      000/004
+             products over window rows (default for depthwise layers)
+fft          convolution theorem, channels summed between transforms   --
+winograd     F(2x2, 3x3) minimal filtering (3x3, stride 1 only)        --
+===========  ========================================================  ===========
+
+(The write-ups are the five texts the project grew from; ARCHITECTURE.md,
+"The write-ups this project grew from". This package, ``strided.conv``, is
+the algorithms; the layer is :class:`strided.nn.Conv2d` and the functional
+op :func:`strided.functional.conv2d_forward`.)
 
 ``get(name)`` returns one; ``choose(geom, dtype, name)`` resolves ``'auto'``
 (or an algorithm that cannot run a geometry) to one that can, with the

@@ -13,8 +13,8 @@ matrix, say); the gradients receive it back as ``saved`` (or ``None`` when
 the caller did not keep it, or when the batch was processed in chunks).
 
 This module also holds what several algorithms share: operand checks, the
-workspace budget with batch chunking, and seed 000's rewriting of the input
-gradient as an ordinary stride-1 convolution.
+workspace budget with batch chunking, and the input gradient as a stride-1
+convolution of the spread output gradient with the flipped kernel (write-up 000).
 """
 from __future__ import annotations
 
@@ -242,7 +242,7 @@ def grouped(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def spread(dy: np.ndarray, stride) -> np.ndarray:
-    """Zero-insert between output pixels: z[..., i*sh, j*sw] = dy[..., i, j] (seed 000's embedding).
+    """Zero-insert between output pixels: z[..., i*sh, j*sw] = dy[..., i, j] (the stride's embedding of dy).
 
     dy: (N, C, OH, OW) -> z: (N, C, (OH-1)*sh + 1, (OW-1)*sw + 1); no copy for stride 1.
     """
@@ -267,7 +267,7 @@ def flip_transpose(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def input_grad_problem(dy: np.ndarray, w: np.ndarray, geom: ConvGeometry):
-    """Rewrite dx = dL/dx as a stride-1 convolution ``(z, wt, geom_t)`` (seed 000).
+    """Rewrite dx = dL/dx as a stride-1 convolution ``(z, wt, geom_t)`` with the flipped kernel (write-up 000).
 
     From ``y[i] = sum_a xp[i*s + a*d] w[a]`` (one axis) follows
 

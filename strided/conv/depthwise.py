@@ -43,7 +43,7 @@ and band of t rows, ``G = E_b[rows] @ dy[band].T`` (BLAS dot products over
 the OW*N columns, accurate in float32), every window row against every
 dy row of the band, and the taps are G's entries where window row
 ``i*sh + a*dh`` meets dy row i (``_weight_band``). The input gradient is
-seed 000's rewriting of dx as a stride-1 correlation
+the input gradient as a stride-1 correlation with the flipped kernel
 (:func:`strided.conv.base.input_grad_problem`): dy, spread by the stride
 and shifted by ``(k-1)*d - P`` (cropped where that is negative),
 correlated with the flipped kernel, every input channel g reading its m
@@ -132,7 +132,7 @@ def _input_phases(geom) -> tuple[_Problem, tuple[_Phase, ...]]:
     """dx as stride-1 correlations with the flipped kernel, one per phase of the stride along H (polyphase).
 
     Returns the embedding of dy they share, as a ``_Problem``, and the phases.
-    Seed 000 (``base.input_grad_problem``) writes dx as a correlation of the
+    ``base.input_grad_problem`` writes dx as a correlation of the
     zero-spread, shifted dy with the flipped kernel w' (along H, stride s,
     ``off = (kh-1)*d - P``): ``dx[h] = sum_a w'[a] * z[h + a*d]`` where
     ``z[off + u*s] = dy[u]``. Of the taps only those with
@@ -144,8 +144,9 @@ def _input_phases(geom) -> tuple[_Problem, tuple[_Phase, ...]]:
     correlating the spread dy. Along W dy stays spread (``_Problem.spread``):
     phases along W too would leave every phase's output columns
     interleaved with the others', and the copies that interleave them cost
-    more than the multiply-adds they save (docs/algorithms.md, "Measurements behind the code"). With stride 1 along H there is one phase: seed 000's
-    problem as it is.
+    more than the multiply-adds they save (docs/algorithms.md, "Measurements
+    behind the code"). With stride 1 along H there is one phase: the
+    input gradient's correlation as it is.
     """
     win = geom.window
     (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation

@@ -1,6 +1,6 @@
 """``fft``: convolution by the convolution theorem, channels summed in the frequency domain.
 
-None of the seeds does this. A correlation of an image with a kernel is a
+None of the write-ups does this (ARCHITECTURE.md lists them). A correlation of an image with a kernel is a
 pointwise product of their Fourier transforms (one of them conjugated):
 
     y[t] = sum_p xp[p + t] k[p]      <=>      Y(f) = X(f) * conj(K(f))

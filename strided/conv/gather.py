@@ -1,4 +1,4 @@
-"""``gather``: seed 000's channels-last convolution, windows gathered with ``np.take``.
+"""``gather``: write-up 000's channels-last convolution, windows gathered with ``np.take``.
 
 The padded input is laid out channels-last, xp: (N, Hp, Wp, C), and
 flattened. The flat index of pixel (n, r, s, c) is
@@ -10,10 +10,10 @@ gathers the window matrix
     cols: (G, N*OH*OW, kh*kw*Cg)
 
 Flattening the kernel the same way, w: (G, kh*kw*Cg, Og), turns the
-convolution into a dense layer: ``y = cols @ w`` (seed 000's observation),
+convolution into a dense layer: ``y = cols @ w`` (the convolution as a dense layer),
 and the weight gradient into ``cols.T @ dy``.
 
-The input gradient is seed 000's other observation: it is itself a
+The input gradient is write-up 000's other observation: it is itself a
 convolution, of the output gradient spread out by the stride
 (``z[s*i] = dy[i]``) and shifted by ``(k-1)*d - P``, with the flipped
 kernel whose input and output channels swap roles. The shift is negative

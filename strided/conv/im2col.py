@@ -1,6 +1,6 @@
 """``im2col``: index arrays for im2col, ``np.add.at`` for col2im; the teaching version.
 
-Seeds 001, 002 and 004. Three integer arrays say, for every row of the
+As write-ups 001, 002 and 004 do it. Three integer arrays say, for every row of the
 window matrix (one input channel and kernel tap ``(c, a, b)``) and every
 column (one output pixel ``(i, j)``), which padded-input pixel goes there:
 
@@ -32,7 +32,7 @@ def get_indices(geom):
     win = geom.window
     (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
     oh, ow, c = win.out_height, win.out_width, geom.in_channels
-    # kernel tap of each row, repeated for every channel: np.repeat/np.tile as in seed 001
+    # kernel tap of each row, repeated for every channel: np.repeat/np.tile as in write-up 001
     tap_row = np.tile(np.repeat(np.arange(kh), kw), c) * dh              # (C*kh*kw,)
     tap_col = np.tile(np.tile(np.arange(kw), kh), c) * dw
     # top-left corner of each window, one per output pixel

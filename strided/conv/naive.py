@@ -1,6 +1,6 @@
 """``naive``: direct loops over output positions, the reference for every other algorithm.
 
-Seed 001's slow version: for every output pixel (i, j), take the window of
+The slow version of write-up 001: for every output pixel (i, j), take the window of
 the padded input under the kernel and contract it with the weights. Only the
 batch and channel axes are vectorised (a contraction per window), which keeps
 it readable and still fast enough to serve as ground truth in tests.

@@ -1,6 +1,6 @@
-"""``scipy``: let SciPy's signal processing do the 2-D correlations (seed 003).
+"""``scipy``: let SciPy's signal processing do the 2-D correlations (write-up 003).
 
-Seed 003's observation: ``scipy.signal`` convolves in the signal-processing
+Write-up 003's observation: ``scipy.signal`` convolves in the signal-processing
 sense, ``(f * g)[t] = sum_p f[t - p] g[p]``, so a CNN's correlation is a
 convolution with the *reversed* kernel:
 

@@ -1,6 +1,6 @@
 """``window_rows``, the default: copy the window rows of the batch-last padded input, multiply blocks of them with BLAS.
 
-The window matrix of im2col (the ideas of write-ups 000, 001 and 004), K =
+The window matrix of im2col (write-ups 000, 001 and 004), K =
 Cg*kh*kw rows per group and one column per output pixel and image,
 
     cols[(a, c, b), (i, j, n)] = xp[n, c, i*sh + a*dh, j*sw + b*dw]
@@ -51,7 +51,7 @@ def window_matrix(x, geom):
     """cols: (N, G, Cg*kh*kw, OH*OW), every window of the padded x: (N, C, H, W), contiguous.
 
     The whole window matrix, batch first, one image at a time: what im2col
-    builds (seed 001), shown by :mod:`strided.viz.im2col`. The algorithm
+    builds (write-up 001), shown by :mod:`strided.viz.im2col`. The algorithm
     itself never materialises it (see the module docstring).
     """
     win = geom.window

@@ -1,6 +1,6 @@
 """``winograd``: Winograd's minimal filtering F(2x2, 3x3) for 3x3 kernels with stride 1.
 
-None of the seeds does this (Lavin & Gray, 2016). A 1-D correlation of a
+None of the write-ups does this (Lavin & Gray, 2016). A 1-D correlation of a
 4-pixel tile d with a 3-tap kernel g gives 2 outputs; done directly it costs
 6 multiplications, Winograd's algorithm needs 4:
 
@@ -28,7 +28,7 @@ Backward is the same algebra transposed (the transforms are linear):
 with E = A dy_tile A^T,
 
     dw = G^T [ sum over tiles and images of E[xi] @ V[xi]^T ] G
-    dx = the same forward applied to dy and the flipped kernel (seed 000's
+    dx = the same forward applied to dy and the flipped kernel (the
          rewriting of the input gradient as a stride-1 convolution, which
          keeps the 3x3, stride 1 shape).
 

@@ -1,7 +1,7 @@
 """Train/validation splits and mini-batches.
 
 A typical pipeline, with the statistics fitted on the training part only
-(seed 003: fitting on everything would leak validation and test data into
+(write-up 003: fitting on everything would leak validation and test data into
 training)::
 
     ds = load_dataset("fashion-mnist", classes=(1, 3))          # trouser vs dress
@@ -54,7 +54,7 @@ def train_valid_split(split: Split, validation, *, seed=0, shuffle: bool = True)
     With ``shuffle`` the held-out samples are a random subset drawn from
     ``seed`` (an int or a ``np.random.Generator``), the same for the same
     seed; each part keeps the original order. Without it the last
-    ``validation`` samples are held out, as seed 003 does
+    ``validation`` samples are held out, as write-up 003 does
     (``X_train_full[-1000:]``).
     """
     if not isinstance(split, Split):

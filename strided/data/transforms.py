@@ -1,6 +1,6 @@
 """Standardisation and training-time augmentation, vectorised over the batch.
 
-``Standardize`` follows seed 003: networks train best on inputs with zero
+``Standardize`` follows write-up 003: networks train best on inputs with zero
 mean and unit standard deviation, and the statistics must come from the
 training split only, otherwise validation and test scores are measured on
 data the model has partly seen::
@@ -65,9 +65,9 @@ def _images(name: str, x) -> np.ndarray:
 class Standardize:
     """Per-channel standardisation ``(x - mean[c]) / (std[c] + eps)`` fitted on training images.
 
-    mean, std: float32 (C,), the population statistics (ddof=0, as seed 003's
+    mean, std: float32 (C,), the population statistics (ddof=0, as write-up 003's
     ``X_train.std(axis=0)``) of the raw values over (N, H, W); ``eps``
-    (1e-7, seed 003's) keeps a constant channel finite. Integer images come
+    (1e-7, write-up 003's) keeps a constant channel finite. Integer images come
     out float32; float images keep their dtype (float64 stays float64).
     """
 

@@ -1,4 +1,4 @@
-"""Element-wise activations and softmax, each a forward and a backward (seed 002's activations).
+"""Element-wise activations and softmax, each a forward and a backward (write-up 002's activations).
 
 Each forward returns ``(y, cache)`` where the cache is the one array the
 derivative needs, chosen so backward is a single pass:

@@ -4,7 +4,7 @@
 
 x: (N, C_in, H, W), weight: (C_out, C_in/groups, kh, kw), bias: (C_out,) or None,
 y: (N, C_out, OH, OW). ``conv2d_forward`` returns ``(y, cache)`` and
-``conv2d_backward(dy, cache)`` returns the three gradients (seed 004's
+``conv2d_backward(dy, cache)`` returns the three gradients (write-up 004's
 ``conv_forward``/``conv_backward``, with a named cache).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Inverted dropout (seed 002): zero each element with probability p, scale the rest by 1/(1-p).
+"""Inverted dropout (write-up 002): zero each element with probability p, scale the rest by 1/(1-p).
 
 The scaling happens at training time so evaluation is the identity.
     y = x * mask / (1 - p),   mask ~ Bernoulli(1 - p)        dx = dy * mask / (1 - p)

@@ -1,4 +1,4 @@
-"""Fully connected (dense) layer: y = x @ W.T + b (seed 002's dense layer, torch's weight layout).
+"""Fully connected (dense) layer: y = x @ W.T + b (write-up 002's dense layer, torch's weight layout).
 
 x: (N, in_features) or (*, in_features), weight: (out_features, in_features), bias: (out_features,).
 The products go through :func:`strided._parallel.matmul`: BLAS on one

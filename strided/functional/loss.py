@@ -8,11 +8,11 @@ p = softmax(z), e = onehot(y), eps = label_smoothing, C classes):
     cross_entropy      L = (1 - eps) w[y] (-logp[y]) + eps/C sum_c w[c] (-logp[c])
                        dz = (1 - eps) w[y] (p - e) + eps/C (p sum_c w[c] - w)
     nll                L = -w[y] x[y]                           dx = -w[y] e
-    bce (seed 003)     L = -w (t log p + (1 - t) log(1 - p))     dp = w (p - t) / max(p (1 - p), 1e-12)
+    bce (write-up 003)     L = -w (t log p + (1 - t) log(1 - p))     dp = w (p - t) / max(p (1 - p), 1e-12)
                        (each log clamped at -100, as torch)
     bce_with_logits    L = w ((1 - t) z + l softplus(-z))        dz = w (l sigmoid(z) - pw t)
                        with l = 1 + (pw - 1) t  (pw = pos_weight; 1 without it)
-    mse (seed 002)     L = (p - t)^2                            dp = 2 (p - t)
+    mse (write-up 002)     L = (p - t)^2                            dp = 2 (p - t)
 
 ``reduction='mean'`` divides the sum by the number of elements, except for
 cross_entropy and nll, which divide by the total weight of the targets
@@ -195,7 +195,7 @@ def _elementwise_weight(name: str, weight, pred: np.ndarray) -> np.ndarray | Non
 
 
 def bce_forward(prob, target, reduction="mean", weight=None):
-    """prob: probabilities in [0, 1] (e.g. after a sigmoid), target: same shape, in [0, 1] (seed 003's log-loss).
+    """prob: probabilities in [0, 1] (e.g. after a sigmoid), target: same shape, in [0, 1] (write-up 003's log-loss).
 
     ``weight``: None or an array broadcasting to prob's shape that scales each element's loss.
     """
@@ -242,7 +242,7 @@ def bce_with_logits_forward(logits, target, reduction="mean", weight=None, pos_w
 
 
 def mse_forward(pred, target, reduction="mean"):
-    """pred and target of the same shape; mean squared error (seed 002)."""
+    """pred and target of the same shape; mean squared error (write-up 002)."""
     pred = _pred(pred, "input")
     target = _target_like(pred, target)
     _checks.choice("reduction", reduction, REDUCTIONS)

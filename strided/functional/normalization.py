@@ -1,4 +1,4 @@
-"""Batch normalisation (seed 002), with torch's running statistics.
+"""Batch normalisation (write-up 002), with torch's running statistics.
 
 x: (N, C) or (N, C, L) for 1-D, (N, C, H, W) for 2-D; statistics per channel
 over every other axis (m values each).

@@ -220,7 +220,7 @@ def avg_divisor(win: Window, padding: tuple[int, int], count_include_pad: bool, 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                        divisor_override=None):
-    """Average pooling of x: (N, C, H, W) (seed 001); returns ``(y, cache)`` with y: (N, C, OH, OW)."""
+    """Average pooling of x: (N, C, H, W) (write-up 001); returns ``(y, cache)`` with y: (N, C, OH, OW)."""
     x, win = _window_of(x, kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None and (isinstance(divisor_override, bool) or
                                          not isinstance(divisor_override, (int, np.integer)) or

@@ -58,7 +58,7 @@ class Tanh(_Activation):
 
 
 class Gaussian(_Activation):
-    """exp(-x^2) (seed 002's Gaussian activation)."""
+    """exp(-x^2) (write-up 002's Gaussian activation)."""
     _forward, _backward = F.gaussian_forward, F.gaussian_backward
 
 

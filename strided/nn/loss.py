@@ -112,7 +112,7 @@ class NLLLoss(_ClassLoss):
 
 
 class BCELoss(_Loss):
-    """Binary log-loss on probabilities (seed 003); inputs in [0, 1], targets of the same shape.
+    """Binary log-loss on probabilities (write-up 003); inputs in [0, 1], targets of the same shape.
 
     ``weight``: an array broadcasting to the input's shape that scales each
     element's loss ('mean' still divides by the number of elements, as torch).
@@ -147,5 +147,5 @@ class BCEWithLogitsLoss(_Loss):
 
 
 class MSELoss(_Loss):
-    """Mean squared error (seed 002)."""
+    """Mean squared error (write-up 002)."""
     _fn = F.mse_forward

@@ -27,7 +27,7 @@ class Parameter:
 
     Gradients accumulate across backward calls, like torch, until ``zero_grad``.
     A parameter with ``requires_grad=False`` is frozen: backward skips its
-    gradient and optimizers skip its update (seed 003's frozen-layer experiment).
+    gradient and optimizers skip its update (write-up 003's frozen-layer experiment).
     """
 
     __slots__ = ("data", "grad", "requires_grad")

@@ -34,7 +34,7 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max over each window of x: (N, C, H, W) -> (N, C, OH, OW) (seed 002's max pooling)."""
+    """Max over each window of x: (N, C, H, W) -> (N, C, OH, OW) (write-up 002's max pooling)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         self._common(kernel_size, stride, padding, dilation, ceil_mode)
@@ -49,7 +49,7 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over each window of x: (N, C, H, W) -> (N, C, OH, OW) (seed 001's average pooling)."""
+    """Mean over each window of x: (N, C, H, W) -> (N, C, OH, OW) (write-up 001's average pooling)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):

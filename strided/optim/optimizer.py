@@ -12,7 +12,7 @@ Per-parameter state (momentum buffers, moment estimates, step counts) lives in
 ``opt.state``, a dict keyed by the ``Parameter`` object itself. ``step()``
 updates every parameter that has a gradient, in place on ``p.data``; a
 parameter whose ``grad`` is ``None`` (no gradient this step) or whose
-``requires_grad`` is False (frozen, as in seed 003's frozen-layer experiment)
+``requires_grad`` is False (frozen, as in write-up 003's frozen-layer experiment)
 is skipped and its state is left alone.
 
 ``state_dict()`` follows torch's layout with plain values only, so it can be

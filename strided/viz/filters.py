@@ -1,4 +1,4 @@
-"""The first layer's filters as images, before and after training (seed 003).
+"""The first layer's filters as images, before and after training (write-up 003).
 
 A first-layer filter looks at raw pixels, so its weights can be drawn as a
 small picture: after training, many become edge or blob detectors

@@ -1,4 +1,4 @@
-"""How im2col lays out the windows of a small input (seed 001's figures 1-3), drawn from the library's own code.
+"""How im2col lays out the windows of a small input (write-up 001's figures 1-3), drawn from the library's own code.
 
 The input's pixels are numbered 1, 2, 3... (0 is padding), so every entry
 of the window matrix says which pixel it copied. The matrix is the one
