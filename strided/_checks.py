@@ -111,3 +111,12 @@ def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"unknown {name} {value!r}; expected one of: {', '.join(map(repr, options))}")
     return value
+
+
+# what the command lines (``strided``, ``strided reproduce``) report as one ``error:`` line, without a traceback
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, ImportError)
+
+
+def user_error_message(exc: BaseException) -> str:
+    """The message of a user error; a KeyError's own text (its str() would add quotes)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -13,7 +13,6 @@ a clear message when the loss diverges, and a checkpoint on Ctrl-C.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -26,7 +25,9 @@ from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, Module
 from .progress import EpochProgress
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
+# what fit writes into its run directory after every epoch
 CHECKPOINT = "checkpoint.npz"
+HISTORY = "history.json"
 
 
 class TrainingDiverged(ValueError):
@@ -193,6 +194,7 @@ class Trainer:
         self.log = log
         self.stop = False
         self.epoch = 0
+        self.resumed_from = None  # the checkpoint this run continued from, if any
         self.history = {k: [] for k in HISTORY_KEYS}
 
 
@@ -219,20 +221,14 @@ def _lr(optimizer) -> float | None:
 
 
 def _save_checkpoint(trainer: Trainer, shuffle, callbacks) -> None:
-    from .io import save_checkpoint
+    from .io import save_checkpoint, write_json_atomic
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         trainer.run_dir / CHECKPOINT, trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler,
         epoch=trainer.epoch, history=trainer.history, rng_state=_rng_states(trainer.model, shuffle),
         extra={"callbacks": [cb.state_dict() for cb in callbacks]},
     )
-    _write_json(trainer.run_dir / "history.json", trainer.history)
-
-
-def _write_json(path: Path, obj) -> None:
-    from .io import atomic_write
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=1)
+    write_json_atomic(trainer.run_dir / HISTORY, trainer.history)
 
 
 def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
@@ -244,6 +240,7 @@ def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
         raise FileNotFoundError(f"resume: no checkpoint at {path} (a run directory holds {CHECKPOINT})")
     ck = load_checkpoint(path, model=trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler)
     trainer.epoch = int(ck["epoch"])
+    trainer.resumed_from = path
     trainer.history = {k: list(ck["history"].get(k, [])) for k in HISTORY_KEYS}
     _set_rng_states(trainer.model, shuffle, ck["rng_state"])
     for cb, st in zip(callbacks, ck.get("extra", {}).get("callbacks", [])):
@@ -253,7 +250,7 @@ def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
 
 def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, batch_size: int = 64,
         scheduler=None, callbacks=(), seed: int = 0, augment=None, run_dir=None, resume=None,
-        progress: bool = True, check_finite: bool = True, figures: bool = True, log=print) -> dict:
+        progress: bool = True, check_finite: bool = True, log=print) -> dict:
     """Train ``model`` for ``epochs`` epochs; returns the history (lists per epoch, keys ``HISTORY_KEYS``).
 
     train, valid: (images (N, C, H, W) float, labels (N,) int) or objects with .images/.labels.
@@ -261,7 +258,8 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     run_dir: write ``checkpoint.npz`` and ``history.json`` there after every epoch.
     resume: a run directory or checkpoint to continue from (exactly).
     check_finite: refuse data with NaN/inf and stop (TrainingDiverged) when the loss stops being finite.
-    figures: with a run_dir, draw curves.png and (first conv layer before/after) filters.png at the end.
+    callbacks: ``Callback`` objects, called in order; ``strided.viz.FigureCallback()`` draws curves.png and
+    filters.png into the run directory at the end.
     """
     x, y = _as_xy("train", train)
     valid = _as_xy("valid", valid)
@@ -285,7 +283,6 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         callbacks.append(LRSchedule(scheduler))
     trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log)
     shuffle = np.random.default_rng(seed)
-    initial = _initial_filters(model, run_dir, resume) if (figures and run_dir is not None) else None
     if resume is not None:
         _resume(trainer, resume, shuffle, callbacks)
     for cb in callbacks:
@@ -314,24 +311,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         raise
     for cb in callbacks:
         cb.on_train_end(trainer)
-    if figures and trainer.run_dir is not None:
-        from .viz import plot_training
-        plot_training(trainer.run_dir, trainer.history, model, initial, log=log)
     return trainer.history
-
-
-def _initial_filters(model, run_dir, resume):
-    """The first conv layer's weights before training: now, or from the run's model_initial.npz on resume."""
-    from .viz import find_first_conv
-    conv = find_first_conv(model)
-    if conv is None:
-        return None
-    start = Path(run_dir) / "model_initial.npz"
-    if resume is not None and start.exists():
-        from .io import load
-        first = find_first_conv(load(start))
-        return None if first is None else first.weight.data.copy()
-    return None if resume is not None else conv.weight.data.copy()
 
 
 def _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, progress, check_finite):

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn
+from .._version import __version__
 from ..geometry import pool_window
 from ..nn.module import Module, Sequential
 from .atomic import atomic_write
@@ -321,7 +322,6 @@ def export_onnx(model: Module, path, input_shape, *, input_name: str = "input", 
     out_dims = [batch, *probe.shape[1:]] if batch_first else [None] * probe.ndim
     out_info = helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, out_dims)
     graph = helper.make_graph(g.nodes, type(model).__name__, [in_info], [out_info], initializer=g.initializers)
-    from .. import __version__
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="strided", producer_version=__version__)
     onnx.checker.check_model(proto, full_check=True)
