@@ -202,8 +202,8 @@ def _rng_states(model: Module, shuffle: np.random.Generator) -> dict:
     return {
         "shuffle": shuffle.bit_generator.state,
         "global": _random.get_state(),
-        "modules": {name: m._rng.bit_generator.state for name, m in model.named_modules()
-                    if getattr(m, "_rng", None) is not None},
+        "modules": {name: m.own_generator.bit_generator.state for name, m in model.named_modules()
+                    if m.own_generator is not None},
     }
 
 
@@ -212,7 +212,7 @@ def _set_rng_states(model: Module, shuffle: np.random.Generator, states: dict) -
     _random.set_state(states["global"])
     mods = dict(model.named_modules())
     for name, st in states.get("modules", {}).items():
-        mods[name]._rng.bit_generator.state = st
+        mods[name].own_generator.bit_generator.state = st
 
 
 def _lr(optimizer) -> float | None:

@@ -235,7 +235,7 @@ def crossings() -> list[str]:
                     homes = {_home(m) for m in defined[attr]}
                     if not any(_inside(module, h) for h in homes):
                         report(node, f"._{attr.lstrip('_')} of an object", " or ".join(sorted(homes)))
-    return found
+    return sorted(found)
 
 
 def test_the_scan_sees_each_kind_of_crossing(tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 from .. import conv
 from ..conv.base import ConvAlgorithm
 from ..geometry import ConvGeometry
-from ._common import floating, grad_output, same_dtype
+from .._checks import floating, grad_output, same_dtype
 
 # A layer sees the same shapes and arguments at every step: validate them once.
 _geometry = functools.lru_cache(maxsize=256)(ConvGeometry.create)

@@ -53,7 +53,7 @@ import numpy as np
 
 from .. import nn
 from .._version import __version__
-from ..geometry import pool_window
+from ..geometry import pool_window, resolve_padding
 from ..nn.module import Module, Sequential
 from .atomic import atomic_write
 
@@ -102,7 +102,7 @@ class _Graph:
 def _leaves(model: Module, where: str = ""):
     """(path, layer) in execution order, flattening Sequential containers."""
     if type(model) is Sequential or (isinstance(model, Sequential) and type(model).forward is Sequential.forward):
-        for name, child in model._modules.items():
+        for name, child in model.named_children():
             yield from _leaves(child, f"{where}.{name}" if where else name)
     else:
         yield where, model
@@ -124,7 +124,7 @@ def _wrap(g, x, axis, size, before, after, where):
 
 
 def _conv(g, m: nn.Conv2d, x, shape, where, prefix):
-    pads = m._pad4
+    pads = resolve_padding(m.padding, m.kernel_size, m.dilation, m.stride)  # (top, bottom, left, right)
     if m.padding_mode != "zeros" and any(pads):
         # torch pads explicitly and convolves without padding: so does the graph
         top, bottom, left, right = pads

@@ -6,7 +6,7 @@ import numpy as np
 from .. import _checks, conv
 from .. import functional as F
 from .. import random as _random
-from ..functional._common import floating, same_dtype
+from .._checks import floating, same_dtype
 from ..geometry import ConvGeometry, resolve_padding
 from . import init
 from .module import Module, Parameter
