@@ -28,6 +28,7 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
 # what fit writes into its run directory after every epoch
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
+EVAL_BATCH_SIZE = 1000   # images per forward pass when evaluating (no gradients kept: larger batches)
 
 
 class TrainingDiverged(ValueError):
@@ -74,7 +75,7 @@ def _as_xy(name, data):
 
 
 # ----------------------------------------------------------------------------- evaluation
-def evaluate(model: Module, data, loss=None, batch_size: int = 1000, num_classes: int | None = None) -> dict:
+def evaluate(model: Module, data, loss=None, batch_size: int = EVAL_BATCH_SIZE, num_classes: int | None = None) -> dict:
     """Accuracy, mean loss, per-class accuracy and the confusion matrix of ``model`` on ``data``.
 
     data: (images, labels) or an object with .images/.labels. The model runs in
@@ -82,7 +83,11 @@ def evaluate(model: Module, data, loss=None, batch_size: int = 1000, num_classes
     """
     x, y = _as_xy("data", data)
     batch_size = _checks.positive_int("batch_size", batch_size)
-    loss = CrossEntropyLoss() if loss is None else loss
+    return _evaluate(model, x, y, CrossEntropyLoss() if loss is None else loss, batch_size, num_classes)
+
+
+def _evaluate(model: Module, x: np.ndarray, y: np.ndarray, loss, batch_size: int, num_classes: int | None) -> dict:
+    """``evaluate`` on arguments it has checked already: x (N, ...), y (N,) int64 (fit's validation data)."""
     was_training = model.training
     model.eval()
     preds, total = [], 0.0
@@ -292,7 +297,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
             epoch = trainer.epoch + 1
             logs = _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, progress, check_finite)
             if valid is not None:
-                ev = evaluate(model, valid, loss)
+                ev = _evaluate(model, *valid, loss, EVAL_BATCH_SIZE, None)
                 logs["val_loss"], logs["val_acc"] = ev["loss"], ev["accuracy"]
             trainer.epoch = epoch
             for key in HISTORY_KEYS:
