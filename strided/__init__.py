@@ -6,10 +6,10 @@ Packages: ``strided.functional`` (the stateless core), ``strided.nn``
 ``strided.data`` (datasets), ``strided.train`` (fit/evaluate),
 ``strided.io`` (save/load, checkpoints, torch and ONNX), ``strided.viz`` (figures).
 """
+from ._version import __version__
 from . import conv, data, functional, io, models, nn, optim, train
 from .gradcheck import GradcheckError, gradcheck
 from .io import export_onnx, load, save
 from .random import manual_seed
 from .train import evaluate, fit
 
-__version__ = "0.1.0"

@@ -111,3 +111,65 @@ def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"unknown {name} {value!r}; expected one of: {', '.join(map(repr, options))}")
     return value
+
+
+def floating(name: str, x, ndims, layout: str) -> np.ndarray:
+    """x as a float array with one of the allowed numbers of dimensions, non-empty."""
+    x = as_float_array(name, x)
+    ndim(name, x, ndims, layout)
+    nonempty(name, x)
+    return x
+
+
+def same_dtype(x: np.ndarray, name: str, other: np.ndarray | None) -> None:
+    """Refuse mixed float32/float64 operands, as torch does, rather than silently promote."""
+    if other is not None and other.dtype != x.dtype:
+        raise TypeError(
+            f"{name} has dtype {other.dtype} but the input has dtype {x.dtype}; "
+            f"convert one of them (e.g. model.to(np.{x.dtype}) or x.astype(np.{other.dtype}))"
+        )
+
+
+def grad_output(dy, shape, dtype, name: str = "dy") -> np.ndarray:
+    """dy as an array of the forward output's ``shape`` in the forward's ``dtype``.
+
+    A gradient of another shape would broadcast into a silently wrong result,
+    so it is refused; a float64 dy for a float32 layer is cast down rather
+    than promoting the whole backward pass to float64.
+    """
+    dy = as_float_array(name, dy, dtype)
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{name} must have the output's shape {tuple(shape)}, got {tuple(dy.shape)}")
+    return dy.astype(dtype, copy=False)
+
+
+def inplace_target(x) -> np.ndarray:
+    """x itself, checked to be an array the result can be written into (``inplace=True``)."""
+    if not isinstance(x, np.ndarray) or x.dtype not in FLOAT_DTYPES:
+        got = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"x must be a float32 or float64 NumPy array with inplace=True (the result is written "
+                        f"into it), got {got}; convert it first or use inplace=False")
+    if not x.flags.writeable:
+        raise ValueError(f"x of shape {tuple(x.shape)} is read-only, but inplace=True writes the result into it; "
+                         "pass a writeable array (x.copy()) or use inplace=False")
+    if any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)):
+        raise ValueError(f"x of shape {tuple(x.shape)} has elements sharing memory (strides {x.strides}), "
+                         "so inplace=True cannot write one result per element; pass x.copy() or use inplace=False")
+    nonempty("x", x)
+    return x
+
+
+def integer(name: str, value) -> int:
+    """value as an int (any integral type, bool refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+# what the command lines (``strided``, ``strided reproduce``) report as one ``error:`` line, without a traceback
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, ImportError)
+
+
+def user_error_message(exc: BaseException) -> str:
+    """The message of a user error; a KeyError's own text (its str() would add quotes)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _checks
+from ._checks import USER_ERRORS, user_error_message
 
 NAMES = ("two-class", "lenet5-epoch", "fashion-10")
 
@@ -277,13 +278,13 @@ def fashion_10(epochs: int | None = None, run_dir=None, data_root=None, seed: in
                progress: bool = True, log=print) -> dict:
     """Train ``fashion_cnn`` on the ten Fashion-MNIST classes with the recipe ``FASHION_RECIPE``.
 
-    Runs ``strided train`` with the recipe (so the run directory holds the
+    Trains as ``strided train`` with the recipe (so the run directory holds the
     config, checkpoint, history, model, metrics and figures as for any run),
     then prints the curve, the test accuracy and the wall time of the whole
     command beside the target (>= 0.92 test accuracy within 10 minutes on 2
     cores). Returns ``{"exit_code", "run_dir", "history", "metrics", "wall_seconds", "command"}``.
     """
-    from . import cli
+    from . import runs
     from .bench.conv import machine
     recipe = dict(FASHION_RECIPE)
     if epochs is not None:
@@ -305,7 +306,12 @@ def fashion_10(epochs: int | None = None, run_dir=None, data_root=None, seed: in
     log(f"fashion-10: {command}")
     log(f"machine: {machine()}")
     start = time.perf_counter()
-    code = cli.main(argv)
+    try:
+        code = runs.train(runs.config(**{k.replace("-", "_"): v for k, v in recipe.items()}), run_dir,
+                          data_root=data_root, plots=plots, progress=progress)
+    except USER_ERRORS as exc:
+        print(f"error: {user_error_message(exc)}", file=sys.stderr)
+        code = 2
     wall = time.perf_counter() - start
     out = {"exit_code": code, "run_dir": run_dir, "command": command, "wall_seconds": wall,
            "history": None, "metrics": None}
@@ -389,8 +395,8 @@ def main(argv=None) -> int:
             epochs = 1 if args.quick else args.epochs
             return fashion_10(epochs=epochs, run_dir=args.run_dir, data_root=args.data_root, seed=args.seed,
                               plots=not args.no_plots, progress=not args.quiet)["exit_code"]
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"error: {user_error_message(exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -13,7 +13,6 @@ a clear message when the loss diverges, and a checkpoint on Ctrl-C.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -26,7 +25,10 @@ from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, Module
 from .progress import EpochProgress
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
+# what fit writes into its run directory after every epoch
 CHECKPOINT = "checkpoint.npz"
+HISTORY = "history.json"
+EVAL_BATCH_SIZE = 1000   # images per forward pass when evaluating (no gradients kept: larger batches)
 
 
 class TrainingDiverged(ValueError):
@@ -73,7 +75,7 @@ def _as_xy(name, data):
 
 
 # ----------------------------------------------------------------------------- evaluation
-def evaluate(model: Module, data, loss=None, batch_size: int = 1000, num_classes: int | None = None) -> dict:
+def evaluate(model: Module, data, loss=None, batch_size: int = EVAL_BATCH_SIZE, num_classes: int | None = None) -> dict:
     """Accuracy, mean loss, per-class accuracy and the confusion matrix of ``model`` on ``data``.
 
     data: (images, labels) or an object with .images/.labels. The model runs in
@@ -81,7 +83,11 @@ def evaluate(model: Module, data, loss=None, batch_size: int = 1000, num_classes
     """
     x, y = _as_xy("data", data)
     batch_size = _checks.positive_int("batch_size", batch_size)
-    loss = CrossEntropyLoss() if loss is None else loss
+    return _evaluate(model, x, y, CrossEntropyLoss() if loss is None else loss, batch_size, num_classes)
+
+
+def _evaluate(model: Module, x: np.ndarray, y: np.ndarray, loss, batch_size: int, num_classes: int | None) -> dict:
+    """``evaluate`` on arguments it has checked already: x (N, ...), y (N,) int64 (fit's validation data)."""
     was_training = model.training
     model.eval()
     preds, total = [], 0.0
@@ -193,6 +199,7 @@ class Trainer:
         self.log = log
         self.stop = False
         self.epoch = 0
+        self.resumed_from = None  # the checkpoint this run continued from, if any
         self.history = {k: [] for k in HISTORY_KEYS}
 
 
@@ -200,8 +207,8 @@ def _rng_states(model: Module, shuffle: np.random.Generator) -> dict:
     return {
         "shuffle": shuffle.bit_generator.state,
         "global": _random.get_state(),
-        "modules": {name: m._rng.bit_generator.state for name, m in model.named_modules()
-                    if getattr(m, "_rng", None) is not None},
+        "modules": {name: m.own_generator.bit_generator.state for name, m in model.named_modules()
+                    if m.own_generator is not None},
     }
 
 
@@ -210,7 +217,7 @@ def _set_rng_states(model: Module, shuffle: np.random.Generator, states: dict) -
     _random.set_state(states["global"])
     mods = dict(model.named_modules())
     for name, st in states.get("modules", {}).items():
-        mods[name]._rng.bit_generator.state = st
+        mods[name].own_generator.bit_generator.state = st
 
 
 def _lr(optimizer) -> float | None:
@@ -219,20 +226,14 @@ def _lr(optimizer) -> float | None:
 
 
 def _save_checkpoint(trainer: Trainer, shuffle, callbacks) -> None:
-    from .io import save_checkpoint
+    from .io import save_checkpoint, write_json_atomic
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         trainer.run_dir / CHECKPOINT, trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler,
         epoch=trainer.epoch, history=trainer.history, rng_state=_rng_states(trainer.model, shuffle),
         extra={"callbacks": [cb.state_dict() for cb in callbacks]},
     )
-    _write_json(trainer.run_dir / "history.json", trainer.history)
-
-
-def _write_json(path: Path, obj) -> None:
-    from .io import atomic_write
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=1)
+    write_json_atomic(trainer.run_dir / HISTORY, trainer.history)
 
 
 def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
@@ -244,6 +245,7 @@ def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
         raise FileNotFoundError(f"resume: no checkpoint at {path} (a run directory holds {CHECKPOINT})")
     ck = load_checkpoint(path, model=trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler)
     trainer.epoch = int(ck["epoch"])
+    trainer.resumed_from = path
     trainer.history = {k: list(ck["history"].get(k, [])) for k in HISTORY_KEYS}
     _set_rng_states(trainer.model, shuffle, ck["rng_state"])
     for cb, st in zip(callbacks, ck.get("extra", {}).get("callbacks", [])):
@@ -253,7 +255,7 @@ def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
 
 def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, batch_size: int = 64,
         scheduler=None, callbacks=(), seed: int = 0, augment=None, run_dir=None, resume=None,
-        progress: bool = True, check_finite: bool = True, figures: bool = True, log=print) -> dict:
+        progress: bool = True, check_finite: bool = True, log=print) -> dict:
     """Train ``model`` for ``epochs`` epochs; returns the history (lists per epoch, keys ``HISTORY_KEYS``).
 
     train, valid: (images (N, C, H, W) float, labels (N,) int) or objects with .images/.labels.
@@ -261,7 +263,8 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     run_dir: write ``checkpoint.npz`` and ``history.json`` there after every epoch.
     resume: a run directory or checkpoint to continue from (exactly).
     check_finite: refuse data with NaN/inf and stop (TrainingDiverged) when the loss stops being finite.
-    figures: with a run_dir, draw curves.png and (first conv layer before/after) filters.png at the end.
+    callbacks: ``Callback`` objects, called in order; ``strided.viz.FigureCallback()`` draws curves.png and
+    filters.png into the run directory at the end.
     """
     x, y = _as_xy("train", train)
     valid = _as_xy("valid", valid)
@@ -285,7 +288,6 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         callbacks.append(LRSchedule(scheduler))
     trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log)
     shuffle = np.random.default_rng(seed)
-    initial = _initial_filters(model, run_dir, resume) if (figures and run_dir is not None) else None
     if resume is not None:
         _resume(trainer, resume, shuffle, callbacks)
     for cb in callbacks:
@@ -295,7 +297,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
             epoch = trainer.epoch + 1
             logs = _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, progress, check_finite)
             if valid is not None:
-                ev = evaluate(model, valid, loss)
+                ev = _evaluate(model, *valid, loss, EVAL_BATCH_SIZE, None)
                 logs["val_loss"], logs["val_acc"] = ev["loss"], ev["accuracy"]
             trainer.epoch = epoch
             for key in HISTORY_KEYS:
@@ -314,24 +316,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         raise
     for cb in callbacks:
         cb.on_train_end(trainer)
-    if figures and trainer.run_dir is not None:
-        from .viz import plot_training
-        plot_training(trainer.run_dir, trainer.history, model, initial, log=log)
     return trainer.history
-
-
-def _initial_filters(model, run_dir, resume):
-    """The first conv layer's weights before training: now, or from the run's model_initial.npz on resume."""
-    from .viz import find_first_conv
-    conv = find_first_conv(model)
-    if conv is None:
-        return None
-    start = Path(run_dir) / "model_initial.npz"
-    if resume is not None and start.exists():
-        from .io import load
-        first = find_first_conv(load(start))
-        return None if first is None else first.weight.data.copy()
-    return None if resume is not None else conv.weight.data.copy()
 
 
 def _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, progress, check_finite):

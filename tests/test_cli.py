@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from strided import cli, io
+from strided import cli, io, runs
 
 from _fake_datasets import fake_idx_dataset
 
@@ -91,3 +91,10 @@ def test_console_entry_point_runs_without_traceback(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_run_settings_are_the_defaults_with_what_was_given():
+    cfg = runs.config(model="two_class_net", epochs=3, lr=None)
+    assert cfg == {**runs.DEFAULTS, "model": "two_class_net", "epochs": 3}
+    with pytest.raises(TypeError, match=r"unknown run settings \['learning_rate'\]"):
+        runs.config(learning_rate=0.1)

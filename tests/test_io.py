@@ -590,7 +590,7 @@ def test_resume_is_bit_exact(tmp_path):
         _epoch(model, opt, sched, shuffle, x, y, history)
     path = sio.save_checkpoint(tmp_path / "ck.npz", model, opt, sched, epoch=stop, history=history,
                                rng_state={"global": strided.random.get_state(), "shuffle": shuffle.bit_generator.state,
-                                          "dropout5": model[5]._rng.bit_generator.state},
+                                          "dropout5": model[5].own_generator.bit_generator.state},
                                extra={"note": "after epoch 2", "best": np.float64(0.25)})
     _only(tmp_path, "ck.npz")
     del model, opt, sched
@@ -601,7 +601,7 @@ def test_resume_is_bit_exact(tmp_path):
     ck = sio.load_checkpoint(path, model=model, optimizer=opt, scheduler=sched)
     strided.random.set_state(ck["rng_state"]["global"])
     shuffle.bit_generator.state = ck["rng_state"]["shuffle"]
-    model[5]._rng.bit_generator.state = ck["rng_state"]["dropout5"]
+    model[5].own_generator.bit_generator.state = ck["rng_state"]["dropout5"]
     assert ck["epoch"] == stop and ck["model"] is model and ck["extra"]["note"] == "after epoch 2"
     assert type(ck["extra"]["best"]) is np.float64
     history = ck["history"]

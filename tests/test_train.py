@@ -184,15 +184,16 @@ def test_binary_losses_get_column_targets_and_thresholded_accuracy():
 
 def test_fit_draws_curves_and_filters_into_the_run_directory(tmp_path):
     pytest.importorskip("matplotlib")
+    from strided.viz import FigureCallback
     strided.manual_seed(0)
     x, y = quadrant_data(32)
     model = small_net()
     fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), (x, y), epochs=2, batch_size=16,
-        run_dir=tmp_path, progress=False, log=quiet)
+        run_dir=tmp_path, callbacks=[FigureCallback()], progress=False, log=quiet)
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "filters.png").stat().st_size > 0
     dense = nn.Sequential(nn.Flatten(), nn.Linear(64, 4))
     msgs = []
     fit(dense, nn.CrossEntropyLoss(), optim.SGD(dense.parameters(), lr=0.1), (x, y), epochs=1, batch_size=16,
-        run_dir=tmp_path / "dense", progress=False, log=msgs.append)
+        run_dir=tmp_path / "dense", callbacks=[FigureCallback()], progress=False, log=msgs.append)
     assert (tmp_path / "dense" / "curves.png").exists() and not (tmp_path / "dense" / "filters.png").exists()
     assert any("no Conv2d" in m for m in msgs)

@@ -396,6 +396,33 @@ def test_plot_training_writes_curves_and_filters(tmp_path):
     assert messages == ["the model has no Conv2d layer: no filter plot"]
 
 
+def test_figure_callback_compares_with_the_weights_training_started_from(rng, tmp_path):
+    from strided import io, optim
+    from strided.train import fit
+
+    x = rng.standard_normal((16, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+
+    def train(model, run_dir, epochs, **kwargs):
+        cb = viz.FigureCallback(dpi=40)
+        fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.5), (x, y), epochs=epochs,
+            batch_size=8, run_dir=run_dir, callbacks=[cb], progress=False, log=lambda m: None, **kwargs)
+        return cb
+
+    model, start = small_cnn(), small_cnn()
+    cb = train(model, tmp_path / "a", 1)
+    assert np.array_equal(cb.initial, start[0].weight.data)
+    assert not np.array_equal(model[0].weight.data, start[0].weight.data)
+    assert {"curves.png", "filters.png"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    # on resume the "before" filters are the run's model_initial.npz, not the weights of the checkpoint
+    io.save(start, tmp_path / "a" / "model_initial.npz")
+    assert np.array_equal(train(small_cnn(), tmp_path / "a", 2, resume=tmp_path / "a").initial, start[0].weight.data)
+    (tmp_path / "a" / "model_initial.npz").unlink()
+    assert train(small_cnn(), tmp_path / "a", 3, resume=tmp_path / "a").initial is None
+    with pytest.raises(ValueError, match="FigureCallback draws into fit's run directory"):
+        train(small_cnn(), None, 1)
+
+
 def test_strided_plot_command(rng, tmp_path, capsys):
     from strided.cli import main
 

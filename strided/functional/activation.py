@@ -27,27 +27,11 @@ import numpy as np
 from .. import _checks
 from .._memory import empty_like
 from .._parallel import elementwise
-from ._common import grad_output
+from .._checks import grad_output
 
 
 def _arr(x):
     x = _checks.as_float_array("x", x)
-    _checks.nonempty("x", x)
-    return x
-
-
-def _inplace_target(x) -> np.ndarray:
-    """x itself, checked to be an array the result can be written into (``inplace=True``)."""
-    if not isinstance(x, np.ndarray) or x.dtype not in _checks.FLOAT_DTYPES:
-        got = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
-        raise TypeError(f"x must be a float32 or float64 NumPy array with inplace=True (the result is written "
-                        f"into it), got {got}; convert it first or use inplace=False")
-    if not x.flags.writeable:
-        raise ValueError(f"x of shape {tuple(x.shape)} is read-only, but inplace=True writes the result into it; "
-                         "pass a writeable array (x.copy()) or use inplace=False")
-    if any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)):
-        raise ValueError(f"x of shape {tuple(x.shape)} has elements sharing memory (strides {x.strides}), "
-                         "so inplace=True cannot write one result per element; pass x.copy() or use inplace=False")
     _checks.nonempty("x", x)
     return x
 
@@ -71,7 +55,7 @@ def _map(fn, out, *arrays):
 
 def relu_forward(x, inplace=False):
     """y = max(x, 0), written into x with ``inplace=True``; the cache is y."""
-    x = _inplace_target(x) if inplace else _arr(x)
+    x = _checks.inplace_target(x) if inplace else _arr(x)
     y = _map(lambda o, a: np.maximum(a, 0, out=o), x if inplace else empty_like(x), x)
     return y, y
 
@@ -83,7 +67,7 @@ def relu_backward(dy, y):
 
 def leaky_relu_forward(x, negative_slope=0.01, inplace=False):
     """y = x if x > 0 else s*x, written into x with ``inplace=True``; the cache is x (y when in place)."""
-    x = _inplace_target(x) if inplace else _arr(x)
+    x = _checks.inplace_target(x) if inplace else _arr(x)
     s = x.dtype.type(negative_slope)
     y = _map(lambda o, a: np.copyto(o, np.where(a > 0, a, a * s)), x if inplace else empty_like(x), x)
     if not inplace:

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _checks, conv
 from ..conv.base import ConvAlgorithm
 from ..geometry import ConvGeometry
-from ._common import floating, grad_output, same_dtype
+from .._checks import floating, grad_output, same_dtype
 from .padding import PAD_MODES, PadCache, pad_backward, pad_forward
 
 # What the padding holds, as torch's Conv2d(padding_mode=...): zeros, or copies of the border pixels.

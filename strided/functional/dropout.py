@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks, _memory
-from ._common import grad_output
-from .activation import _inplace_target
+from .._checks import grad_output
 
 
 def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False):
@@ -22,7 +21,7 @@ def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False
     writeable float32/float64 array, and x is returned; the mask drawn is the
     same either way.
     """
-    x = _inplace_target(x) if inplace else _checks.as_float_array("x", x)
+    x = _checks.inplace_target(x) if inplace else _checks.as_float_array("x", x)
     if p >= 1.0:
         scale = np.zeros_like(x)
     else:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._parallel import matmul
-from ._common import floating, grad_output, same_dtype
+from .._checks import floating, grad_output, same_dtype
 
 
 @dataclass

@@ -26,7 +26,6 @@ positive number.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,12 +71,6 @@ def _pred(pred, name="input"):
 
 
 # ----------------------------------------------------------------------------- class labels: cross entropy, nll
-def _ignore_index(ignore_index) -> int:
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
-    return int(ignore_index)
-
-
 def _labels(target, n: int, c: int, ignore_index: int):
     """target: (N,) integer labels, as int64, and the mask of those not equal to ``ignore_index``."""
     target = np.asarray(target)
@@ -111,7 +104,7 @@ def _class_args(pred, target, reduction, weight, ignore_index):
     _checks.ndim("input", pred, 2, "(N, C)")
     _checks.choice("reduction", reduction, REDUCTIONS)
     n, c = pred.shape
-    labels, keep = _labels(target, n, c, _ignore_index(ignore_index))
+    labels, keep = _labels(target, n, c, _checks.integer("ignore_index", ignore_index))
     return pred, labels, keep, _class_weight(weight, c, pred.dtype, pred.shape)
 
 

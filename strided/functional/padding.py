@@ -37,7 +37,7 @@ import numpy as np
 from .. import _checks
 from ..geometry import padding4
 from ..windows import is_batch_last
-from ._common import floating, grad_output
+from .._checks import floating, grad_output
 
 __all__ = ["PAD_MODES", "PadCache", "pad_backward", "pad_forward"]
 

@@ -28,7 +28,7 @@ import numpy as np
 from .._parallel import elementwise
 from ..geometry import Window, pool_window
 from ..windows import empty, is_batch_last, offsets, pad, to_batch_last, unpad
-from ._common import floating, grad_output
+from .._checks import floating, grad_output
 
 
 @dataclass

@@ -8,12 +8,13 @@
   (model, optimizer, scheduler, epoch, history, random states) for exact resume.
 - :func:`from_torch` / :func:`to_torch`: convert ``Sequential`` models to and from PyTorch.
 - :func:`export_onnx`: an opset-17 ONNX graph with a dynamic batch dimension.
-- :func:`atomic_write`: the temporary-file-and-rename writer every file write in strided uses.
+- :func:`atomic_write`: the temporary-file-and-rename writer every file write in strided uses
+  (:func:`write_json_atomic` for JSON).
 
 Nothing is ever pickled; every malformed file raises :class:`FileFormatError`
 naming the file and the problem.
 """
-from .atomic import atomic_write, write_bytes_atomic, write_text_atomic
+from .atomic import atomic_write, write_bytes_atomic, write_json_atomic, write_text_atomic
 from .checkpoint import load_checkpoint, save_checkpoint
 from .containers import FileFormatError
 from .model_file import FORMAT_VERSION, info, load, load_state_dict, save, save_state_dict
@@ -24,6 +25,6 @@ from .torch_interop import from_torch, to_torch
 __all__ = [
     "save", "load", "info", "save_state_dict", "load_state_dict", "register_module", "registered_modules",
     "save_checkpoint", "load_checkpoint", "from_torch", "to_torch", "export_onnx",
-    "atomic_write", "write_bytes_atomic", "write_text_atomic",
+    "atomic_write", "write_bytes_atomic", "write_json_atomic", "write_text_atomic",
     "FileFormatError", "ArchitectureError", "UnregisteredModuleError", "FORMAT_VERSION",
 ]

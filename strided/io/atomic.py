@@ -13,12 +13,13 @@ Every writer in the library goes through :func:`atomic_write`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_bytes_atomic", "write_text_atomic", "TEMP_SUFFIX"]
+__all__ = ["atomic_write", "write_bytes_atomic", "write_json_atomic", "write_text_atomic", "TEMP_SUFFIX"]
 
 TEMP_SUFFIX = ".tmp"
 
@@ -114,4 +115,11 @@ def write_text_atomic(path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically; returns the path."""
     with atomic_write(path, "w", encoding=encoding) as f:
         f.write(text)
+    return Path(path)
+
+
+def write_json_atomic(path, obj) -> Path:
+    """Write ``obj`` (dicts, lists, numbers, strings) to ``path`` as indented JSON, atomically; returns the path."""
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=1)
     return Path(path)

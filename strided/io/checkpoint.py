@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._version import __version__
 from ..nn.module import Module
 from . import containers, model_file, tree
 from .containers import FileFormatError
@@ -38,7 +39,7 @@ def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, *, epoc
     """
     arrays: dict = {}
     meta = {"format": model_file.CHECKPOINT_FORMAT, "format_version": model_file.FORMAT_VERSION,
-            "strided_version": model_file._version(),
+            "strided_version": __version__,
             "model": model_file.model_section(model, arrays, "model/")}
     for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         if obj is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._version import __version__
 from ..nn.module import Module
 from . import containers, serialize, tree
 from .containers import FileFormatError
@@ -43,11 +44,6 @@ def _kind_for(path, format: str | None) -> str:
     if format not in ("npz", "safetensors"):
         raise ValueError(f"unknown format {format!r}; expected 'npz' or 'safetensors' (or None: from the suffix)")
     return format
-
-
-def _version() -> str:
-    from .. import __version__
-    return __version__
 
 
 def _tensor_index(state: dict) -> dict:
@@ -191,7 +187,7 @@ def parse_meta(path, text: str | None, formats=FORMATS) -> dict:
     if version > FORMAT_VERSION:
         raise FileFormatError(
             path, f"format version {version} was written by a newer strided ({meta.get('strided_version', '?')}); "
-                  f"this strided {_version()} reads versions up to {FORMAT_VERSION}: upgrade strided")
+                  f"this strided {__version__} reads versions up to {FORMAT_VERSION}: upgrade strided")
     if fmt not in formats:
         hint = " (read it with strided.io.load_checkpoint)" if fmt == CHECKPOINT_FORMAT else ""
         raise FileFormatError(path, f"this is a {fmt} file; expected {' or '.join(formats)}{hint}")
@@ -212,7 +208,7 @@ def save(model: Module, path, *, input_shape=None, metadata=None, format: str | 
     """
     kind = _kind_for(path, format)
     arrays: dict = {}
-    meta = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "strided_version": _version()}
+    meta = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "strided_version": __version__}
     meta.update(model_section(model, arrays))
     meta["input_shape"] = _input_shape(input_shape)
     meta["metadata"] = tree.encode(metadata, arrays, "metadata", "__metadata__")
@@ -267,7 +263,7 @@ def save_state_dict(model_or_state, path, *, format: str | None = None) -> Path:
             state[k] = a
     else:
         raise TypeError(f"model_or_state must be a Module or a dict of arrays, got {type(model_or_state).__name__}")
-    meta = {"format": STATE_DICT_FORMAT, "format_version": FORMAT_VERSION, "strided_version": _version(),
+    meta = {"format": STATE_DICT_FORMAT, "format_version": FORMAT_VERSION, "strided_version": __version__,
             "architecture": None, "tensors": _tensor_index(state)}
     containers.write(path, dict(state), tree.dumps(meta), kind)
     return Path(path)

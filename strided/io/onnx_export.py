@@ -52,7 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn
-from ..geometry import pool_window
+from .._version import __version__
+from ..geometry import pool_window, resolve_padding
 from ..nn.module import Module, Sequential
 from .atomic import atomic_write
 
@@ -101,7 +102,7 @@ class _Graph:
 def _leaves(model: Module, where: str = ""):
     """(path, layer) in execution order, flattening Sequential containers."""
     if type(model) is Sequential or (isinstance(model, Sequential) and type(model).forward is Sequential.forward):
-        for name, child in model._modules.items():
+        for name, child in model.named_children():
             yield from _leaves(child, f"{where}.{name}" if where else name)
     else:
         yield where, model
@@ -123,7 +124,7 @@ def _wrap(g, x, axis, size, before, after, where):
 
 
 def _conv(g, m: nn.Conv2d, x, shape, where, prefix):
-    pads = m._pad4
+    pads = resolve_padding(m.padding, m.kernel_size, m.dilation, m.stride)  # (top, bottom, left, right)
     if m.padding_mode != "zeros" and any(pads):
         # torch pads explicitly and convolves without padding: so does the graph
         top, bottom, left, right = pads
@@ -321,7 +322,6 @@ def export_onnx(model: Module, path, input_shape, *, input_name: str = "input", 
     out_dims = [batch, *probe.shape[1:]] if batch_first else [None] * probe.ndim
     out_info = helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, out_dims)
     graph = helper.make_graph(g.nodes, type(model).__name__, [in_info], [out_info], initializer=g.initializers)
-    from .. import __version__
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="strided", producer_version=__version__)
     onnx.checker.check_model(proto, full_check=True)

@@ -198,7 +198,7 @@ def _layer_to_torch(torch, m, where):
 def _convert_to_torch(torch, m, where):
     if type(m) is Sequential:
         tm = torch.nn.Sequential(*[_convert_to_torch(torch, child, f"{where}.{name}" if where else name)
-                                   for name, child in m._modules.items()])
+                                   for name, child in m.named_children()])
     else:
         tm = _layer_to_torch(torch, m, where or "the model")
         state = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in m.state_dict().items()}

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _checks
 from .. import functional as F
-from ..functional._common import grad_output
+from .._checks import grad_output
 from .module import Module
 
 

@@ -6,7 +6,6 @@ import numpy as np
 from .. import _checks
 from .. import functional as F
 from .. import random as _random
-from ..functional.activation import _inplace_target
 from .activation import _inplace
 from .module import Module
 
@@ -26,16 +25,16 @@ class Dropout(Module):
         self.p = _checks.probability("p", p)
         self.inplace = _inplace(inplace)
         self.seed = seed
-        self._rng = None if seed is None else np.random.default_rng(seed)
+        self.own_generator = None if seed is None else np.random.default_rng(seed)
         self._cache = None
 
     @property
     def generator(self) -> np.random.Generator:
-        return self._rng if self._rng is not None else _random.default_generator()
+        return self.own_generator if self.own_generator is not None else _random.default_generator()
 
     def forward(self, x):
         # in place, x itself must take the result: checked as it is, never converted to a new array
-        x = _inplace_target(x) if self.inplace else _checks.as_float_array("x", x)
+        x = _checks.inplace_target(x) if self.inplace else _checks.as_float_array("x", x)
         if not self.training or self.p == 0.0:
             self._cache = "identity"
             return x

@@ -6,7 +6,7 @@ import numpy as np
 from .. import _checks
 from .. import functional as F
 from .. import random as _random
-from ..functional._common import grad_output
+from .._checks import grad_output
 from . import init
 from .module import Module, Parameter
 

@@ -72,7 +72,7 @@ class _ClassLoss(_Loss):
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
         super().__init__(reduction=reduction)
         self.register_buffer("weight", _weight("weight", weight, "one weight per class, shape (C,)", True))
-        self.ignore_index = F.loss._ignore_index(ignore_index)
+        self.ignore_index = _checks.integer("ignore_index", ignore_index)
 
     def _kwargs(self):
         return {"weight": self.weight, "ignore_index": self.ignore_index}

@@ -69,6 +69,10 @@ class Parameter:
 class Module:
     """Base class of every layer and loss. Subclasses implement ``forward`` and ``backward``."""
 
+    #: the module's own random generator (a ``Dropout`` given a seed), whose state checkpoints save;
+    #: None when it draws from strided's global generator (``strided.manual_seed``)
+    own_generator: np.random.Generator | None = None
+
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
         # Record constructor arguments (with defaults filled in) so the module
@@ -161,7 +165,12 @@ class Module:
             yield m
 
     def children(self) -> Iterator["Module"]:
+        """The direct submodules, in registration order."""
         yield from self._modules.values()
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """``(name, submodule)`` for the direct submodules, in registration order (as torch's)."""
+        yield from self._modules.items()
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         seen = set()

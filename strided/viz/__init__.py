@@ -14,6 +14,7 @@ and a destination path, writes the file atomically and returns the path.
     viz.plot_predictions(images, predicted, true, class_names, "predictions.png")
     viz.plot_im2col("im2col.png")                           # how the window matrix is laid out
     viz.plot_run("runs/lenet5-fashion-mnist-...")           # all of the above + report.md
+    fit(..., run_dir=d, callbacks=[viz.FigureCallback()])   # curves and filters at the end of training
 
 ``strided plot RUN_DIR`` (or ``python -m strided.viz RUN_DIR``) runs :func:`plot_run`.
 """
@@ -25,9 +26,10 @@ from .filters import find_first_conv, plot_filters
 from .im2col import im2col_layout, plot_im2col
 from .predictions import pick_examples, plot_predictions
 from .report import render_report, write_report
-from .run import plot_run, plot_training
+from .run import FigureCallback, plot_run, plot_training
 
 __all__ = [
+    "FigureCallback",
     "INSTALL_HINT",
     "feature_maps",
     "find_first_conv",

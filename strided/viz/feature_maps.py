@@ -17,7 +17,7 @@ def _leaves(model, prefix=""):
     """(name, layer) in forward order through nested Sequentials."""
     from ..nn import Sequential
 
-    for name, child in model._modules.items():
+    for name, child in model.named_children():
         full = f"{prefix}.{name}" if prefix else name
         if isinstance(child, Sequential):
             yield from _leaves(child, full)

@@ -10,7 +10,7 @@ A run directory (written by ``strided train``) holds::
 
 :func:`plot_run` draws what those files allow and says why it skipped the
 rest; :func:`plot_training` is the part that needs only the history and
-the model, for the end of ``fit``.
+the model, which :class:`FigureCallback` draws at the end of ``fit``.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from .filters import find_first_conv, plot_filters
 from .im2col import plot_im2col
 from .predictions import pick_examples, plot_predictions
 from .report import write_report
+from ..train import Callback, predict_labels
 
 PREDICT_AT_MOST = 2000   # test images run through the model to find examples (mistakes included)
 SHOW = 24                # images in predictions.png
@@ -57,7 +58,6 @@ def _load_model(path: Path, log):
 def _predict(model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Class predictions (N,) with the rule the training loop uses for the model's output."""
     from .. import nn
-    from ..train import predict_labels
 
     last = list(model.modules())[-1]
     # one output unit: a probability after a final Sigmoid, otherwise a logit (threshold 0)
@@ -119,6 +119,40 @@ def plot_training(run_dir, history, model=None, initial=None, *, log=print, dpi:
         else:
             written.append(plot_filters(conv.weight.data, run_dir / "filters.png", initial, dpi=dpi))
     return written
+
+
+class FigureCallback(Callback):
+    """Draw ``curves.png`` and ``filters.png`` (first conv layer, before and after) into fit's run directory.
+
+    Pass it to ``fit(..., run_dir=..., callbacks=[FigureCallback()])``. The
+    "before" filters are the model's weights when training begins, or on
+    resume those in the run's ``model_initial.npz`` (none when it is absent).
+    Args: dpi: resolution of the figures.
+    """
+
+    def __init__(self, dpi: float = 100):
+        self.dpi = dpi
+        self.initial = None
+
+    def on_train_begin(self, trainer):
+        if trainer.run_dir is None:
+            raise ValueError("FigureCallback draws into fit's run directory: pass run_dir=... to fit, got none")
+        conv = find_first_conv(trainer.model)
+        self.initial = None
+        if conv is None:
+            return
+        if trainer.resumed_from is None:
+            self.initial = conv.weight.data.copy()
+            return
+        start = trainer.run_dir / "model_initial.npz"
+        if start.exists():
+            from .. import io
+
+            first = find_first_conv(io.load(start))
+            self.initial = None if first is None else first.weight.data.copy()
+
+    def on_train_end(self, trainer):
+        plot_training(trainer.run_dir, trainer.history, trainer.model, self.initial, log=trainer.log, dpi=self.dpi)
 
 
 def plot_run(run_dir, images=None, labels=None, *, model=None, initial_model=None, data_root=None, log=print,

@@ -1,0 +1,241 @@
+"""Training runs kept in a directory: the layout of a run directory and the workflow that fills it.
+
+``strided train`` and ``strided reproduce fashion-10`` train through :func:`train`
+(``strided train --resume`` through :func:`resume`), ``strided evaluate``
+measures through :func:`evaluate`. A run directory holds::
+
+    config.json         every setting, the seed, class_names, image_shape, the standardisation statistics
+    model_initial.npz   the model before training (for the before/after filters)
+    checkpoint.npz      after every epoch: model, optimizer, scheduler, history, random states (``fit``)
+    history.json        after every epoch: per-epoch lists (``fit``)
+    model.npz           the trained model, with its input shape, class names and standardisation
+    metrics.json        test_accuracy, test_loss, per_class_accuracy, confusion, class_names
+    *.png, report.md    the figures and the report (``strided.viz.plot_run``)
+
+Every file is written atomically (``strided.io.atomic_write``).
+
+Examples::
+
+    from strided import runs
+    runs.train(runs.config(model="lenet5", epochs=2), "runs/lenet5")   # 0: complete, 130: interrupted
+    runs.resume("runs/lenet5", epochs=3)                                # continue it exactly, one more epoch
+    config, class_names, metrics = runs.evaluate("runs/lenet5")
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+# the files this module writes (fit writes train.CHECKPOINT and train.HISTORY)
+CONFIG = "config.json"
+MODEL_INITIAL = "model_initial.npz"
+MODEL = "model.npz"
+METRICS = "metrics.json"
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULERS = ("none", "step", "cosine")
+DEFAULTS = dict(model="lenet5", dataset="fashion-mnist", classes=None, epochs=5, batch_size=64,
+                optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=0.0, scheduler="cosine", step_size=10,
+                augment=False, valid_fraction=0.1, seed=0, patience=0, algorithm="auto")
+
+
+def config(**settings) -> dict:
+    """Every setting of a run: ``DEFAULTS`` with each of ``settings`` that is not None in its place.
+
+    settings: any keys of ``DEFAULTS`` (model, dataset, classes, epochs, batch_size, optimizer, lr, ...).
+    Returns a new dict with exactly the keys of ``DEFAULTS``.
+    """
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown run settings {unknown}; expected some of: {', '.join(DEFAULTS)}")
+    return {k: (settings[k] if settings.get(k) is not None else v) for k, v in DEFAULTS.items()}
+
+
+def default_run_dir(model: str, dataset: str) -> Path:
+    """``runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>``, relative to the working directory."""
+    return Path("runs") / f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
+    """The optimizer ``name`` (one of ``OPTIMIZERS``) over ``params``; momentum only where it applies."""
+    from . import optim
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+
+
+def make_scheduler(name: str, optimizer, epochs: int, step_size: int):
+    """The scheduler ``name`` (one of ``SCHEDULERS``): x0.1 every ``step_size`` epochs, cosine over ``epochs``, or None."""
+    from . import optim
+    if name == "step":
+        return optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
+    if name == "cosine":
+        return optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
+def loss_for(model_name: str):
+    """The loss a zoo model trains with: BCELoss for the one-output ``two_class_net``, cross-entropy otherwise."""
+    from . import nn
+    return nn.BCELoss() if model_name == "two_class_net" else nn.CrossEntropyLoss()
+
+
+def prepare_data(dataset, classes, valid_fraction, seed, root=None, download=False):
+    """Load, subset, split and standardise (statistics from the training split only).
+
+    Returns ``(ds, train, valid, test, standardize)``: train, valid (None when
+    empty) and test are pairs (images (N, C, H, W) float32, labels (N,)).
+    """
+    from . import data
+    ds = data.load_dataset(dataset, root=root, download=download, classes=classes)
+    train, valid = data.train_valid_split(ds.train, valid_fraction, seed=seed)
+    std = data.Standardize().fit(train.images)
+    as_float = lambda s: None if s is None else (std.transform(s.images), s.labels)  # noqa: E731
+    return ds, as_float(train), as_float(valid) if valid is not None and len(valid) else None, \
+        as_float(ds.test), std
+
+
+def train(settings: dict, run_dir=None, *, data_root=None, download: bool = False, plots: bool = True,
+          progress: bool = True) -> int:
+    """Train a new run with ``settings`` (a :func:`config` dict) into ``run_dir`` (default :func:`default_run_dir`).
+
+    Writes every file of the layout above, printing what it trains, the test
+    accuracy and where the run is. Returns 0 when the run is complete, 130
+    when it was interrupted (Ctrl-C; :func:`resume` continues it).
+    """
+    run_dir = Path(run_dir) if run_dir else default_run_dir(settings["model"], settings["dataset"])
+    return _train(dict(settings), run_dir, False, data_root, download, plots, progress)
+
+
+def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool = False, plots: bool = True,
+           progress: bool = True) -> int:
+    """Continue the run in ``run_dir`` exactly from its checkpoint; ``epochs`` extends a finished run.
+
+    Returns 0 when the run is complete, 130 when it was interrupted again.
+    """
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / CONFIG
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"--resume: {run_dir} is not a run directory (no config.json)")
+    settings = json.loads(cfg_path.read_text())
+    if epochs is not None:
+        settings["epochs"] = epochs  # allow extending a finished run
+    return _train(settings, run_dir, True, data_root, download, plots, progress)
+
+
+def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, plots: bool, progress: bool) -> int:
+    from . import io, models, nn
+    from . import random as _random
+    from .io import write_json_atomic
+    from .train import EarlyStopping, evaluate as evaluate_model, fit
+    if cfg["model"] not in models.MODELS:
+        raise ValueError(f"unknown model {cfg['model']!r}; expected one of: {', '.join(models.MODELS)}")
+    if cfg["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; expected one of: {', '.join(OPTIMIZERS)}")
+    if cfg["scheduler"] not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {cfg['scheduler']!r}; expected one of: {', '.join(SCHEDULERS)}")
+    if cfg["lr"] <= 0:
+        raise ValueError(f"--lr must be > 0, got {cfg['lr']}")
+
+    ds, train_xy, valid, test, std = prepare_data(cfg["dataset"], cfg["classes"], cfg["valid_fraction"],
+                                                  cfg["seed"], root=data_root, download=download)
+    binary = cfg["model"] == "two_class_net"
+    if binary and ds.num_classes != 2:
+        raise ValueError(f"two_class_net needs exactly two classes (e.g. --classes 1,3), got {ds.num_classes}")
+    _random.manual_seed(cfg["seed"])
+    c, h, w = ds.image_shape
+    kwargs = {} if binary else {"num_classes": ds.num_classes, "in_channels": c}
+    model = models.get_model(cfg["model"], **kwargs)
+    if cfg.get("algorithm", "auto") != "auto":
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                m.algorithm = cfg["algorithm"]
+    loss = loss_for(cfg["model"])
+    opt = make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
+    sched = make_scheduler(cfg["scheduler"], opt, cfg["epochs"], cfg["step_size"])
+    callbacks = []
+    if cfg["patience"]:
+        callbacks.append(EarlyStopping("val_loss", patience=cfg["patience"]))
+    augment = None
+    if cfg["augment"]:
+        from .data import default_augmentation
+        augment = default_augmentation(cfg["dataset"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resumed:
+        cfg.update(class_names=list(ds.classes), image_shape=[c, h, w], standardize=std.state_dict(),
+                   created=time.strftime("%Y-%m-%d %H:%M:%S"))
+        write_json_atomic(run_dir / CONFIG, cfg)
+        io.save(model, run_dir / MODEL_INITIAL)
+    print(f"training {cfg['model']} ({model.num_parameters():,} parameters) on {cfg['dataset']}"
+          f"{' classes ' + str(list(ds.classes)) if cfg['classes'] else ''}: {len(train_xy[1])} train, "
+          f"{0 if valid is None else len(valid[1])} validation, {len(test[1])} test images; run directory {run_dir}")
+    try:
+        # no figure callback: plot_run below draws every figure, curves and filters included
+        fit(model, loss, opt, train_xy, valid, epochs=cfg["epochs"], batch_size=cfg["batch_size"], scheduler=sched,
+            callbacks=callbacks, seed=cfg["seed"], augment=augment, run_dir=run_dir,
+            resume=run_dir if resumed else None, progress=progress)
+    except KeyboardInterrupt:
+        print(f"interrupted: resume with  strided train --resume {run_dir}", file=sys.stderr)
+        return 130
+    io.save(model, run_dir / MODEL, input_shape=(c, h, w),
+            metadata={"class_names": list(ds.classes), "standardize": std.state_dict()})
+    metrics = evaluate_model(model, test, loss, num_classes=ds.num_classes)
+    metrics["class_names"] = list(ds.classes)
+    metrics = {"test_accuracy": metrics.pop("accuracy"), "test_loss": metrics.pop("loss"), **metrics}
+    write_json_atomic(run_dir / METRICS, metrics)
+    print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}")
+    if plots:
+        _draw_figures(run_dir, model=model, images=test[0], labels=test[1])
+    print(f"saved model, metrics and figures in {run_dir}")
+    return 0
+
+
+def _draw_figures(run_dir, **kwargs) -> list:
+    """``viz.plot_run`` for a run whose model and metrics are saved already: a failure is a message, not an error."""
+    try:
+        from . import viz
+        files = viz.plot_run(run_dir, **kwargs)
+    except ImportError as exc:
+        print(f"no figures: {exc}", file=sys.stderr)
+        return []
+    except Exception as exc:  # the model and metrics are saved already: a figure must not fail the run
+        print(f"figures failed ({type(exc).__name__}: {exc}); draw them later with  strided plot {run_dir}",
+              file=sys.stderr)
+        return []
+    return files
+
+
+def load(run_dir):
+    """``(config, model)`` of a finished run; FileNotFoundError naming the missing file otherwise."""
+    from . import io
+    run_dir = Path(run_dir)
+    cfg_path, model_path = run_dir / CONFIG, run_dir / MODEL
+    for p in (cfg_path, model_path):
+        if not p.exists():
+            raise FileNotFoundError(f"{run_dir} is not a finished run directory: {p.name} is missing")
+    return json.loads(cfg_path.read_text()), io.load(model_path)
+
+
+def evaluate(run_dir, data_root=None):
+    """The finished run's model on the test split of its dataset, standardised as in training.
+
+    Returns ``(config, class_names, metrics)``, metrics as ``strided.train.evaluate`` returns them
+    (accuracy, loss, per_class_accuracy, confusion).
+    """
+    from . import data
+    from .train import evaluate as evaluate_model
+    cfg, model = load(run_dir)
+    classes = cfg.get("classes")
+    ds = data.load_dataset(cfg["dataset"], root=data_root, classes=None if classes is None else tuple(classes))
+    std = data.Standardize.from_state_dict(cfg["standardize"])
+    metrics = evaluate_model(model, (std.transform(ds.test.images), ds.test.labels), loss_for(cfg["model"]),
+                             num_classes=ds.num_classes)
+    return cfg, list(ds.classes), metrics
