@@ -192,7 +192,7 @@ def lenet5_epoch(algorithms=("naive", "im2col", "auto"), batch_size: int = LENET
     """
     from . import conv, models, nn
     from .bench import lenet5 as bench
-    from .bench.conv import machine
+    from .bench.harness import machine
     if isinstance(algorithms, str):
         algorithms = tuple(a.strip() for a in algorithms.split(",") if a.strip())
     if not algorithms:
@@ -284,7 +284,7 @@ def fashion_10(epochs: int | None = None, run_dir=None, data_root=None, seed: in
     cores). Returns ``{"exit_code", "run_dir", "history", "metrics", "wall_seconds", "command"}``.
     """
     from . import cli
-    from .bench.conv import machine
+    from .bench.harness import machine
     recipe = dict(FASHION_RECIPE)
     if epochs is not None:
         recipe["epochs"] = _checks.positive_int("epochs", epochs)
