@@ -8,7 +8,7 @@ table and lists the optimisations it led to.
 """
 import sys
 
-from strided.bench.lenet5 import profile_main
+from strided.bench.step_profile import profile_main
 
 if __name__ == "__main__":
     sys.exit(profile_main(sys.argv[1:]))

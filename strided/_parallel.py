@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from . import _checks
+from ._optional import optional
 
 __all__ = ["can_limit_blas", "elementwise", "even_split", "map_chunks", "matmul", "num_threads", "runs_inline",
            "set_num_threads", "single_threaded_blas", "split"]
@@ -166,12 +167,9 @@ _blas_saved: list[int] = []
 def _blas_controllers() -> list:
     global _blas
     if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _blas = []
-        else:
-            _blas = [_thread_functions(c) for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        threadpoolctl = optional("threadpoolctl")
+        _blas = [] if threadpoolctl is None else [
+            _thread_functions(c) for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas"]
     return _blas
 
 

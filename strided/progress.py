@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 import time
 
+from ._optional import optional
+
 
 class EpochProgress:
     """Shows progress through one epoch's batches; ``update(n_images, **stats)`` after each batch."""
@@ -18,12 +20,9 @@ class EpochProgress:
         self.seen, self.start = 0, time.perf_counter()
         self._bar = None
         if enabled and getattr(self.stream, "isatty", lambda: False)():
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self._bar = tqdm(total=total_images, desc=desc, unit="img", file=self.stream, leave=False,
+            tqdm_auto = optional("tqdm.auto")
+            if tqdm_auto is not None:
+                self._bar = tqdm_auto.tqdm(total=total_images, desc=desc, unit="img", file=self.stream, leave=False,
                                  dynamic_ncols=True)
 
     @property

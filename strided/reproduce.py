@@ -28,6 +28,7 @@ import numpy as np
 
 from . import _checks
 from ._checks import USER_ERRORS, user_error_message
+from ._optional import optional
 
 NAMES = ("two-class", "lenet5-epoch", "fashion-10")
 
@@ -193,7 +194,7 @@ def lenet5_epoch(algorithms=("naive", "im2col", "auto"), batch_size: int = LENET
     """
     from . import conv, models, nn
     from .bench import lenet5 as bench
-    from .bench.conv import machine
+    from .bench.harness import machine
     if isinstance(algorithms, str):
         algorithms = tuple(a.strip() for a in algorithms.split(",") if a.strip())
     if not algorithms:
@@ -203,12 +204,9 @@ def lenet5_epoch(algorithms=("naive", "im2col", "auto"), batch_size: int = LENET
     batch_size = _checks.positive_int("batch_size", batch_size)
     rounds = _checks.positive_int("rounds", rounds)
     epoch_images = _checks.positive_int("epoch_images", epoch_images)
-    torch = None
-    if with_torch:
-        try:
-            import torch
-        except ImportError:
-            log("PyTorch is not installed (pip install torch): no PyTorch row")
+    torch = optional("torch") if with_torch else None
+    if with_torch and torch is None:
+        log("PyTorch is not installed (pip install torch): no PyTorch row")
     steps_per_epoch = math.ceil(epoch_images / batch_size)
     log(f"seed 001: one epoch of LeNet-5 ({epoch_images:,} images, batch {batch_size}), extrapolated from the "
         f"median step time over {rounds} alternating rounds")
@@ -285,7 +283,7 @@ def fashion_10(epochs: int | None = None, run_dir=None, data_root=None, seed: in
     cores). Returns ``{"exit_code", "run_dir", "history", "metrics", "wall_seconds", "command"}``.
     """
     from . import runs
-    from .bench.conv import machine
+    from .bench.harness import machine
     recipe = dict(FASHION_RECIPE)
     if epochs is not None:
         recipe["epochs"] = _checks.positive_int("epochs", epochs)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import _fake_datasets as fake
 from strided import data
-from strided.data import datasets as registry
+from strided.data import locate as registry
 
 REAL_SYSTEM_DIR = registry.SYSTEM_DATA_DIR
 IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import platform
 import statistics
 import sys
 import time
-import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _memory, _parallel, conv
+from .. import _parallel, conv
+from .._optional import optional
 from ..geometry import ConvGeometry
+from .harness import call_times, machine, traced_peak
 
 
 @dataclass(frozen=True)
@@ -90,12 +89,6 @@ def _inputs(case: Case, dtype):
     return geom, x, w, dy
 
 
-def _timed(step) -> float:
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
 def _median_ms(steps: dict, repeat: int, budget: float) -> dict:
     """Median ms per step of each callable in ``steps``, timed in interleaved rounds.
 
@@ -109,21 +102,12 @@ def _median_ms(steps: dict, repeat: int, budget: float) -> dict:
     for _ in range(repeat):
         for name, step in steps.items():
             if sum(times[name]) <= budget:
-                times[name].append(_timed(step))
+                times[name] += call_times(step, 1)
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def _peak_mib(step) -> float:
-    # forget the buffers strided keeps between steps (strided._memory): counted afresh, as a first step sees them
-    _memory.release()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        step()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return (peak - base) / 2**20
+    return traced_peak(step) / 2**20
 
 
 def _conv_step(alg, geom, x, w, dy):
@@ -158,9 +142,8 @@ def time_algorithms(case: Case, names, dtype=np.float32, repeat: int = 7, budget
 
 def time_torch(case: Case, dtype=np.float32, repeat: int = 7, budget: float = 5.0, threads: int = 2) -> Row:
     """Time ``torch.nn.functional.conv2d`` forward + autograd backward for both inputs."""
-    try:
-        import torch
-    except ImportError:
+    torch = optional("torch")
+    if torch is None:
         return Row(case, "torch", note="not installed (pip install torch)")
     _, x, w, dy = _inputs(case, dtype)
     xt = torch.from_numpy(x).requires_grad_(True)
@@ -235,31 +218,6 @@ def format_table(rows: list[Row], markdown: bool = False) -> str:
     return "\n".join(out)
 
 
-def machine() -> str:
-    """One line describing the machine and library versions the numbers come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = f" (load average {os.getloadavg()[0]:.1f} at start)"
-    parts = [f"{cpu}, {os.cpu_count()} cores{load}", f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
-    try:
-        import scipy
-        parts.append(f"SciPy {scipy.__version__}")
-    except ImportError:
-        pass
-    try:
-        import torch
-        parts.append(f"torch {torch.__version__}")
-    except ImportError:
-        pass
-    return "; ".join(parts)
-
-
 @contextlib.contextmanager
 def threads_limited(threads: int):
     """Run the block with ``threads`` threads for strided's own pool and for NumPy's BLAS.
@@ -269,14 +227,14 @@ def threads_limited(threads: int):
     before = _parallel.num_threads()
     _parallel.set_num_threads(threads)
     try:
-        try:
-            from threadpoolctl import threadpool_info, threadpool_limits
-        except ImportError:
+        threadpoolctl = optional("threadpoolctl")
+        if threadpoolctl is None:
             yield (f"strided threads: {threads}; BLAS threads: library default (pip install threadpoolctl, "
                    "or strided[speed], to set them; or set OPENBLAS_NUM_THREADS)")
             return
-        with threadpool_limits(threads, user_api="blas"):
-            counts = sorted({info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"})
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            counts = sorted({info["num_threads"] for info in threadpoolctl.threadpool_info()
+                             if info["user_api"] == "blas"})
             yield f"strided threads: {threads}; BLAS threads: {', '.join(map(str, counts)) or 'none found'}"
     finally:
         _parallel.set_num_threads(before)

@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._optional import install_hint, require
 from ..windows import pad, unpad
 from .base import ConvAlgorithm, spread
 
-INSTALL_HINT = "scipy is not installed; install it with `pip install scipy` (or `pip install strided[scipy]`)"
+FEATURE = "the 'scipy' convolution algorithm"
+INSTALL_HINT = install_hint("scipy.signal", FEATURE, extra="scipy")
 
 
 def _signal():
-    try:
-        import scipy.signal
-    except ImportError as exc:
-        raise ImportError(f"the 'scipy' convolution algorithm needs SciPy: {INSTALL_HINT}") from exc
-    return scipy.signal
+    return require("scipy.signal", FEATURE, extra="scipy")
 
 
 def _convolve(a, b, mode):

@@ -13,26 +13,13 @@
 ``python -m strided.data download NAME`` fetches one.
 """
 from ._io import DataFileError
+from .catalogue import DATASETS, DatasetInfo, dataset_info
 from .cifar import read_cifar10
-from .datasets import (
-    DATASETS,
-    Dataset,
-    DatasetInfo,
-    Split,
-    cache_dir,
-    dataset_info,
-    dataset_table,
-    download_dataset,
-    find_dataset,
-    format_dataset_table,
-    how_to_get,
-    load_dataset,
-    read_dataset,
-    search_path,
-)
+from .datasets import Dataset, Split, download_dataset, load_dataset, read_dataset
 from .download import ChecksumError, DownloadError, FileSpec, download_file, verify_file
 from .idx import read_idx, read_idx_images, read_idx_labels
 from .loader import DataLoader, Loaders, batches, make_loaders, train_valid_split
+from .locate import cache_dir, dataset_table, find_dataset, format_dataset_table, how_to_get, search_path
 from .transforms import (
     Compose,
     RandomCrop,

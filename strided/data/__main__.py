@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .datasets import DATASETS, download_dataset, format_dataset_table
+from .catalogue import DATASETS
+from .datasets import download_dataset
+from .locate import format_dataset_table
 
 
 def main(argv=None) -> int:

@@ -15,17 +15,16 @@ data. Every checksum that is known for a file must match:
 Structural checks (IDX magic number and counts) run on top, so a file whose
 content checksum is not published is still verified as far as possible.
 Any URL that ``urllib`` opens works, including ``file://`` for offline
-mirrors.
+mirrors. The networking modules are imported by :func:`download_file`, when
+a download starts: reading and verifying files needs none of them.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import os
 import sys
 import tarfile
-import urllib.request
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +130,10 @@ def download_file(urls, dest, spec: FileSpec, *, timeout: float = 60.0, log=prin
     attempt (pass ``None`` for silence). Raises :class:`DownloadError`
     listing why each URL failed; ``dest`` is then untouched.
     """
+    # imported here, not with the module: ``import strided`` loads no networking code
+    import http.client
+    import urllib.request
+
     dest = Path(dest)
     failures = []
     for url in urls:

@@ -264,7 +264,7 @@ def default_augmentation(name) -> Compose:
     for CIFAR-10's 32, 3 for 28 x 28 images), plus a horizontal flip for
     ``fashion-mnist`` and ``cifar10`` but not for ``mnist`` digits.
     """
-    from .datasets import dataset_info
+    from .catalogue import dataset_info
 
     info = dataset_info(name)
     return _crop_and_flip(info.image_shape[1:], flip=info.name != "mnist")

@@ -21,6 +21,7 @@ import zlib
 
 import numpy as np
 
+from .._optional import require
 from .atomic import atomic_write
 
 __all__ = ["FileFormatError", "META_KEY", "write", "read", "kind_of"]
@@ -28,7 +29,6 @@ __all__ = ["FileFormatError", "META_KEY", "write", "read", "kind_of"]
 META_KEY = "__strided__"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 NPY_MAGIC = b"\x93NUMPY"
-SAFETENSORS_EXTRA = "pip install strided[safetensors]  (or: pip install safetensors)"
 
 
 class FileFormatError(ValueError):
@@ -41,12 +41,8 @@ class FileFormatError(ValueError):
 
 
 def _import_safetensors():
-    try:
-        import safetensors.numpy  # noqa: F401
-        from safetensors import safe_open
-    except ImportError as exc:
-        raise ImportError(f"the .safetensors format needs the safetensors package: {SAFETENSORS_EXTRA}") from exc
-    return safetensors.numpy, safe_open
+    st_numpy = require("safetensors.numpy", "the .safetensors format", extra="safetensors")
+    return st_numpy, require("safetensors", "the .safetensors format", extra="safetensors").safe_open
 
 
 def kind_of(path) -> str:

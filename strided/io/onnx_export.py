@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn
+from .._optional import require
 from .._version import __version__
 from ..geometry import pool_window, resolve_padding
 from ..nn.module import Module, Sequential
@@ -61,16 +62,11 @@ __all__ = ["export_onnx", "OPSET"]
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17 (readable by every runtime that supports the opset)
-ONNX_EXTRA = "pip install strided[onnx]  (or: pip install onnx onnxruntime)"
 
 
 def _import_onnx():
-    try:
-        import onnx
-        from onnx import helper, numpy_helper
-    except ImportError as exc:
-        raise ImportError(f"ONNX export needs the onnx package: {ONNX_EXTRA}") from exc
-    return onnx, helper, numpy_helper
+    onnx = require("onnx", "ONNX export", extra="onnx", packages="onnx onnxruntime")
+    return onnx, require("onnx.helper", "ONNX export"), require("onnx.numpy_helper", "ONNX export")
 
 
 class _Graph:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
+from .._optional import require
 from ..nn.module import Module, Sequential
 
 __all__ = ["from_torch", "to_torch", "torch_gaussian", "SUPPORTED"]
@@ -28,11 +29,7 @@ _GAUSSIAN_CLASS = None
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError("PyTorch interchange needs torch: pip install torch") from exc
-    return torch
+    return require("torch", "PyTorch interchange")
 
 
 def torch_gaussian():

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-INSTALL_HINT = "plotting needs matplotlib: pip install strided[viz] (or pip install matplotlib)"
+from .._optional import install_hint, require
+
+INSTALL_HINT = install_hint("matplotlib", "plotting", extra="viz")
 
 # Colours that keep their meaning across figures.
 TRAIN_COLOUR = "tab:blue"
@@ -29,12 +31,8 @@ BACKGROUND = "#dddddd"  # gaps between tiles (NaN pixels)
 
 
 def require_matplotlib():
-    """Import matplotlib or fail with the command that installs it."""
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
-    return matplotlib
+    """Import matplotlib or fail with the command that installs it (:data:`INSTALL_HINT`)."""
+    return require("matplotlib", "plotting", extra="viz")
 
 
 def new_figure(figsize, dpi, layout: str | None = "constrained"):

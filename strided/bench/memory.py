@@ -1,0 +1,97 @@
+"""Peak memory of LeNet-5 training steps, each library measured in a fresh process.
+
+    python -m strided.bench.memory strided --batch 128 --dtype float32    # prints one JSON line
+
+:func:`peak_memory` runs that command once per library and collects the
+results; :func:`probe` is what the fresh process runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from .. import models
+from .harness import positive_int, traced_peak
+from .torch_twin import build_pair, import_torch, random_batch, strided_step, torch_step
+
+
+def _proc_status(field: str) -> int | None:
+    """A size in bytes from /proc/self/status (Linux), e.g. VmRSS (resident now) or VmHWM (its peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _rss_bytes() -> int | None:
+    return _proc_status("VmRSS")
+
+
+
+def probe(library: str, batch: int, dtype) -> dict:
+    """Run in a fresh process: growth of the peak resident memory over 10 training steps (bytes).
+
+    The baseline is the resident size once the model, the batch and the
+    library are loaded, so only what the steps allocate counts. For strided
+    a second, separate run of 10 steps under ``tracemalloc`` (which NumPy
+    reports its arrays to) gives the most array memory alive at once, the
+    buffers kept between steps included.
+    """
+    x, y = random_batch(batch, dtype)
+    if library == "torch":
+        torch = import_torch(2)
+        step = torch_step(torch, build_pair(torch, dtype)[1], x, y)
+    else:
+        step = strided_step(models.lenet5(dtype=dtype), x, y)
+    base = _rss_bytes()
+    for _ in range(10):
+        step()
+    # VmHWM, not getrusage's ru_maxrss: after fork + exec the latter starts from the parent's size
+    peak = _proc_status("VmHWM")
+    out = {"rss_growth": None if base is None or peak is None else max(0, peak - base)}
+    if library == "strided":
+        del step
+
+        def ten_steps():
+            step = strided_step(models.lenet5(dtype=dtype), x, y)
+            for _ in range(10):
+                step()
+        out["traced_peak"] = traced_peak(ten_steps)
+    return out
+
+
+def peak_memory(libraries, batch: int = 128, dtype=np.float32) -> dict:
+    """``{library: {"rss_growth": bytes, "traced_peak": bytes (strided)}}``, each measured in its own process."""
+    out = {}
+    for lib in libraries:
+        cmd = [sys.executable, "-m", "strided.bench.memory", lib, "--batch", str(batch), "--dtype", np.dtype(dtype).name]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+            out[lib] = json.loads(res.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError, OSError) as exc:
+            out[lib] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    return out
+
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m strided.bench.memory",
+                                description="Peak memory of 10 LeNet-5 training steps, as one JSON line.")
+    p.add_argument("library", choices=("strided", "torch"))
+    p.add_argument("--batch", type=positive_int, default=128)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    args = p.parse_args(argv)
+    print(json.dumps(probe(args.library, args.batch, np.dtype(args.dtype))))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Where each millisecond of a training step goes: per layer, forward and backward, strided beside PyTorch.
+
+:func:`profile_strided` and :func:`profile_torch` time every layer of a
+``Sequential`` separately; :func:`format_profile` sets the two side by
+side; :func:`profile_main` is ``benchmarks/profile_lenet5.py`` (and
+``strided bench lenet5 --profile``), the profile of a LeNet-5 step.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from .. import _parallel, models, nn, optim
+from .harness import call_times, machine, positive_int, positive_ints, settle_allocator
+from .torch_twin import LR, MOMENTUM, build_pair, import_torch, random_batch, strided_step, torch_step
+
+
+def _layer_name(i, layer) -> str:
+    return f"{i} {type(layer).__name__}"
+
+def profile_strided(model, x, y, steps: int = 30, warmup: int = 5, clock=time.perf_counter) -> dict:
+    """Where one training step of a strided ``Sequential`` spends its time.
+
+    Times every layer's forward and backward, the loss (forward and
+    backward) and the optimizer step separately in each of ``steps``
+    instrumented steps; returns medians in seconds:
+    ``{"layers": [(name, forward, backward)], "loss": s, "optimizer": s, "step": s}``
+    where ``step`` is the median of as many *un*instrumented steps.
+    ``clock`` may be ``time.thread_time`` (CPU time, insensitive to other
+    processes) when everything runs on the calling thread.
+    """
+    layers = list(model)
+    crit = nn.CrossEntropyLoss()
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    fwd = [[] for _ in layers]
+    bwd = [[] for _ in layers]
+    loss_t, opt_t = [], []
+    for it in range(warmup + steps):
+        opt.zero_grad()
+        h = x
+        for i, layer in enumerate(layers):
+            t = clock()
+            h = layer(h)
+            fwd[i].append(clock() - t)
+        t = clock()
+        crit(h, y)
+        d = crit.backward()
+        loss_t.append(clock() - t)
+        for i in range(len(layers) - 1, -1, -1):
+            t = clock()
+            d = layers[i].backward(d, need_input_grad=i > 0)
+            bwd[i].append(clock() - t)
+        t = clock()
+        opt.step()
+        opt_t.append(clock() - t)
+    med = lambda v: statistics.median(v[warmup:])
+    whole = call_times(strided_step(model, x, y), steps, clock)
+    return {"layers": [(_layer_name(i, layer), med(fwd[i]), med(bwd[i])) for i, layer in enumerate(layers)],
+            "loss": med(loss_t), "optimizer": med(opt_t), "step": statistics.median(whole)}
+
+
+def profile_torch(torch, tmodel, x, y, steps: int = 30, warmup: int = 5, clock=time.perf_counter) -> dict:
+    """The same table for PyTorch, timed with module hooks (which add a little overhead of their own)."""
+    layers = list(tmodel)
+    fwd = [[] for _ in layers]
+    bwd = [[] for _ in layers]
+    start = {}
+    handles = []
+    for i, layer in enumerate(layers):
+        handles += [
+            layer.register_forward_pre_hook(lambda m, inp, i=i: start.__setitem__(("f", i), clock())),
+            layer.register_forward_hook(lambda m, inp, out, i=i: fwd[i].append(clock() - start[("f", i)])),
+            layer.register_full_backward_pre_hook(lambda m, g, i=i: start.__setitem__(("b", i), clock())),
+        ]
+        if i > 0:
+            # the first layer's input needs no gradient, so its hook would fire before the weight gradient
+            # is computed; its backward is timed up to the end of loss.backward() instead
+            handles.append(layer.register_full_backward_hook(
+                lambda m, gi, go, i=i: bwd[i].append(clock() - start[("b", i)])))
+    crit = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(tmodel.parameters(), lr=LR, momentum=MOMENTUM)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    loss_t, opt_t = [], []
+    saved_filters = list(warnings.filters)
+    try:
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")   # the first layer, see above
+        for _ in range(warmup + steps):
+            opt.zero_grad()
+            out = tmodel(tx)
+            t = clock()
+            loss = crit(out, ty)
+            loss_t.append(clock() - t)
+            loss.backward()
+            t = clock()
+            bwd[0].append(t - start[("b", 0)])
+            opt.step()
+            opt_t.append(clock() - t)
+    finally:
+        for h in handles:
+            h.remove()
+        warnings.filters[:] = saved_filters
+    med = lambda v: statistics.median(v[warmup:]) if len(v) > warmup else float("nan")
+    whole = call_times(torch_step(torch, tmodel, x, y), steps, clock)
+    return {"layers": [(_layer_name(i, layer), med(fwd[i]), med(bwd[i])) for i, layer in enumerate(layers)],
+            "loss": med(loss_t), "optimizer": med(opt_t), "step": statistics.median(whole)}
+
+
+def format_profile(prof: dict, other: dict | None = None, names=("strided", "PyTorch")) -> str:
+    """A table of ms and share of the whole step per layer, forward and backward, beside ``other``'s."""
+    def rows_of(p):
+        rows = [(f, b) for _, f, b in p["layers"]] + [(p["loss"], None), (p["optimizer"], None)]
+        timed = sum(f + (b or 0.0) for f, b in rows)
+        return rows + [(p["step"] - timed, None), (p["step"], None)]
+
+    def cells(p):
+        out = []
+        for f, b in rows_of(p):
+            out.append([f"{f * 1e3:.3f}", "" if b is None else f"{b * 1e3:.3f}",
+                        f"{(f + (b or 0.0)) / p['step']:.0%}"])
+        out[-1][2] = ""                   # the whole step is 100% of itself
+        return out
+
+    labels = [n for n, _, _ in prof["layers"]] + ["loss (forward + backward)", "optimizer step",
+                                                  "between the timed parts", "whole step (untimed run)"]
+    header = ["", f"{names[0]} fwd ms", "bwd ms", "share"]
+    parts = [cells(prof)]
+    if other is not None:
+        header += [f"{names[1]} fwd ms", "bwd ms", "share"]
+        parts.append(cells(other))
+    lines = [[label] + [c for part in parts for c in part[i]] for i, label in enumerate(labels)]
+    widths = [max(len(h), *(len(line[k]) for line in lines)) for k, h in enumerate(header)]
+    fmt = "  ".join(("{:<%d}" if k == 0 else "{:>%d}") % w for k, w in enumerate(widths))
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+                     + [fmt.format(*line) for line in lines])
+
+
+def profile_main(argv=None) -> int:
+    """``benchmarks/profile_lenet5.py`` / ``strided bench lenet5 --profile``: the per-layer profile of a step."""
+    p = argparse.ArgumentParser(prog="benchmarks/profile_lenet5.py",
+                                description="Where each millisecond of a LeNet-5 training step goes, per layer.")
+    p.add_argument("--batches", type=positive_ints, default=[128], help="comma-separated batch sizes (default 128)")
+    p.add_argument("--steps", type=positive_int, default=40, help="instrumented steps (default 40)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--no-torch", action="store_true", help="profile strided alone")
+    p.add_argument("--one-thread", action="store_true",
+                   help="run both libraries on one thread (strided's pool off, BLAS and torch on one thread) and "
+                        "time CPU time: the work per layer, unaffected by other processes on the machine")
+    p.add_argument("--functions", type=int, default=0, metavar="N",
+                   help="also print the N functions with the most own time (cProfile)")
+    args = p.parse_args(argv)
+    dtype = np.dtype(args.dtype)
+    torch = None if args.no_torch else import_torch(1 if args.one_thread else 2)
+    clock = time.perf_counter
+    with contextlib.ExitStack() as stack:
+        if args.one_thread:
+            clock = time.thread_time
+            old = _parallel.num_threads()
+            _parallel.set_num_threads(1)
+            stack.callback(_parallel.set_num_threads, old)
+            if _parallel.can_limit_blas():
+                stack.enter_context(_parallel.single_threaded_blas())
+            else:
+                print("# threadpoolctl is not installed (pip install strided[speed]): BLAS keeps its threads, "
+                      "and their work is not in the CPU time of this thread")
+        print(f"# {machine()}")
+        settle_allocator()
+        how = ("one thread, CPU time of the thread" if args.one_thread else
+               f"wall-clock time; strided on {_parallel.num_threads()} threads, PyTorch on 2")
+        for b in args.batches:
+            x, y = random_batch(b, dtype)
+            if torch is not None:
+                model, tmodel = build_pair(torch, dtype)
+                theirs = profile_torch(torch, tmodel, x, y, args.steps, clock=clock)
+            else:
+                model, theirs = models.lenet5(dtype=dtype), None
+            ours = profile_strided(model, x, y, args.steps, clock=clock)
+            print(f"\nbatch {b}, {dtype.name}, {how}: median per step over {args.steps} steps "
+                  f"(forward, backward: the layer's own time; share: of the whole step)")
+            print(format_profile(ours, theirs))
+            if args.functions:
+                import cProfile
+                import pstats
+                step = strided_step(model, x, y)
+                prof = cProfile.Profile()
+                prof.enable()
+                for _ in range(args.steps):
+                    step()
+                prof.disable()
+                print(f"\nstrided, {args.functions} functions with the most own time over {args.steps} steps:")
+                pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(args.functions)
+    return 0
+
