@@ -13,7 +13,7 @@ import strided
 from strided import nn
 from strided import io as sio
 
-from _parity import assert_close, assert_same_run, load_torch_weights, run_ours, run_torch
+from _parity import assert_close, load_torch_weights, run_ours, run_torch
 
 pytestmark = pytest.mark.torch
 
@@ -74,10 +74,17 @@ def _check_step(torch, m, tm, x, train=True):
     load_torch_weights(m, tm)
     m.train(train)
     tm.train(train)
-    ours = run_ours(m, x, dy := np.random.default_rng(7).standard_normal(m(x.copy()).shape))
+    dy = np.random.default_rng(7).standard_normal(m(x.copy()).shape)
     load_torch_weights(m, tm)  # the probe forward above moved the running statistics
-    ours = run_ours(m, x, dy)
-    assert_same_run(ours, run_torch(torch, tm, x, dy))
+    (y, dx, grads), (ty, tdx, tgrads) = run_ours(m, x, dy), run_torch(torch, tm, x, dy)
+    assert_close(y, ty, "output")
+    assert_close(dx, tdx, "input gradient")
+    assert list(grads) == list(tgrads)
+    for name, g in grads.items():
+        if tgrads[name] is None:  # frozen in both
+            assert g is None, name
+        else:
+            assert_close(g, tgrads[name], f"gradient of {name}")
     theirs = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
     assert list(m.state_dict()) == list(theirs)
     for k, v in m.state_dict().items():
@@ -196,17 +203,8 @@ def test_frozen_parameters_inside_a_residual_match_torch(torch):
     for p in tm.body[0].parameters():
         p.requires_grad_(False)
     tm.shortcut[1].bias.requires_grad_(False)
-    load_torch_weights(m, tm)
-    x, dy = _x(2, 4, 6, 6), _x(2, 6, 3, 3)
-    y, dx, grads = run_ours(m, x, dy)
-    ty, tdx, tgrads = run_torch(torch, tm, x, dy)
-    assert_close(dx, tdx, "input gradient past frozen layers")
-    for name, g in grads.items():
-        if tgrads[name] is None:
-            assert g is None, name
-        else:
-            assert_close(g, tgrads[name], name)
-    assert m.body[0].weight.grad is None and m.shortcut[1].bias.grad is None
+    _check_step(torch, m, tm, _x(2, 4, 6, 6))
+    assert m.body[0].weight.grad is None and m.shortcut[1].bias.grad is None and m.shortcut[1].weight.grad is not None
     assert m.num_parameters(trainable_only=True) == sum(p.numel() for p in tm.parameters() if p.requires_grad)
 
 
@@ -302,3 +300,102 @@ def test_bad_arguments():
     m(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"dy must have the output's shape \(2, 3\), got \(3, 2\)"):
         m.backward(np.ones((3, 2), np.float32))
+
+
+# -- save and load ------------------------------------------------------------------------------------
+
+def _small_resnet(dtype=np.float32):
+    """A small residual network: stem, two basic blocks (one with a conv+BN shortcut), a Concat, a classifier."""
+    b1, s1 = _basic_block(nn, 4, 4, 1, dtype)
+    b2, s2 = _basic_block(nn, 4, 6, 2, dtype)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False, dtype=dtype), nn.BatchNorm2d(4, dtype=dtype), nn.ReLU(),
+        nn.Residual(b1, s1), nn.ReLU(), nn.Residual(b2, s2), nn.ReLU(),
+        nn.Concat(nn.Conv2d(6, 2, 1, dtype=dtype), nn.MaxPool2d(3, 1, 1)), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(8 * 2 * 2, 3, dtype=dtype))
+
+
+def _trained_a_little(model, x):
+    """One forward and backward in training mode: the running statistics move away from their defaults."""
+    model.train()
+    model.backward(np.ones(model(x).shape, x.dtype))
+    return model
+
+
+def test_save_and_load_a_residual_network(tmp_path, rng):
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    model = _trained_a_little(_small_resnet(), x)
+    model[5].shortcut[0].freeze()
+    model[3].eval()
+    path = sio.save(model, tmp_path / "resnet.npz", input_shape=(1, 8, 8))
+    arch = sio.info(path)["architecture"]
+    assert [c["type"] for c in arch["children"]][3:8] == ["Residual", "ReLU", "Residual", "ReLU", "Concat"]
+    assert arch["children"][3]["config"]["shortcut"] is None
+    assert arch["children"][7]["config"] == {"dim": 1} and len(arch["children"][7]["children"]) == 2
+    loaded = sio.load(path)
+    assert type(loaded[5]) is nn.Residual and type(loaded[7]) is nn.Concat and loaded[3].shortcut is None
+    assert loaded[3].training is False and loaded[3].body[1].training is False and loaded[5].training is True
+    assert [n for n, p in loaded.named_parameters() if not p.requires_grad] == ["5.shortcut.0.weight"]
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[k], v, err_msg=k)
+    for m in (model, loaded):
+        m.eval()
+    np.testing.assert_array_equal(loaded(x), model(x))
+
+
+def test_a_shared_module_stays_shared_through_a_file(tmp_path, rng):
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    model = nn.Sequential(conv, nn.ReLU(), nn.Residual(nn.Sequential(conv, nn.Tanh()), conv), nn.Concat(conv, conv))
+    arch = sio.info(sio.save(model, tmp_path / "shared.npz"))["architecture"]
+    assert arch["children"][2]["config"]["shortcut"] == {"__module__": {"same_as": "model[0]"}}
+    assert arch["children"][3]["children"] == [{"same_as": "model[0]"}] * 2
+    loaded = sio.load(tmp_path / "shared.npz")
+    assert loaded[2].body[0] is loaded[0] and loaded[2].shortcut is loaded[0] and loaded[3][1] is loaded[0]
+    x = rng.standard_normal((2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x), model(x))
+    loaded.backward(np.ones((2, 4, 4, 4), np.float32))
+    model.backward(np.ones((2, 4, 4, 4), np.float32))
+    np.testing.assert_allclose(loaded[0].weight.grad, model[0].weight.grad, rtol=1e-6)
+
+
+def test_a_reference_to_a_module_not_yet_described_is_refused():
+    from strided.io import serialize
+    with pytest.raises(sio.ArchitectureError, match=r"model\[0\]: refers to a shared module at 'model\[1\]'"):
+        serialize.build({"type": "Sequential", "children": [{"same_as": "model[1]"}, {"type": "ReLU"}]}, {})
+
+
+# -- PyTorch interchange --------------------------------------------------------------------------------
+
+def test_to_torch_and_back_keeps_containers_weights_modes_and_frozen_parameters(torch, rng):
+    x = rng.standard_normal((3, 1, 8, 8))
+    model = _trained_a_little(_small_resnet(np.float64), x)
+    model[5].body[3].freeze()
+    model[7].eval()
+    tm = sio.to_torch(model)
+    assert type(tm[3]).__name__ == "Residual" and tm[3].shortcut is None and type(tm[7]).__name__ == "Concat"
+    assert not tm[5].body[3].weight.requires_grad and tm[5].body[0].weight.requires_grad
+    assert not tm[7].training and not getattr(tm[7], "0").training and tm[5].training
+    for k, v in tm.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), model.state_dict()[k], err_msg=k)
+
+    back = sio.from_torch(tm)
+    assert [type(m).__name__ for m in back.modules()] == [type(m).__name__ for m in model.modules()]
+    assert not back[5].body[3].weight.requires_grad and not back[7].training and back[5].training
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[k], v, err_msg=k)
+    _check_step(torch, model, tm, x)  # the torch twin computes the same step: outputs, gradients, buffers
+
+
+def test_torch_containers_convert_in_both_directions_nested(torch):
+    m, tm = _pair_network(torch)
+    assert [type(c).__name__ for c in sio.from_torch(tm).modules()] == [type(c).__name__ for c in m.modules()]
+    assert sio.from_torch(tm).state_dict().keys() == m.state_dict().keys()
+    assert [n for n, _ in sio.to_torch(m).named_modules()] == [n for n, _ in tm.named_modules()]
+
+
+def test_shared_modules_stay_shared_through_torch(torch):
+    lin = nn.Linear(3, 3, dtype=np.float64)
+    tm = sio.to_torch(nn.Sequential(lin, nn.Tanh(), nn.Residual(lin)))
+    assert tm[2].body is tm[0]
+    back = sio.from_torch(tm)
+    assert back[2].body is back[0]

@@ -267,11 +267,15 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
-        """(name, module) of the direct children, in registration order, each module once (as torch)."""
+    def named_children(self, remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) of the direct children, in registration order.
+
+        A module registered under several names comes once, under its first
+        name, as in torch, unless ``remove_duplicate=False``.
+        """
         seen: set[int] = set()
         for name, child in self._modules.items():
-            if child is not None and id(child) not in seen:
+            if child is not None and not (remove_duplicate and id(child) in seen):
                 seen.add(id(child))
                 yield name, child
 
