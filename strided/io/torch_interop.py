@@ -26,8 +26,8 @@ from ..nn.module import Module, Sequential
 
 __all__ = ["from_torch", "to_torch", "torch_gaussian", "torch_residual", "torch_concat", "SUPPORTED"]
 
-SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU", "Sigmoid",
-             "Tanh", "Softmax", "Identity", "BatchNorm1d", "BatchNorm2d", "Dropout", "Gaussian")
+SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d", "ReLU",
+             "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity", "BatchNorm1d", "BatchNorm2d", "Dropout", "Gaussian")
 
 _GAUSSIAN_CLASS = None
 _CONTAINER_CLASSES = None  # (Residual, Concat) as torch modules, defined once torch is imported

@@ -76,7 +76,10 @@ class Residual(Module):
         return y_body + y_shortcut
 
     def backward(self, dy, need_input_grad=True):
-        """dy: (body's output shape) -> dL/dx = body.backward(dy) + shortcut.backward(dy) (or dy); None if not needed."""
+        """dy: (body's output shape) -> dL/dx = body.backward(dy) + shortcut.backward(dy) (or + dy for the identity).
+
+        None when ``need_input_grad`` is False (the branches still add their parameter gradients).
+        """
         dy = grad_output(dy, *self._need_cache(self._cache))
         # the shortcut ran after the body: it goes back first
         dx_short = dy if self.shortcut is None else self.shortcut.backward(dy, need_input_grad=need_input_grad)
