@@ -74,6 +74,16 @@ LAYERS = {
     "bn1d": (lambda: nn.BatchNorm1d(5), (5,)),
     "bn1d_seq": (lambda: nn.BatchNorm1d(5), (5, 6)),
     "bn1d_batch_stats": (lambda: nn.BatchNorm1d(5, track_running_stats=False, affine=True), (5,)),
+    "residual_identity": (lambda: nn.Residual(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU())), (3, 5, 4)),
+    "residual_conv_bn_shortcut": (lambda: nn.Residual(
+        nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(3, 4, 1, 2, bias=False), nn.BatchNorm2d(4))), (3, 7, 6)),
+    "concat": (lambda: nn.Concat(nn.Conv2d(3, 2, 1), nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh()),
+                                 nn.MaxPool2d(3, 1, 1)), (3, 5, 5)),
+    "concat_last_dim": (lambda: nn.Concat(nn.Linear(4, 3), nn.Identity(), dim=-1), (2, 4)),
+    "nested_containers": (lambda: nn.Sequential(
+        nn.Residual(nn.Concat(nn.Conv2d(2, 1, 1), nn.Sequential(nn.Residual(nn.Conv2d(2, 2, 1)), nn.Conv2d(2, 1, 1)))),
+        nn.Residual(nn.Sequential()), nn.Flatten(), nn.Linear(2 * 3 * 3, 2)), (2, 3, 3)),
 }
 
 
@@ -216,3 +226,40 @@ def test_cli_export(tmp_path, capsys):
     _check(model, out, (1, 28, 28), batches=(2,))
     assert cli.main(["export", str(src), str(tmp_path / "x.onnx")]) == 2  # no shape and no run directory
     assert "--input-shape" in capsys.readouterr().err
+
+
+def test_a_residual_network_round_trips_through_a_file_and_onnx(tmp_path):
+    """Saved, loaded, exported: the graph computes what the network computes, with Add and Concat in it."""
+    rng = np.random.default_rng(2)
+    relu = nn.ReLU()  # one activation used at several places, as torchvision writes its blocks
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), relu,
+        nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), relu,
+                                  nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))), relu,
+        nn.Residual(nn.Sequential(nn.Conv2d(4, 6, 3, 2, 1, bias=False), nn.BatchNorm2d(6)),
+                    nn.Sequential(nn.Conv2d(4, 6, 1, 2, bias=False), nn.BatchNorm2d(6))), relu,
+        nn.Concat(nn.Conv2d(6, 2, 1), nn.AvgPool2d(3, 1, 1)), nn.Flatten(), nn.Linear(8 * 4 * 4, 3))
+    _randomise(model, rng, weights=False)
+    loaded = sio.load(sio.save(model, tmp_path / "resnet.npz"))
+    path = sio.export_onnx(loaded, tmp_path / "resnet.onnx", (1, 8, 8))
+    proto = _check(loaded, path, (1, 8, 8))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Add") == 2 and ops.count("Concat") == 1 and ops.count("Relu") == 4
+    model.eval()
+    x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, model(x), **TOL)  # the original, not only the loaded copy
+
+
+def test_container_errors_name_the_layer(tmp_path):
+    with pytest.raises(ValueError, match=r"layer 1 \(Residual\) cannot take an input of shape \(batch, 2, 4, 4\) "
+                                         r"from input_shape=\(2, 4, 4\): Residual: body's output has shape"):
+        sio.export_onnx(nn.Sequential(nn.ReLU(), nn.Residual(nn.Conv2d(2, 3, 1))), tmp_path / "m.onnx", (2, 4, 4))
+
+    class Gated(nn.Residual):
+        def forward(self, x):
+            return self.body(x) * x
+
+    with pytest.raises(TypeError, match=r"layer 0\.1 is a Gated, which has no ONNX conversion.*Concat containers"):
+        sio.export_onnx(nn.Sequential(nn.Concat(nn.ReLU(), Gated(nn.ReLU()))), tmp_path / "m.onnx", (2, 4, 4))
+    assert not (tmp_path / "m.onnx").exists()

@@ -273,8 +273,33 @@ def test_feature_map_checks(images, tmp_path):
         viz.feature_maps(small_cnn(), np.zeros((3, 8, 8)))
     with pytest.raises(ValueError, match=r"3 dimensions \(C, H, W\)"):
         viz.feature_maps(small_cnn(), images[:1])
-    with pytest.raises(TypeError, match="Sequential"):
-        viz.feature_maps(nn.Conv2d(1, 2, 3), images[0])
+    with pytest.raises(TypeError, match="model must be a strided.nn.Module, got str"):
+        viz.feature_maps("model", images[0])
+
+
+def test_feature_maps_inside_residual_and_concat(images):
+    """Convolutions inside containers are seen in the order they run, a reused one at every call."""
+    relu = nn.ReLU()
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), relu,
+                          nn.Residual(nn.Sequential(conv, nn.BatchNorm2d(2), relu, conv), nn.Conv2d(2, 2, 1)), relu,
+                          nn.Concat(nn.Conv2d(2, 1, 1), nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Tanh())))
+    x = images[:1].astype(np.float32)
+    maps = viz.feature_maps(model, images[0])
+    assert [name for name, _ in maps] == ["Conv2d 0", "Conv2d 2.body.0", "Conv2d 2.body.0", "Conv2d 2.shortcut",
+                                          "Conv2d 4.0"]
+    model.eval()
+    h = model[:2](x)
+    np.testing.assert_array_equal(maps[1][1], conv(h)[0])
+    np.testing.assert_array_equal(maps[2][1], model[2].body(h)[0])
+    np.testing.assert_array_equal(maps[3][1], model[2].shortcut(h)[0])
+    np.testing.assert_array_equal(maps[4][1], model[4][0](model[:4](x))[0])
+    after = viz.feature_maps(model, images[0], after_activation=True)
+    assert [name for name, _ in after][1:4] == ["Conv2d 2.body.0 … ReLU 1", "Conv2d 2.body.0",
+                                                 "Conv2d 2.shortcut … ReLU 1"]
+    np.testing.assert_array_equal(after[3][1], model[:4](x)[0])  # the ReLU after the sum
+    single = viz.feature_maps(nn.Conv2d(1, 2, 3), images[0])
+    assert [name for name, _ in single] == ["Conv2d"]
 
 
 # ----------------------------------------------------------------------------- im2col figure data

@@ -1,11 +1,16 @@
 """ONNX export: ``export_onnx(model, path, input_shape)`` writes an opset-17, float32 graph.
 
-The model is walked layer by layer (``Sequential`` containers are
-flattened) and each layer becomes one or a few standard ONNX operators:
+The model is walked recursively: each module turns the name of its input
+value into the name of its output value. Containers wire their children
+together and each layer becomes one or a few standard ONNX operators
+(its converter, one function per layer type in ``_CONVERTERS``):
 
 =================  ==============================================================
 strided            ONNX
 =================  ==============================================================
+Sequential         its children chained, output to input
+Residual           Add(body(x), shortcut(x)) (x itself for the identity)
+Concat             Concat(branch0(x), branch1(x), ..., axis=dim)
 Conv2d             Conv (strides, explicit pads (top, left, bottom, right) so
                    ``'same'`` with an even kernel is exact, dilations, group);
                    padding_mode 'reflect' and 'replicate': Pad (mode reflect,
@@ -95,13 +100,26 @@ class _Graph:
         return out
 
 
-def _leaves(model: Module, where: str = ""):
-    """(path, layer) in execution order, flattening Sequential containers."""
-    if type(model) is Sequential or (isinstance(model, Sequential) and type(model).forward is Sequential.forward):
-        for name, child in model.named_children():
-            yield from _leaves(child, f"{where}.{name}" if where else name)
-    else:
-        yield where, model
+def _join(where: str, name) -> str:
+    return f"{where}.{name}" if where else str(name)
+
+
+def _container(model: Module):
+    """The container class whose forward ``model`` runs (Sequential, Residual, Concat or a subclass keeping
+    that forward), or None for a layer."""
+    for cls in _CONTAINERS:
+        if isinstance(model, cls) and type(model).forward is cls.forward:
+            return cls
+    return None
+
+
+def _check_exportable(model: Module, where: str = "") -> None:
+    """Raise TypeError naming the first layer that has no converter, before anything is built."""
+    if _container(model) is None:
+        _converter(model, where)
+        return
+    for name, child in model.named_children(remove_duplicate=False):
+        _check_exportable(child, _join(where, name))
 
 
 def _pads(top, bottom, left, right):
@@ -231,6 +249,74 @@ def _simple(op_type, **attrs):
     return convert
 
 
+# ----------------------------------------------------------------------------- containers
+class _Export:
+    """One export under way: the graph, and whether the batch is still the first dimension of the value."""
+
+    def __init__(self, g, input_shape):
+        self.g, self.input_shape, self.batch_first = g, input_shape, True
+
+    def emit(self, m: Module, x: str, probe: np.ndarray, where: str):
+        """Add ``m`` applied to value ``x`` to the graph -> (output value name, m's output on probe).
+
+        probe: a small batch shaped like x, run through the layers to follow the shapes.
+        """
+        kind = _container(m)
+        if kind is not None:
+            return _CONTAINERS[kind](self, m, x, probe, where)
+        # a shallow copy in eval mode runs, so the model and its caches are untouched; the library's own shape
+        # rules and errors apply
+        twin = copy.copy(m)
+        object.__setattr__(twin, "training", False)
+        try:
+            out = twin(probe)
+        except (ValueError, TypeError) as exc:
+            raise self.shape_error(m, where, probe, exc) from exc
+        y = _converter(m, where)(self.g, m, x, probe.shape, where or type(m).__name__, f"{where}." if where else "")
+        if isinstance(m, nn.Flatten) and m.start_dim % probe.ndim == 0:
+            self.batch_first = False
+        return y, out
+
+    def shape_error(self, m, where, probe, exc):
+        return ValueError(f"export_onnx: layer {where or '(the model)'} ({type(m).__name__}) cannot take an input "
+                          f"of shape (batch, {', '.join(map(str, probe.shape[1:]))}) from "
+                          f"input_shape={self.input_shape}: {exc}")
+
+
+
+
+def _sequential(ex: _Export, m, x, probe, where):
+    for name, child in m.named_children(remove_duplicate=False):
+        x, probe = ex.emit(child, x, probe, _join(where, name))
+    return x, probe
+
+
+def _residual(ex: _Export, m, x, probe, where):
+    y_body, p_body = ex.emit(m.body, x, probe, _join(where, "body"))
+    y_short, p_short = (x, probe) if m.shortcut is None else ex.emit(m.shortcut, x, probe, _join(where, "shortcut"))
+    try:
+        out = m.combine(p_body, p_short)
+    except ValueError as exc:
+        raise ex.shape_error(m, where, probe, exc) from exc
+    return ex.g.op("Add", [y_body, y_short], where or "Residual"), out
+
+
+def _concat(ex: _Export, m, x, probe, where):
+    parts = [ex.emit(child, x, probe, _join(where, name)) for name, child in m.named_children(remove_duplicate=False)]
+    try:
+        out = m.combine([p for _, p in parts])
+    except (ValueError, TypeError) as exc:
+        raise ex.shape_error(m, where, probe, exc) from exc
+    axis = m.dim % out.ndim
+    if axis == 0:
+        ex.batch_first = False
+    return ex.g.op("Concat", [y for y, _ in parts], where or "Concat", axis=axis), out
+
+
+_CONTAINERS = {Sequential: _sequential, nn.Residual: _residual, nn.Concat: _concat}
+
+
+# ----------------------------------------------------------------------------- layers
 _CONVERTERS = {
     nn.Conv2d: _conv,
     nn.Linear: _linear,
@@ -255,7 +341,8 @@ def _converter(layer, where):
     if conv is None:
         names = ", ".join(sorted(c.__name__ for c in _CONVERTERS))
         raise TypeError(f"export_onnx: layer {where or '(the model)'} is a {type(layer).__name__}, which has no "
-                        f"ONNX conversion; supported layers: {names}, inside Sequential containers")
+                        f"ONNX conversion; supported layers: {names}, inside Sequential, Residual and Concat "
+                        "containers")
     return conv
 
 
@@ -285,37 +372,20 @@ def export_onnx(model: Module, path, input_shape, *, input_name: str = "input", 
     shape = _check_shape(input_shape)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None (dynamic), got {batch_size!r}")
-    layers = list(_leaves(model))
-    converters = [_converter(layer, where) for where, layer in layers]  # fail before any work
+    _check_exportable(model)  # fail before any work
 
     g = _Graph(helper, numpy_helper, onnx)
     g._names.update((input_name, output_name))
-    x_name = input_name
-    # Sizes are followed by running each layer (a shallow copy in eval mode, so the model and
-    # its caches are untouched) on a small batch: the library's own shape rules and errors apply.
+    ex = _Export(g, shape)
     probe = np.random.default_rng(0).standard_normal((2, *shape)).astype(model.dtype)
-    batch_first = True
-    for (where, layer), convert in zip(layers, converters):
-        prefix = f"{where}." if where else ""
-        twin = copy.copy(layer)
-        object.__setattr__(twin, "training", False)
-        try:
-            out = twin(probe)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"export_onnx: layer {where or '(the model)'} ({type(layer).__name__}) cannot take "
-                             f"an input of shape (batch, {', '.join(map(str, probe.shape[1:]))}) from "
-                             f"input_shape={shape}: {exc}") from exc
-        x_name = convert(g, layer, x_name, probe.shape, where or type(layer).__name__, prefix)
-        if isinstance(layer, nn.Flatten) and layer.start_dim % probe.ndim == 0:
-            batch_first = False
-        probe = out
-    if x_name == input_name:  # an empty model: the graph still needs a node
+    x_name, probe = ex.emit(model, input_name, probe, "")
+    if x_name == input_name or g.nodes[-1].output[0] != x_name:  # the output must be a node's own output
         x_name = g.op("Identity", [x_name], "identity")
     g.nodes[-1].output[0] = output_name
 
     batch = batch_size if batch_size is not None else "batch"
     in_info = helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, [batch, *shape])
-    out_dims = [batch, *probe.shape[1:]] if batch_first else [None] * probe.ndim
+    out_dims = [batch, *probe.shape[1:]] if ex.batch_first else [None] * probe.ndim
     out_info = helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, out_dims)
     graph = helper.make_graph(g.nodes, type(model).__name__, [in_info], [out_info], initializer=g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,

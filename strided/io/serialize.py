@@ -3,9 +3,14 @@
 Every :class:`~strided.nn.Module` remembers the arguments it was built with
 (``get_config()``), so a model is described by its class name plus those
 arguments, and rebuilt by calling the class again. Containers are walked:
-a ``Sequential`` is described by its children (``{"type": "Sequential",
-"children": [...]}``), and a constructor argument that is itself a module
-(a user class wrapping a backbone, say) is described in place. Only classes
+a module whose constructor takes its children as ``*modules``
+(``Sequential``, ``Concat``) is described by its children and its other
+arguments (``{"type": "Concat", "children": [...], "config": {"dim": 1}}``),
+and a constructor argument that is itself a module (``Residual``'s
+``body`` and ``shortcut``, a user class wrapping a backbone) is described
+in place. A module that appears at several places of the model (shared
+weights) is described once; its other places refer to the first
+(``{"same_as": "model[0]"}``), so the rebuilt model shares it too. Only classes
 in the registry are rebuilt: every layer and loss of :mod:`strided.nn` is
 registered, and :func:`register_module` adds your own. Rebuilding never
 imports or executes anything named by the file (no pickle).
@@ -14,6 +19,8 @@ Values are converted by :mod:`strided.io.tree` (tuples, NumPy dtypes and
 scalars survive the trip through JSON).
 """
 from __future__ import annotations
+
+import inspect
 
 from ..nn.module import Module, Sequential
 from . import tree
@@ -90,36 +97,70 @@ def _type_name(module: Module, where: str) -> str:
     return name
 
 
-def _built_from_children(cls) -> bool:
-    """A Sequential (or subclass keeping its constructor): described by its children, rebuilt as cls(*children)."""
-    return issubclass(cls, Sequential) and cls.__init__ is Sequential.__init__
+def _children_argument(module: Module) -> str | None:
+    """The name of the ``*modules`` parameter when the constructor takes the module's children that way, else None.
+
+    ``Sequential(*layers)`` and ``Concat(*branches, dim=1)`` are rebuilt as
+    ``cls(*children, **other_arguments)``; a Sequential subclass with a
+    constructor of its own (a block built from a few numbers) is not.
+    """
+    for param in inspect.signature(type(module).__init__).parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            given = Module.get_config(module).get(param.name, ())
+            return param.name if all(isinstance(v, Module) for v in given) else None
+    return None
 
 
-def describe(module: Module, arrays: dict, where: str = "model", prefix: str = "__config__"):
-    """The JSON-friendly description of ``module``; arrays among its arguments go into ``arrays``."""
+def describe(module: Module, arrays: dict, where: str = "model", prefix: str = "__config__", _seen=None):
+    """The JSON-friendly description of ``module``; arrays among its arguments go into ``arrays``.
+
+    A module met again (shared) is described as ``{"same_as": <where it was first described>}``.
+    """
     if not isinstance(module, Module):
         raise TypeError(f"{where} must be a strided.nn.Module, got {type(module).__name__}")
+    seen = {} if _seen is None else _seen  # id(module) -> where it was described
+    if id(module) in seen:
+        return {"same_as": seen[id(module)]}
+    seen[id(module)] = where
     name = _type_name(module, where)
-    if _built_from_children(type(module)):
-        return {"type": name, "children": [
-            describe(child, arrays, f"{where}[{i}]", f"{prefix}/{i}")
-            for i, child in enumerate(module.children())
-        ]}
 
     def modules_inside(value, at):
         if isinstance(value, Module):
-            return {"__module__": describe(value, arrays, at, f"{prefix}/{at}")}
+            return {"__module__": describe(value, arrays, at, f"{prefix}/{at}", seen)}
         return None
 
-    # A Sequential subclass with its own constructor (a block built from a few
-    # arguments) is rebuilt from those arguments, which Sequential.get_config hides.
+    # the arguments as recorded: a Sequential subclass with its own constructor (a block built from a few
+    # arguments) is rebuilt from those arguments, which Sequential.get_config hides
     config = Module.get_config(module) if isinstance(module, Sequential) else module.get_config()
-    return {"type": name, "config": tree.encode(config, arrays, f"{where} ({name}) argument", prefix,
-                                                hook=modules_inside)}
+    children = _children_argument(module)
+    if children is None:
+        return {"type": name, "config": tree.encode(config, arrays, f"{where} ({name}) argument", prefix,
+                                                    hook=modules_inside)}
+    config.pop(children, None)
+    out = {"type": name, "children": [
+        describe(child, arrays, f"{where}[{i}]", f"{prefix}/{i}", seen)
+        for i, (_, child) in enumerate(module.named_children(remove_duplicate=False))  # a shared child at every place
+    ]}
+    if config:
+        out["config"] = tree.encode(config, arrays, f"{where} ({name}) argument", prefix, hook=modules_inside)
+    return out
 
 
-def build(description, arrays, where: str = "model") -> Module:
+def build(description, arrays, where: str = "model", _built=None) -> Module:
     """Rebuild a module from :func:`describe`'s output (raises :class:`ArchitectureError` on a bad description)."""
+    built = {} if _built is None else _built  # where -> module, for the references of shared modules
+    if isinstance(description, dict) and set(description) == {"same_as"}:
+        target = built.get(description["same_as"]) if isinstance(description["same_as"], str) else None
+        if target is None:
+            raise ArchitectureError(f"{where}: refers to a shared module at {description['same_as']!r:.80}, "
+                                    "which is not described before it")
+        return target
+    module = _build(description, arrays, where, built)
+    built[where] = module
+    return module
+
+
+def _build(description, arrays, where, built) -> Module:
     if not isinstance(description, dict) or not isinstance(description.get("type"), str):
         raise ArchitectureError(f"{where}: expected a layer description with a 'type', got {description!r:.80}")
     name = description["type"]
@@ -129,28 +170,26 @@ def build(description, arrays, where: str = "model") -> Module:
             f"{where}: unknown module type {name!r}. If it is your own class, call "
             f"strided.io.register_module({name}) before loading. Known types: {', '.join(sorted(_BY_NAME))}"
         )
+    layers = []
     if "children" in description:
         children = description["children"]
         if not isinstance(children, list):
             raise ArchitectureError(f"{where}: 'children' must be a list, got {type(children).__name__}")
-        layers = [build(c, arrays, f"{where}[{i}]") for i, c in enumerate(children)]
-        try:
-            return cls(*layers)
-        except (TypeError, ValueError) as exc:
-            raise ArchitectureError(f"{where}: cannot rebuild {name} from its children: {exc}") from exc
+        layers = [build(c, arrays, f"{where}[{i}]", built) for i, c in enumerate(children)]
 
     def modules_inside(value, at):
         if isinstance(value, dict) and set(value) == {"__module__"}:
-            return build(value["__module__"], arrays, at)
+            return build(value["__module__"], arrays, at, built)
         return None
 
     config = tree.decode(description.get("config", {}), arrays, f"{where} ({name}) argument", hook=modules_inside)
     if not isinstance(config, dict):
         raise ArchitectureError(f"{where}: the arguments of {name} must be a dict, got {type(config).__name__}")
     try:
-        return cls(**config)
+        return cls(*layers, **config)
     except (TypeError, ValueError) as exc:
-        raise ArchitectureError(f"{where}: cannot rebuild {name}({_args(config)}): {exc}") from exc
+        what = f"{name}({_args(config)})" + (f" from its {len(layers)} children" if layers else "")
+        raise ArchitectureError(f"{where}: cannot rebuild {what}: {exc}") from exc
 
 
 def _args(config: dict) -> str:

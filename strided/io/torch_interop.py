@@ -1,6 +1,7 @@
 """PyTorch interchange: ``from_torch(torch_module)`` and ``to_torch(model)``.
 
-Both walk a ``Sequential`` (nested ones too) layer by layer: each torch
+Both walk the containers (``Sequential``, ``Residual``, ``Concat``, nested
+in any way) down to the layers: each torch
 layer has a strided twin with the same constructor arguments and the same
 state-dict names (``weight``, ``bias``, ``running_mean``...), so a layer is
 converted by reading its arguments (``padding_mode`` and ``inplace``
@@ -8,9 +9,13 @@ included) and copying its tensors. Parameters
 keep their dtype (float32 or float64), frozen parameters stay frozen and
 every layer keeps its train/eval mode.
 
-strided's ``Gaussian`` activation (exp(-x^2)) has no torch class; ``to_torch``
-turns it into a small torch module (:func:`torch_gaussian`) that
-``from_torch`` recognises. PyTorch stays optional: it is imported on first use.
+strided's ``Gaussian`` activation (exp(-x^2)) and its ``Residual`` and
+``Concat`` containers have no torch class; ``to_torch`` turns them into
+small torch modules (:func:`torch_gaussian`, :func:`torch_residual`,
+:func:`torch_concat`) that ``from_torch`` recognises. Those containers
+have the same attribute names as strided's (``body``/``shortcut``;
+``0``, ``1``, ...), hence the same state-dict keys. PyTorch stays optional:
+it is imported on first use.
 """
 from __future__ import annotations
 
@@ -20,12 +25,13 @@ from .. import nn
 from .._optional import require
 from ..nn.module import Module, Sequential
 
-__all__ = ["from_torch", "to_torch", "torch_gaussian", "SUPPORTED"]
+__all__ = ["from_torch", "to_torch", "torch_gaussian", "torch_residual", "torch_concat", "SUPPORTED"]
 
-SUPPORTED = ("Sequential", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d", "ReLU", "LeakyReLU", "Sigmoid",
-             "Tanh", "Softmax", "Identity", "BatchNorm1d", "BatchNorm2d", "Dropout", "Gaussian")
+SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d", "ReLU",
+             "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity", "BatchNorm1d", "BatchNorm2d", "Dropout", "Gaussian")
 
 _GAUSSIAN_CLASS = None
+_CONTAINER_CLASSES = None  # (Residual, Concat) as torch modules, defined once torch is imported
 
 
 def _torch():
@@ -45,6 +51,56 @@ def torch_gaussian():
 
         _GAUSSIAN_CLASS = Gaussian
     return _GAUSSIAN_CLASS()
+
+
+def _torch_containers(torch):
+    global _CONTAINER_CLASSES
+    if _CONTAINER_CLASSES is None:
+        class Residual(torch.nn.Module):
+            """body(x) + shortcut(x), the identity shortcut when None (strided.nn.Residual)."""
+
+            def __init__(self, body, shortcut=None):
+                super().__init__()
+                self.body = body
+                self.shortcut = shortcut
+
+            def forward(self, x):
+                return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+        class Concat(torch.nn.Module):
+            """The branches' outputs joined along dim (strided.nn.Concat); branches named 0, 1, ..."""
+
+            def __init__(self, *branches, dim=1):
+                super().__init__()
+                for i, branch in enumerate(branches):
+                    self.add_module(str(i), branch)
+                self.dim = dim
+
+            def __iter__(self):
+                return iter(self._modules.values())
+
+            def forward(self, x):
+                return torch.cat([branch(x) for branch in self], self.dim)
+
+        _CONTAINER_CLASSES = (Residual, Concat)
+    return _CONTAINER_CLASSES
+
+
+def torch_residual(body, shortcut=None):
+    """A torch module computing ``body(x) + shortcut(x)`` (identity shortcut when None), as strided.nn.Residual.
+
+    body, shortcut: torch modules, kept as the attributes ``body`` and
+    ``shortcut`` (state-dict keys ``body.<...>``, ``shortcut.<...>``).
+    """
+    return _torch_containers(_torch())[0](body, shortcut)
+
+
+def torch_concat(*branches, dim=1):
+    """A torch module computing ``torch.cat([b(x) for b in branches], dim)``, as strided.nn.Concat.
+
+    branches: torch modules, kept as children ``0``, ``1``, ...
+    """
+    return _torch_containers(_torch())[1](*branches, dim=dim)
 
 
 def _np_dtype(torch, tdtype, where):
@@ -109,7 +165,8 @@ def _layer_from_torch(torch, m, where):
     kind = "a torch container" if len(list(m.children())) else "a layer"
     raise _unsupported(where, f"{type(m).__module__}.{type(m).__qualname__}",
                        f"{kind} strided has no equivalent for. Supported: {', '.join(SUPPORTED)} "
-                       "(containers: torch.nn.Sequential only, whose forward is a plain chain)")
+                       "(containers: torch.nn.Sequential, whose forward is a plain chain, and the Residual and "
+                       "Concat of strided.io.torch_residual and torch_concat)")
 
 
 def _copy_from_torch(torch, tm, sm, where):
@@ -122,20 +179,35 @@ def _copy_from_torch(torch, tm, sm, where):
         getattr(sm, name).requires_grad = bool(p.requires_grad)
 
 
-def _convert_from_torch(torch, m, where):
+def _convert_from_torch(torch, m, where, done):
+    """m as a strided module; ``done`` maps id(torch module) -> its conversion, so shared modules stay shared."""
+    if id(m) in done:
+        return done[id(m)]
+
+    def child(name, c):
+        return _convert_from_torch(torch, c, f"{where}.{name}" if where else name, done)
+
+    residual, concat = _torch_containers(torch)
     if type(m) is torch.nn.Sequential:
-        seq = Sequential(*[_convert_from_torch(torch, child, f"{where}.{name}" if where else name)
-                           for name, child in m.named_children()])
-        object.__setattr__(seq, "training", bool(m.training))
-        return seq
-    sm = _layer_from_torch(torch, m, where or "the module")
-    _copy_from_torch(torch, m, sm, where or "the module")
+        sm = Sequential(*[child(i, c) for i, c in enumerate(m)])
+    elif type(m) is residual:
+        sm = nn.Residual(child("body", m.body), None if m.shortcut is None else child("shortcut", m.shortcut))
+    elif type(m) is concat:
+        sm = nn.Concat(*[child(i, c) for i, c in enumerate(m)], dim=m.dim)
+    else:
+        sm = _layer_from_torch(torch, m, where or "the module")
+        _copy_from_torch(torch, m, sm, where or "the module")
     object.__setattr__(sm, "training", bool(m.training))
+    done[id(m)] = sm
     return sm
 
 
 def from_torch(module) -> Module:
-    """The strided equivalent of a ``torch.nn.Sequential`` of supported layers (or of one layer), with its weights.
+    """The strided equivalent of a torch model made of supported layers and containers, with its weights.
+
+    module: a supported layer, a ``torch.nn.Sequential``, or the torch
+    ``Residual``/``Concat`` of :func:`torch_residual`/:func:`torch_concat`,
+    nested in any way. A module used at several places stays one shared module.
 
     Child names of a torch ``Sequential`` built from an ``OrderedDict`` become
     ``0, 1, ...`` (a strided ``Sequential`` numbers its children). Raises
@@ -144,7 +216,7 @@ def from_torch(module) -> Module:
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    return _convert_from_torch(torch, module, "")
+    return _convert_from_torch(torch, module, "", {})
 
 
 # ----------------------------------------------------------------------------- strided -> torch
@@ -192,10 +264,21 @@ def _layer_to_torch(torch, m, where):
                        f"to_torch supports {', '.join(SUPPORTED)}")
 
 
-def _convert_to_torch(torch, m, where):
+def _convert_to_torch(torch, m, where, done):
+    """m as a torch module; ``done`` maps id(strided module) -> its conversion, so shared modules stay shared."""
+    if id(m) in done:
+        return done[id(m)]
+
+    def child(name, c):
+        return _convert_to_torch(torch, c, f"{where}.{name}" if where else name, done)
+
+    residual, concat = _torch_containers(torch)
     if type(m) is Sequential:
-        tm = torch.nn.Sequential(*[_convert_to_torch(torch, child, f"{where}.{name}" if where else name)
-                                   for name, child in m.named_children()])
+        tm = torch.nn.Sequential(*[child(i, c) for i, c in enumerate(m)])
+    elif type(m) is nn.Residual:
+        tm = residual(child("body", m.body), None if m.shortcut is None else child("shortcut", m.shortcut))
+    elif type(m) is nn.Concat:
+        tm = concat(*[child(i, c) for i, c in enumerate(m)], dim=m.dim)
     else:
         tm = _layer_to_torch(torch, m, where or "the model")
         state = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in m.state_dict().items()}
@@ -203,12 +286,17 @@ def _convert_to_torch(torch, m, where):
         for name, p in m.named_parameters():
             getattr(tm, name).requires_grad_(p.requires_grad)
     tm.training = bool(m.training)  # this module only: children already carry their own mode
+    done[id(m)] = tm
     return tm
 
 
 def to_torch(model: Module):
-    """The ``torch.nn`` equivalent of a strided ``Sequential`` of supported layers (or one layer), with its weights."""
+    """The torch equivalent of a strided model made of supported layers and containers, with its weights.
+
+    ``Sequential`` becomes ``torch.nn.Sequential``; ``Residual`` and ``Concat``
+    become the torch modules of :func:`torch_residual` and :func:`torch_concat`.
+    """
     torch = _torch()
     if not isinstance(model, Module):
         raise TypeError(f"model must be a strided.nn.Module, got {type(model).__name__}")
-    return _convert_to_torch(torch, model, "")
+    return _convert_to_torch(torch, model, "", {})

@@ -1,6 +1,7 @@
 """Layers and losses, named and parameterised like ``torch.nn``."""
 from . import init
 from .activation import Gaussian, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .containers import Concat, Residual
 from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
@@ -10,7 +11,7 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
-    "Module", "Parameter", "Sequential", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
+    "Module", "Parameter", "Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Gaussian", "Softmax", "Identity", "BatchNorm1d", "BatchNorm2d",
     "Dropout", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss", "init",
 ]

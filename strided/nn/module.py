@@ -10,12 +10,23 @@ Parameters and buffers are registered by assignment (as in torch), so
 tree and produce torch's names (``0.weight``, ``3.running_mean``...).
 Every module also remembers the arguments it was built with
 (``get_config()``), which is what lets a saved file rebuild its model.
+
+Everything a forward keeps for its backward lives in ``self._cache``. That
+one rule lets a module be called more than once in one forward pass (weight
+sharing, or one ``ReLU`` used at several places, as torch models often do):
+``Module.__call__`` puts the cache of each earlier call of the pass on a
+stack, and after each ``backward`` the cache of the call before is restored,
+so a backward run in the reverse order of the forward calls (what every
+container does) gives every call its own gradient, summed into the shared
+parameters. A forward pass starts when a module is called while no other
+module is running, so call modules (``m(x)``), not their ``forward``.
 """
 from __future__ import annotations
 
 import inspect
+import threading
 from collections import OrderedDict
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -66,8 +77,54 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={self.dtype}{frozen})"
 
 
+class _Calls(threading.local):
+    """How deep module calls are nested (0: none running) and which forward pass is under way, per thread."""
+    depth = 0
+    forward_pass = 0
+
+
+_CALLS = _Calls()
+
+
+class RemovableHandle:
+    """What :meth:`Module.register_forward_hook` returns: ``remove()`` takes the hook off again."""
+
+    def __init__(self, hooks: OrderedDict, key: int):
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+
+def _restoring_caches(backward):
+    """Wrap a class's ``backward`` so that afterwards the cache of the module's previous call is restored."""
+    def wrapper(self, *args, **kwargs):
+        out = backward(self, *args, **kwargs)
+        # only the backward the instance's class resolves to pops: a subclass's backward calling
+        # super().backward() steps back once, not twice
+        if self._earlier_caches and type(self).backward is wrapper:
+            object.__setattr__(self, "_cache", self._earlier_caches.pop())
+        return out
+
+    wrapper.__name__, wrapper.__qualname__ = backward.__name__, backward.__qualname__
+    wrapper.__doc__, wrapper.__module__, wrapper.__wrapped__ = backward.__doc__, backward.__module__, backward
+    return wrapper
+
+
 class Module:
-    """Base class of every layer and loss. Subclasses implement ``forward`` and ``backward``."""
+    """Base class of every layer and loss. Subclasses implement ``forward`` and ``backward``.
+
+    ``forward`` keeps what ``backward`` needs in ``self._cache`` (see the
+    module docstring: this is what makes calling a module twice in one
+    forward pass correct). ``backward(dy, need_input_grad=True)`` returns
+    dL/dx (or None when ``need_input_grad`` is False and the module can skip
+    it) and adds parameter gradients with ``Parameter.accumulate``.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls.backward = _restoring_caches(cls.__dict__["backward"])
 
     #: the module's own random generator (a ``Dropout`` given a seed), whose state checkpoints save;
     #: None when it draws from strided's global generator (``strided.manual_seed``)
@@ -94,6 +151,10 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_earlier_caches", [])  # caches of this module's earlier calls in the pass
+        object.__setattr__(self, "_forward_pass", -1)    # the pass of its last call
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         return self
 
     def __init__(self):
@@ -130,7 +191,38 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        calls = _CALLS
+        if calls.depth == 0:
+            calls.forward_pass += 1
+        if self._forward_pass == calls.forward_pass:
+            # called again in the same pass: keep the earlier call's cache for its backward
+            self._earlier_caches.append(self._cache)
+        else:
+            object.__setattr__(self, "_forward_pass", calls.forward_pass)
+            object.__setattr__(self, "_earlier_caches", [])
+        calls.depth += 1
+        try:
+            out = self.forward(*args, **kwargs)
+        finally:
+            calls.depth -= 1
+        for hook in tuple(self._forward_hooks.values()):
+            replaced = hook(self, args, out)
+            if replaced is not None:
+                out = replaced
+        return out
+
+    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every forward of this module, as torch does.
+
+        args: the tuple of positional inputs; a hook returning something other
+        than None replaces the output. Returns a handle whose ``remove()``
+        takes the hook off. Hooks see values only: they take no part in backward.
+        """
+        if not callable(hook):
+            raise TypeError(f"hook must be callable as hook(module, args, output), got {type(hook).__name__}")
+        key = max(self._forward_hooks, default=-1) + 1
+        self._forward_hooks[key] = hook
+        return RemovableHandle(self._forward_hooks, key)
 
     def _need_cache(self, cache, what: str = "forward"):
         """Fail clearly (ValueError) when backward is called without a forward to go back through."""
@@ -155,22 +247,45 @@ class Module:
         return grads.x
 
     # -- tree walking ------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        yield prefix, self
-        for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module and every module inside it, depth first, as torch.
+
+        A module registered at several places (weight sharing) comes once,
+        under its first name, unless ``remove_duplicate=False``.
+        """
+        seen: set[int] = set()
+
+        def walk(m, name):
+            if remove_duplicate:
+                if id(m) in seen:
+                    return
+                seen.add(id(m))
+            yield name, m
+            for child_name, child in m._modules.items():
+                if child is not None:
+                    yield from walk(child, f"{name}.{child_name}" if name else child_name)
+
+        yield from walk(self, prefix)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
             yield m
 
-    def children(self) -> Iterator["Module"]:
-        """The direct submodules, in registration order."""
-        yield from self._modules.values()
+    def named_children(self, remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) of the direct children, in registration order.
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
-        """``(name, submodule)`` for the direct submodules, in registration order (as torch's)."""
-        yield from self._modules.items()
+        A module registered under several names comes once, under its first
+        name, as in torch, unless ``remove_duplicate=False``.
+        """
+        seen: set[int] = set()
+        for name, child in self._modules.items():
+            if child is not None and not (remove_duplicate and id(child) in seen):
+                seen.add(id(child))
+                yield name, child
+
+    def children(self) -> Iterator["Module"]:
+        for _, child in self.named_children():
+            yield child
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         seen = set()
@@ -197,7 +312,7 @@ class Module:
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters and buffers as NumPy arrays (copies) under torch's key names, in torch's order."""
         out: OrderedDict[str, np.ndarray] = OrderedDict()
-        for mname, m in self.named_modules():
+        for mname, m in self.named_modules(remove_duplicate=False):
             pre = f"{mname}." if mname else ""
             for pname, p in m._parameters.items():
                 if p is not None:
@@ -217,7 +332,7 @@ class Module:
         if not hasattr(state, "items"):
             raise TypeError(f"state must be a mapping of names to arrays, got {type(state).__name__}")
         targets = {}
-        for mname, m in self.named_modules():
+        for mname, m in self.named_modules(remove_duplicate=False):
             pre = f"{mname}." if mname else ""
             for pname, p in m._parameters.items():
                 if p is not None:
@@ -304,8 +419,8 @@ class Module:
 
     def _clear_cache(self) -> None:
         """Drop what the last forward kept (called when dtypes change)."""
-        if "_cache" in self.__dict__:
-            object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_earlier_caches", [])
 
     @property
     def dtype(self) -> np.dtype:

@@ -1,10 +1,12 @@
 """Feature maps: the convolution seen at work on one image.
 
-The model is run layer by layer on a single image and the output of every
-``Conv2d`` (optionally after the activation that follows it) is kept. Each
-channel of such an output is an image: how strongly one filter responded
-at every position. Tiled side by side after the input, they show what
-each layer extracts: edges and strokes first, coarser parts later.
+The model runs once on a single image and the output of every ``Conv2d``
+(optionally of the activation that follows it) is kept as it goes by, read
+by forward hooks, so convolutions inside any container (``Sequential``,
+``Residual``, ``Concat``, your own modules) are seen in the order they run.
+Each channel of such an output is an image: how strongly one filter
+responded at every position. Tiled side by side after the input, they show
+what each layer extracts: edges and strokes first, coarser parts later.
 """
 from __future__ import annotations
 
@@ -13,59 +15,66 @@ import numpy as np
 from . import _mpl
 
 
-def _leaves(model, prefix=""):
-    """(name, layer) in forward order through nested Sequentials."""
-    from ..nn import Sequential
+def _calls(model, x, kinds) -> list[tuple[str, object, np.ndarray]]:
+    """Run ``model`` on x; return (name, module, output of the first example) for each call of a module of ``kinds``.
 
-    for name, child in model.named_children():
-        full = f"{prefix}.{name}" if prefix else name
-        if isinstance(child, Sequential):
-            yield from _leaves(child, full)
-        else:
-            yield full, child
+    In call order; a module called twice appears twice. Outputs are copied as
+    they come (an in-place layer further on cannot change them).
+    """
+    calls = []
+    names = {}
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, kinds):
+            names[id(m)] = name
+            handles.append(m.register_forward_hook(
+                lambda mod, args, out: calls.append((names[id(mod)], mod, np.array(out[0], copy=True)))))
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
 
 
 def feature_maps(model, image, *, after_activation: bool = False) -> list[tuple[str, np.ndarray]]:
-    """Run ``model`` (a ``Sequential``) on one image and return ``[(layer name, activation (C, H, W)), ...]``.
+    """Run ``model`` on one image and return ``[(layer name, activation (C, H, W)), ...]``.
 
-    image: (C, H, W). One entry per ``Conv2d``: its output or, with
-    ``after_activation``, the output of the activation layer right after it
-    (when there is one). The model runs in eval mode (restored afterwards),
-    and stops after the last conv layer. The input keeps the model's dtype.
+    model: any strided Module with Conv2d layers (nested in containers too);
+    image: (C, H, W). One entry per call of a ``Conv2d``, in the order they
+    run: its output or, with ``after_activation``, the output of the first
+    activation layer that runs after it before the next convolution (when
+    there is one). The model runs in eval mode (restored afterwards). The
+    input keeps the model's dtype.
     """
-    from ..nn import Conv2d, Gaussian, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+    from ..nn import Conv2d, Gaussian, LeakyReLU, Module, ReLU, Sigmoid, Tanh
 
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model must be a strided.nn.Sequential (run layer by layer), got {type(model).__name__}")
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a strided.nn.Module, got {type(model).__name__}")
     x = _mpl.real_array("image", image, (3,), "(C, H, W)")
-    layers = list(_leaves(model))
-    conv_at = [i for i, (_, layer) in enumerate(layers) if isinstance(layer, Conv2d)]
-    if not conv_at:
+    first = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
+    if first is None:
         raise ValueError("model has no Conv2d layer: there are no feature maps to show")
-    first = layers[conv_at[0]][1]
     if x.shape[0] != first.in_channels:
         raise ValueError(f"image must have {first.in_channels} channels for this model (C, H, W), "
                          f"got shape {tuple(x.shape)}")
     activations = (ReLU, LeakyReLU, Sigmoid, Tanh, Gaussian)
-    keep = {}
-    for n, i in enumerate(conv_at):
-        at = i
-        if after_activation:  # the first activation before the next conv (past batch norm or pooling)
-            stop = conv_at[n + 1] if n + 1 < len(conv_at) else len(layers)
-            at = next((j for j in range(i + 1, stop) if isinstance(layers[j][1], activations)), i)
-        keep[at] = layers[i][0]
-    out = []
     was_training = model.training
     model.eval()
     try:
-        h = x[None].astype(model.dtype)
-        for i, (name, layer) in enumerate(layers[: max(keep) + 1]):
-            h = layer(h)
-            if i in keep:
-                label = f"Conv2d {keep[i]}" if i in conv_at else f"Conv2d {keep[i]} … {type(layer).__name__} {name}"
-                out.append((label, np.asarray(h[0])))
+        calls = _calls(model, x[None].astype(model.dtype), (Conv2d, *activations))
     finally:
         model.train(was_training)
+    conv_at = [i for i, (_, m, _) in enumerate(calls) if isinstance(m, Conv2d)]
+    out = []
+    for n, i in enumerate(conv_at):
+        at = i
+        if after_activation:  # the first activation before the next conv (past batch norm or pooling)
+            stop = conv_at[n + 1] if n + 1 < len(conv_at) else len(calls)
+            at = next((j for j in range(i + 1, stop) if isinstance(calls[j][1], activations)), i)
+        conv_name = f"Conv2d {calls[i][0]}".rstrip()
+        label = conv_name if at == i else f"{conv_name} … {type(calls[at][1]).__name__} {calls[at][0]}"
+        out.append((label, calls[at][2]))
     return out
 
 
@@ -73,7 +82,7 @@ def plot_feature_maps(model, image, path, *, after_activation: bool = False, max
                       title: str | None = None, figsize=None, dpi: float = 100):
     """Draw one input image followed by the activations of each conv layer, all channels tiled.
 
-    model: a ``strided.nn.Sequential`` with at least one ``Conv2d``; image: (C, H, W)
+    model: a ``strided.nn.Module`` with at least one ``Conv2d``; image: (C, H, W)
     (as the model expects it, e.g. standardised). Each layer gets its own
     colour scale and colour bar (activations of different layers have
     different ranges). ``max_channels`` caps the tiles per layer (None: all).
