@@ -9,6 +9,7 @@ from .. import random as _random
 from ..functional._common import floating, same_dtype
 from ..geometry import ConvGeometry, resolve_padding
 from . import init
+from ._batching import IMAGES
 from .module import Module, Parameter
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -16,6 +17,9 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 class Conv2d(Module):
     """2-D convolution (cross-correlation) over x: (N, in_channels, H, W) -> (N, out_channels, OH, OW).
+
+    An unbatched x: (in_channels, H, W) gives y: (out_channels, OH, OW), and an
+    empty batch an empty output (and zero parameter gradients), as in torch.
 
     weight: (out_channels, in_channels/groups, kh, kw), bias: (out_channels,).
     ``padding``: int, pair, ``'same'`` or ``'valid'`` (any size, even larger than
@@ -54,6 +58,7 @@ class Conv2d(Module):
         self.bias = Parameter(init.uniform_fan_in((out_channels,), fan_in, dt, rng)) if bias else None
         self._cache = None
 
+    @IMAGES.forward
     def forward(self, x):
         x = _checks.as_float_array("x", x, dtype=self.weight.dtype)
         if x.ndim == 4 and x.shape[1] != self.in_channels:
@@ -76,6 +81,7 @@ class Conv2d(Module):
         self._cache = (conv_cache, pad_cache)
         return y
 
+    @IMAGES.backward
     def backward(self, dy, need_input_grad=True):
         cache = self._need_cache(self._cache)
         padded = isinstance(cache, tuple)
