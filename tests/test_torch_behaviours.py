@@ -155,10 +155,12 @@ def _loss_run(torch, ours, theirs, pred, target, rng, torch_target=None):
     return value
 
 
-def _random_positions(rng):
-    """An (N, C, d1, ..., dk) input shape, k in 0..3."""
+def _random_logits(seed):
+    """A generator of that seed and logits of a random shape (N, C, d1, ..., dk), k in 0..3."""
+    rng = np.random.default_rng(seed)
     n, c = int(rng.integers(1, 4)), int(rng.integers(2, 6))
-    return (n, c, *(int(d) for d in rng.integers(1, 5, size=int(rng.integers(0, 4)))))
+    shape = (n, c, *(int(d) for d in rng.integers(1, 5, size=int(rng.integers(0, 4)))))
+    return rng, 3 * rng.standard_normal(shape)
 
 
 def _labels_with_ignored(rng, shape, ignore_index):
@@ -167,26 +169,30 @@ def _labels_with_ignored(rng, shape, ignore_index):
     return labels
 
 
+def _check_cross_entropy(torch, rng, z, target, w, reduction, **kw):
+    """CrossEntropyLoss against torch's without and with the class weights w, without and with label smoothing."""
+    for weight in (None, w):
+        tw = None if weight is None else torch.tensor(weight)
+        for ls in (0.0, 0.2):
+            value = _loss_run(torch, nn.CrossEntropyLoss(weight, reduction=reduction, label_smoothing=ls, **kw),
+                              torch.nn.CrossEntropyLoss(tw, reduction=reduction, label_smoothing=ls, **kw),
+                              z, target, rng)
+            if reduction == "none":                     # a loss per position: the input without its class axis
+                assert np.shape(value) == (z.shape[0], *z.shape[2:])
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("seed", range(5))
 def test_per_position_labels(torch, reduction, seed):
     """(N, C, d1, ...) with labels (N, d1, ...): weight, ignore_index and label smoothing under each reduction."""
-    rng = np.random.default_rng(seed)
-    shape = _random_positions(rng)
-    z = 3 * rng.standard_normal(shape)
+    rng, z = _random_logits(seed)
     ignore = int(rng.choice([-100, 1]))
-    t = _labels_with_ignored(rng, shape, ignore)
-    w = rng.random(shape[1]) + 0.1
+    t = _labels_with_ignored(rng, z.shape, ignore)
+    w = rng.random(z.shape[1]) + 0.1
+    _check_cross_entropy(torch, rng, z, t, w, reduction, ignore_index=ignore)
+    logp = torch.log_softmax(torch.tensor(z), 1).numpy()
     for weight in (None, w):
         tw = None if weight is None else torch.tensor(weight)
-        for ls in (0.0, 0.2):
-            value = _loss_run(torch, nn.CrossEntropyLoss(weight, ignore_index=ignore, reduction=reduction,
-                                                         label_smoothing=ls),
-                              torch.nn.CrossEntropyLoss(tw, ignore_index=ignore, reduction=reduction,
-                                                        label_smoothing=ls), z, t, rng)
-            if reduction == "none":
-                assert np.shape(value) == t.shape
-        logp = torch.log_softmax(torch.tensor(z), 1).numpy()
         _loss_run(torch, nn.NLLLoss(weight, ignore_index=ignore, reduction=reduction),
                   torch.nn.NLLLoss(tw, ignore_index=ignore, reduction=reduction), logp, t, rng)
 
@@ -210,19 +216,10 @@ def test_per_pixel_weighted_mean_is_over_kept_pixels(torch, rng):
 @pytest.mark.parametrize("seed", range(4))
 def test_class_probability_targets(torch, reduction, seed):
     """A float target of the input's shape: class probabilities, with weights and label smoothing."""
-    rng = np.random.default_rng(seed)
-    shape = _random_positions(rng)
-    z = 3 * rng.standard_normal(shape)
-    p = rng.random(shape)
+    rng, z = _random_logits(seed)
+    p = rng.random(z.shape)
     p /= p.sum(axis=1, keepdims=True)
-    w = rng.random(shape[1]) + 0.1
-    for weight in (None, w):
-        tw = None if weight is None else torch.tensor(weight)
-        for ls in (0.0, 0.3):
-            value = _loss_run(torch, nn.CrossEntropyLoss(weight, reduction=reduction, label_smoothing=ls),
-                              torch.nn.CrossEntropyLoss(tw, reduction=reduction, label_smoothing=ls), z, p, rng)
-            if reduction == "none":
-                assert np.shape(value) == (shape[0], *shape[2:])
+    _check_cross_entropy(torch, rng, z, p, rng.random(z.shape[1]) + 0.1, reduction)
     # a negative ignore_index other than the default is allowed (and changes nothing), as in torch
     _loss_run(torch, nn.CrossEntropyLoss(ignore_index=-1, reduction=reduction),
               torch.nn.CrossEntropyLoss(ignore_index=-1, reduction=reduction), z, p, rng)

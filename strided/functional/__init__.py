@@ -6,8 +6,8 @@ Layers in :mod:`strided.nn` are thin classes that keep the cache and the
 parameters; everything numerical lives here.
 """
 from .activation import (gaussian_backward, gaussian_forward, implicit_softmax_dim, leaky_relu_backward,
-                         leaky_relu_forward, log_softmax, relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward,
-                         softmax, softmax_backward, softmax_forward, tanh_backward, tanh_forward)
+                         leaky_relu_forward, log_softmax, relu_backward, relu_forward, sigmoid, sigmoid_backward,
+                         sigmoid_forward, softmax, softmax_backward, softmax_forward, tanh_backward, tanh_forward)
 from .conv import Conv2dCache, Conv2dGrads, conv2d_backward, conv2d_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import LinearCache, LinearGrads, linear_backward, linear_forward
