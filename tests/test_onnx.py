@@ -46,6 +46,7 @@ LAYERS = {
     "maxpool": (lambda: nn.MaxPool2d(2), (3, 8, 8)),
     "maxpool_overlap_pad": (lambda: nn.MaxPool2d(3, 2, 1), (2, 7, 9)),
     "maxpool_ceil": (lambda: nn.MaxPool2d(3, 2, 1, ceil_mode=True), (2, 8, 6)),
+    "maxpool_positional": (lambda: nn.MaxPool2d(3, 2, 1, 1, False, True), (2, 8, 6)),   # torch's order
     "maxpool_ceil_stride1": (lambda: nn.MaxPool2d(3, 1, 1, ceil_mode=True), (2, 5, 5)),
     "maxpool_dilated_ceil": (lambda: nn.MaxPool2d((2, 3), (2, 3), (1, 0), dilation=(2, 1), ceil_mode=True),
                              (2, 9, 10)),
@@ -66,6 +67,8 @@ LAYERS = {
     "gaussian": (lambda: nn.Gaussian(), (3, 4, 4)),
     "softmax": (lambda: nn.Softmax(), (7,)),
     "softmax_dim": (lambda: nn.Softmax(dim=-1), (3, 4, 5)),
+    "softmax_implicit_3d": (lambda: nn.Softmax(), (3, 4)),           # dim=None on (N, 3, 4): dim 0, as torch
+    "softmax_implicit_4d": (lambda: nn.Softmax(), (3, 4, 5)),        # dim=None on (N, 3, 4, 5): dim 1
     "identity": (lambda: nn.Identity(), (3, 4)),
     "dropout": (lambda: nn.Dropout(0.5), (3, 4)),
     "bn2d": (lambda: nn.BatchNorm2d(3, eps=1e-3), (3, 5, 4)),
@@ -195,6 +198,8 @@ def test_errors(tmp_path):
         sio.export_onnx(nn.Sequential(nn.ReLU(), Custom()), path, (3,))
     with pytest.raises(TypeError, match="MSELoss"):
         sio.export_onnx(nn.MSELoss(), path, (3,))
+    with pytest.raises(TypeError, match=r"layer 1 is a MaxPool2d with return_indices=True.*return_indices=False"):
+        sio.export_onnx(nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True)), path, (1, 4, 4))
     with pytest.raises(ValueError, match=r"layer 0 \(Conv2d\) cannot take an input of shape \(batch, 3, 28, 28\)"):
         sio.export_onnx(models.lenet5(), path, (3, 28, 28))
     with pytest.raises(ValueError, match="input_shape must be positive ints"):

@@ -43,10 +43,6 @@ def _round(step, steps: int) -> float:
     before the clock starts.
     """
     step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-    step()
     return statistics.median(call_times(step, steps))
 
 

@@ -31,9 +31,8 @@ from .._checks import grad_output
 
 
 def _arr(x):
-    x = _checks.as_float_array("x", x)
-    _checks.nonempty("x", x)
-    return x
+    """x as a float array; any shape, empty ones included (the output is then empty too, as in torch)."""
+    return _checks.as_float_array("x", x)
 
 
 class _InplaceNegativeSlope:
@@ -186,15 +185,36 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e
 
 
+def implicit_softmax_dim(ndim: int) -> int:
+    """The axis torch's ``Softmax(dim=None)`` takes for an input of ``ndim`` dimensions (its legacy rule).
+
+    0 for 0-, 1- and 3-dimensional inputs (a vector, an unbatched (C, H, W)), 1 otherwise.
+    """
+    return 0 if ndim in (0, 1, 3) else 1
+
+
 def softmax_forward(x, dim=1):
-    x = _arr(x)
-    if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"dim must be in [{-x.ndim}, {x.ndim - 1}] for x of shape {tuple(x.shape)}, got {dim}")
-    y = softmax(x, dim)
+    """y = softmax(x) along ``dim``; x: any shape, y: x's shape. Returns ``(y, cache)``.
+
+    A 0-d x is a vector of one (dim 0 or -1), as in torch: y = 1, dx = 0.
+    ``dim=None`` takes :func:`implicit_softmax_dim`.
+    """
+    x = _checks.as_float_array("x", x)
+    nd = max(x.ndim, 1)
+    if dim is None:
+        dim = implicit_softmax_dim(x.ndim)
+    if not -nd <= dim < nd:
+        raise ValueError(f"dim must be in [{-nd}, {nd - 1}] for x of shape {tuple(x.shape)}, got {dim}")
+    if x.size == 0:
+        y = x.copy()
+    else:
+        y = softmax(x.reshape(x.shape or (1,)), dim).reshape(x.shape)
     return y, (y, dim)
 
 
 def softmax_backward(dy, cache):
     y, dim = cache
     dy = grad_output(dy, y.shape, y.dtype)
+    if y.ndim == 0:        # a vector of one: softmax is the constant 1
+        return np.zeros_like(y)
     return y * (dy - (dy * y).sum(axis=dim, keepdims=True))

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _checks
 from .._parallel import matmul
 from .._checks import floating, grad_output, same_dtype
 
@@ -52,7 +53,9 @@ def linear_forward(x, weight, bias=None):
 
 
 def _checks_x(x):
-    x = floating("x", x, tuple(range(1, 9)), "(N, in_features)")
+    """x as a float array of 1 to 8 dimensions (*, in_features); empty is allowed (an empty output, as in torch)."""
+    x = _checks.as_float_array("x", x)
+    _checks.ndim("x", x, tuple(range(1, 9)), "(*, in_features)")
     return x
 
 

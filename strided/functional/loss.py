@@ -14,12 +14,19 @@ p = softmax(z), e = onehot(y), eps = label_smoothing, C classes):
                        with l = 1 + (pw - 1) t  (pw = pos_weight; 1 without it)
     mse (write-up 002)     L = (p - t)^2                            dp = 2 (p - t)
 
-``reduction='mean'`` divides the sum by the number of elements, except for
-cross_entropy and nll, which divide by the total weight of the targets
-(sum of w[y], or their count without weights). Targets equal to
+cross_entropy and nll take (N, C) inputs with (N,) labels, (N, C, d1, d2, ...)
+with (N, d1, d2, ...) labels (a loss per position, e.g. per pixel) or an
+unbatched (C,) with a 0-d label; cross_entropy also takes class
+probabilities, a float target of the input's own shape (then
+L = -sum_c w[c] q[c] logp[c] with q = (1 - eps) target + eps/C).
+
+``reduction='mean'`` divides the sum by the number of elements (of
+positions, for probability targets), except for cross_entropy and nll
+with labels, which divide by the total weight of the targets (sum of w[y]
+over every position, or their count without weights). Targets equal to
 ``ignore_index`` contribute nothing, not even to that total, so a batch
 whose targets are all ignored has the mean 0/0 = nan and a zero gradient,
-as in torch.
+as in torch; so has an empty batch, for every loss (its sum is 0).
 
 Logits of +-1e4 give a finite loss and gradient: nothing here exponentiates a
 positive number.
@@ -44,41 +51,76 @@ class LossCache:
 
 
 def _reduce(per: np.ndarray, grad: np.ndarray, reduction: str, count: int):
-    """(value, cache) from per-element losses and their derivatives; 'mean' divides both by ``count``."""
+    """(value, cache) from per-element losses and their derivatives; 'mean' divides both by ``count``.
+
+    An empty input has the mean 0/0 = nan, as in torch (and an empty gradient).
+    """
     if reduction == "none":
         return per, LossCache(grad, reduction)
     total = per.sum(dtype=per.dtype)
     if reduction == "sum":
         return total, LossCache(grad, reduction)
-    return total / per.dtype.type(count), LossCache(grad * grad.dtype.type(1.0 / count), reduction)
+    dt = per.dtype.type
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return total / dt(count), LossCache(grad * (dt(1) / dt(count)), reduction)
 
 
 def loss_backward(cache: LossCache, dloss=1.0) -> np.ndarray:
-    """dL/dpred; ``dloss`` is the upstream gradient (an array of per-element weights for reduction='none')."""
+    """dL/dpred; ``dloss`` is the upstream gradient (an array of per-element weights for reduction='none').
+
+    For the class losses dloss has the per-element loss's shape, the input's
+    without its class axis (axis 1, or 0 for an unbatched (C,) input).
+    """
     g = cache.grad
     if cache.reduction == "none" or np.ndim(dloss) or dloss != 1.0:
         dloss = np.asarray(dloss, dtype=g.dtype)
-        if cache.reduction == "none" and dloss.ndim and dloss.shape != g.shape:
-            dloss = dloss.reshape(dloss.shape + (1,) * (g.ndim - dloss.ndim))
+        if cache.reduction == "none" and dloss.ndim and dloss.ndim == g.ndim - 1:
+            dloss = np.expand_dims(dloss, 1)      # the class axis of (N, C, d1, ...)
         return g * dloss
     return g.copy()  # the caller may modify it; the cache stays valid for another backward
 
 
 def _pred(pred, name="input"):
-    pred = _checks.as_float_array(name, pred)
-    _checks.nonempty(name, pred)
-    return pred
+    return _checks.as_float_array(name, pred)
 
 
 # ----------------------------------------------------------------------------- class labels: cross entropy, nll
-def _labels(target, n: int, c: int, ignore_index: int):
-    """target: (N,) integer labels, as int64, and the mask of those not equal to ``ignore_index``."""
+# The input is (N, C), (N, C, d1, d2, ...) (a loss per position: per-pixel classification) or an
+# unbatched (C,). The losses work on its rows: (M, C) with the class axis last, M = N * d1 * d2 * ...
+_CLASS_LAYOUT = "(C,), (N, C) or (N, C, d1, d2, ...)"
+
+
+def _to_rows(x: np.ndarray) -> np.ndarray:
+    """(C,) -> (1, C); (N, C, d1, ...) -> (N * d1 * ..., C): the class axis last, one row per position."""
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    if x.ndim == 2:
+        return x
+    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+
+
+def _from_rows(rows: np.ndarray, shape: tuple) -> np.ndarray:
+    """The inverse of :func:`_to_rows`: (M, C) back to the input's ``shape``, C-contiguous."""
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    return np.ascontiguousarray(np.moveaxis(rows.reshape(shape[0], *shape[2:], shape[1]), -1, 1))
+
+
+def _positions(shape: tuple) -> tuple:
+    """The per-position shape (the input's without its class axis): what reduction='none' returns."""
+    return () if len(shape) == 1 else (shape[0], *shape[2:])
+
+
+def _labels(target, shape: tuple, c: int, ignore_index: int):
+    """target: integer labels of the input's positions, as int64 rows (M,), and the mask of those kept."""
     target = np.asarray(target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"target must hold integer class labels, got dtype {target.dtype}")
-    if target.shape != (n,):
-        raise ValueError(f"target must have shape ({n},) to match input ({n}, {c}), got {tuple(target.shape)}")
-    target = target.astype(np.int64, copy=False)
+    expected = _positions(shape)
+    if target.shape != expected:
+        raise ValueError(f"target must have shape {expected} to match input {tuple(shape)}, got "
+                         f"{tuple(target.shape)}")
+    target = target.astype(np.int64, copy=False).reshape(-1)
     keep = target != ignore_index
     bad = keep & ((target < 0) | (target >= c))
     if bad.any():
@@ -98,18 +140,40 @@ def _class_weight(weight, c: int, dtype, input_shape) -> np.ndarray | None:
     return w.astype(dtype, copy=False)
 
 
-def _class_args(pred, target, reduction, weight, ignore_index):
-    """Every check of cross_entropy and nll, before any work: (pred, labels, kept mask, weight)."""
+def _class_args(pred, target, reduction, weight, ignore_index, probabilities: bool = False):
+    """Every check of cross_entropy and nll, before any work.
+
+    Returns (pred, labels (M,) or None, kept mask (M,) or None, class-probability rows (M, C) or None,
+    weight). With ``probabilities`` (cross entropy) a float target of the input's own shape holds
+    class probabilities, as in torch; otherwise the target holds labels.
+    """
     pred = _pred(pred, "input")
-    _checks.ndim("input", pred, 2, "(N, C)")
     _checks.choice("reduction", reduction, REDUCTIONS)
-    n, c = pred.shape
-    labels, keep = _labels(target, n, c, _checks.integer("ignore_index", ignore_index))
-    return pred, labels, keep, _class_weight(weight, c, pred.dtype, pred.shape)
+    if pred.ndim == 0:
+        raise ValueError(f"input must have 1 or more dimensions {_CLASS_LAYOUT}, got a 0-d array")
+    c = pred.shape[0] if pred.ndim == 1 else pred.shape[1]
+    if c == 0:
+        raise ValueError(f"input must have at least one class (C > 0) in {_CLASS_LAYOUT}, got shape "
+                         f"{tuple(pred.shape)}")
+    ignore_index = _checks.integer("ignore_index", ignore_index)
+    w = _class_weight(weight, c, pred.dtype, pred.shape)
+    target_arr = np.asarray(target)
+    if probabilities and target_arr.shape == pred.shape and pred.ndim:
+        if target_arr.dtype.kind != "f":
+            raise TypeError(f"target of the input's shape {tuple(pred.shape)} holds class probabilities and must "
+                            f"be a float array, got dtype {target_arr.dtype} (labels have shape "
+                            f"{_positions(pred.shape)})")
+        if ignore_index >= 0:
+            raise ValueError(f"ignore_index={ignore_index} cannot be used with class-probability targets (as in "
+                             "torch); leave it at its default -100")
+        prob = _checks.as_float_array("target", target_arr).astype(pred.dtype, copy=False)
+        return pred, None, None, _to_rows(prob), w
+    labels, keep = _labels(target_arr, pred.shape, c, ignore_index)
+    return pred, labels, keep, None, w
 
 
 def _class_loss(logp, labels, keep, w, reduction, label_smoothing=0.0, through_softmax=False):
-    """Per-class losses on logp: (N, C) (cross entropy's log-softmax, or nll's input); ``(value, cache)``.
+    """Per-class losses on logp: (M, C) (cross entropy's log-softmax, or nll's input); ``(value, grad rows)``.
 
     The gradient follows torch's own chain (dL/dlogp, then log-softmax's
     backward for cross entropy), so a mean over a zero total weight gives
@@ -147,27 +211,68 @@ def _class_loss(logp, labels, keep, w, reduction, label_smoothing=0.0, through_s
             g[keep] -= dt.type(eps / c) * (np.ones(c, dt) if w is None else w) * scale
         if through_softmax:                    # log-softmax's backward: dz = g - softmax(z) * sum(g)
             g -= np.exp(logp) * g.sum(axis=1, keepdims=True)
-    return value, LossCache(g, reduction)
+    return value, g
+
+
+def _probability_loss(logp, prob, w, reduction, label_smoothing):
+    """Cross entropy against class probabilities, as torch: ``(value, grad rows)``, logp and prob: (M, C).
+
+    q = (1 - eps) prob + eps/C; L = -sum_c w[c] q[c] logp[c] per row; 'mean' divides
+    by the number of rows M (not by the weights; nan for M = 0, as torch).
+    """
+    n, c = logp.shape
+    dt = logp.dtype
+    q = prob * dt.type(1 - label_smoothing) + dt.type(label_smoothing / c) if label_smoothing else prob
+    wq = q if w is None else q * w
+    if reduction == "none":
+        value, scale = -(wq * logp).sum(axis=1), dt.type(1)
+    else:
+        value, scale = -(wq * logp).sum(dtype=dt), dt.type(1)
+        if reduction == "mean":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value, scale = value / dt.type(n), dt.type(1) / dt.type(n)
+    g = -wq * scale                                  # dL/dlogp
+    g -= np.exp(logp) * g.sum(axis=1, keepdims=True)  # log-softmax's backward
+    return value, g
+
+
+def _class_result(value, g_rows, pred_shape, reduction):
+    """The value (per position for 'none', in the input's layout) and the cache (gradient in the input's shape)."""
+    if reduction == "none":
+        value = value.reshape(_positions(pred_shape))
+    return value, LossCache(_from_rows(g_rows, pred_shape), reduction)
 
 
 def cross_entropy_forward(logits, target, reduction="mean", label_smoothing=0.0, weight=None, ignore_index=-100):
-    """logits: (N, C) unnormalised scores, target: (N,) integer class labels in [0, C) or ``ignore_index``.
+    """Cross entropy of logits: (N, C), (N, C, d1, d2, ...) or (C,) unnormalised scores, as torch's.
 
-    ``weight``: (C,) per-class weights or None. Log-softmax and the negative
+    target: integer class labels in [0, C) or ``ignore_index``, of the input's
+    shape without the class axis: (N,), (N, d1, d2, ...) or () — or class
+    probabilities, a float array of the input's own shape (``ignore_index``
+    must then stay negative). ``weight``: (C,) per-class weights or None.
+    Returns ``(value, cache)``: value is a scalar, or per position (the
+    target's shape) for reduction='none'. Log-softmax and the negative
     log-likelihood fused, so it never takes the log of an underflowed probability.
     """
     ls = _checks.probability("label_smoothing", label_smoothing)
-    logits, labels, keep, w = _class_args(logits, target, reduction, weight, ignore_index)
-    return _class_loss(log_softmax(logits, axis=1), labels, keep, w, reduction, ls, through_softmax=True)
+    logits, labels, keep, prob, w = _class_args(logits, target, reduction, weight, ignore_index, probabilities=True)
+    logp = log_softmax(_to_rows(logits), axis=1)
+    if prob is not None:
+        value, g = _probability_loss(logp, prob, w, reduction, ls)
+    else:
+        value, g = _class_loss(logp, labels, keep, w, reduction, ls, through_softmax=True)
+    return _class_result(value, g, logits.shape, reduction)
 
 
 def nll_forward(logp, target, reduction="mean", weight=None, ignore_index=-100):
-    """logp: (N, C) log-probabilities (e.g. log_softmax's output), target: (N,) labels in [0, C) or ``ignore_index``.
+    """logp: (N, C), (N, C, d1, ...) or (C,) log-probabilities (e.g. log_softmax's output).
 
+    target: labels in [0, C) or ``ignore_index``, of shape (N,), (N, d1, ...) or ().
     L = -weight[y] * logp[y]: cross entropy without the log-softmax.
     """
-    logp, labels, keep, w = _class_args(logp, target, reduction, weight, ignore_index)
-    return _class_loss(logp, labels, keep, w, reduction)
+    logp, labels, keep, _, w = _class_args(logp, target, reduction, weight, ignore_index)
+    value, g = _class_loss(_to_rows(logp), labels, keep, w, reduction)
+    return _class_result(value, g, logp.shape, reduction)
 
 
 # ----------------------------------------------------------------------------- element-wise losses

@@ -1,7 +1,8 @@
 """Batch normalisation (write-up 002), with torch's running statistics.
 
 x: (N, C) or (N, C, L) for 1-D, (N, C, H, W) for 2-D; statistics per channel
-over every other axis (m values each).
+over every other axis (m values each). An empty x (N = 0) gives an empty y
+and leaves the running statistics as they were, as torch does.
 
     training: mu, var = mean and biased variance of the batch
               y = gamma * (x - mu) / sqrt(var + eps) + beta
@@ -20,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import floating, grad_output, same_dtype
+from .. import _checks
+from .._checks import grad_output, same_dtype
 
 
 @dataclass
@@ -51,7 +53,8 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     None (``track_running_stats=False``): the batch statistics are then used
     in eval mode too.
     """
-    x = floating("x", x, (2, 3, 4, 5), "(N, C, *)")
+    x = _checks.as_float_array("x", x)
+    _checks.ndim("x", x, (2, 3, 4, 5), "(N, C, *)")
     c = x.shape[1]
     for name, v in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
@@ -63,6 +66,12 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
         raise ValueError("running_mean and running_var must be given together (or both None)")
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _bshape(x)
+    if x.size == 0:
+        # nothing to normalise (an empty batch, or empty planes): an empty output and zero parameter
+        # gradients, the running statistics untouched, as in torch
+        xhat = np.empty_like(x)
+        cache = BatchNormCache(xhat, np.ones(shape, x.dtype), weight, axes, False)
+        return xhat.copy(), cache, running_mean, running_var
     use_batch = training or running_mean is None
     if use_batch:
         m = x.size // x.shape[1]

@@ -104,6 +104,21 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return y, MaxPool2dCache(x.shape, win, argmax, x.dtype)
 
 
+def max_pool2d_indices(cache: MaxPool2dCache) -> np.ndarray:
+    """Where each maximum was taken, as torch's ``return_indices``: int64 (N, C, OH, OW).
+
+    Each index is the flat position ``row * W + col`` of the winning pixel in
+    its input plane (H, W), padding not counted: the winning kernel offset
+    (a, b) of output (i, j) is the pixel (i*sh - top + a*dh, j*sw - left + b*dw).
+    """
+    win = cache.window
+    kw = win.kernel[1]
+    a, b = np.divmod(cache.argmax.astype(np.int64), kw)
+    rows = (np.arange(win.out_height) * win.stride[0] - win.padding[0])[:, None] + a * win.dilation[0]
+    cols = (np.arange(win.out_width) * win.stride[1] - win.padding[2])[None, :] + b * win.dilation[1]
+    return np.ascontiguousarray(rows * win.width + cols)
+
+
 def _padded(x, win: Window, value):
     """x padded for the window, in x's memory order (no copy without padding)."""
     if not any(win.padding):

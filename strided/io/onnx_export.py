@@ -19,12 +19,13 @@ Conv2d             Conv (strides, explicit pads (top, left, bottom, right) so
                    (opset 17's Pad has no wrap mode)
 Linear             Gemm(transB=1) on (N, F); MatMul + Add on more dimensions
 Flatten            Flatten(axis=1), or Reshape for other start/end dims
-MaxPool2d          MaxPool (dilations, explicit pads)
+MaxPool2d          MaxPool (dilations, explicit pads); return_indices=True is refused
 AvgPool2d          AveragePool with count_include_pad set explicitly
                    (+ Pad and Mul for the cases listed below)
 BatchNorm1d/2d     BatchNormalization with the running statistics
                    (without running statistics: ReduceMean, Sub, Div...)
-ReLU, LeakyReLU,   Relu, LeakyRelu(alpha), Sigmoid, Tanh, Softmax(axis)
+ReLU, LeakyReLU,   Relu, LeakyRelu(alpha), Sigmoid, Tanh, Softmax(axis; dim=None
+                   resolved from the input's rank, as torch)
 Sigmoid, Tanh,
 Softmax
 Gaussian           Exp(Neg(Mul(x, x)))  (exp(-x^2))
@@ -56,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import functional as F
 from .. import nn
 from .._optional import require
 from .._version import __version__
@@ -243,6 +245,11 @@ def _gaussian(g, m, x, shape, where, prefix):
     return g.op("Exp", [g.op("Neg", [g.op("Mul", [x, x], where)], where)], where)
 
 
+def _softmax(g, m: nn.Softmax, x, shape, where, prefix):
+    axis = F.implicit_softmax_dim(len(shape)) if m.dim is None else int(m.dim)
+    return g.op("Softmax", [x], where, axis=axis)
+
+
 def _simple(op_type, **attrs):
     def convert(g, m, x, shape, where, prefix):
         return g.op(op_type, [x], where, **{k: f(m) for k, f in attrs.items()})
@@ -329,7 +336,7 @@ _CONVERTERS = {
     nn.LeakyReLU: _simple("LeakyRelu", alpha=lambda m: float(m.negative_slope)),
     nn.Sigmoid: _simple("Sigmoid"),
     nn.Tanh: _simple("Tanh"),
-    nn.Softmax: _simple("Softmax", axis=lambda m: int(m.dim)),
+    nn.Softmax: _softmax,
     nn.Gaussian: _gaussian,
     nn.Dropout: _simple("Identity"),
     nn.Identity: _simple("Identity"),
@@ -343,6 +350,10 @@ def _converter(layer, where):
         raise TypeError(f"export_onnx: layer {where or '(the model)'} is a {type(layer).__name__}, which has no "
                         f"ONNX conversion; supported layers: {names}, inside Sequential, Residual and Concat "
                         "containers")
+    if isinstance(layer, nn.MaxPool2d) and layer.return_indices:
+        raise TypeError(f"export_onnx: layer {where or '(the model)'} is a MaxPool2d with return_indices=True, "
+                        "whose (values, indices) pair cannot feed the next layer of the graph; export a "
+                        "MaxPool2d with return_indices=False (the default)")
     return conv
 
 

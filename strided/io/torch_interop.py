@@ -136,9 +136,7 @@ def _layer_from_torch(torch, m, where):
     if isinstance(m, T.Flatten):
         return nn.Flatten(m.start_dim, m.end_dim)
     if isinstance(m, T.MaxPool2d):
-        if m.return_indices:
-            raise _unsupported(where, "a MaxPool2d with return_indices=True", "strided's pooling returns values only")
-        return nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+        return nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices, m.ceil_mode)
     if isinstance(m, T.AvgPool2d):
         return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
                             m.divisor_override)
@@ -147,9 +145,6 @@ def _layer_from_torch(torch, m, where):
     if type(m) is T.ReLU:
         return nn.ReLU(inplace=m.inplace)
     if isinstance(m, T.Softmax):
-        if m.dim is None:
-            raise _unsupported(where, "a Softmax with dim=None",
-                               "pass the dimension explicitly (torch.nn.Softmax(dim=1))")
         return nn.Softmax(m.dim)
     if isinstance(m, (T.BatchNorm1d, T.BatchNorm2d)):
         cls = nn.BatchNorm1d if isinstance(m, T.BatchNorm1d) else nn.BatchNorm2d
@@ -239,7 +234,7 @@ def _layer_to_torch(torch, m, where):
     if isinstance(m, nn.Flatten):
         return T.Flatten(m.start_dim, m.end_dim)
     if isinstance(m, nn.MaxPool2d):
-        return T.MaxPool2d(c["kernel_size"], c["stride"], c["padding"], c["dilation"], ceil_mode=m.ceil_mode)
+        return T.MaxPool2d(c["kernel_size"], c["stride"], c["padding"], c["dilation"], m.return_indices, m.ceil_mode)
     if isinstance(m, nn.AvgPool2d):
         return T.AvgPool2d(c["kernel_size"], c["stride"], c["padding"], m.ceil_mode, m.count_include_pad,
                            m.divisor_override)

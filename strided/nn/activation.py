@@ -86,11 +86,16 @@ class LeakyReLU(Module):
 
 
 class Softmax(Module):
-    """exp(x) / sum(exp(x)) along ``dim`` (1 by default: the class axis of (N, C))."""
+    """exp(x) / sum(exp(x)) along ``dim``; x: any shape (a 0-d x gives 1), y: x's shape.
 
-    def __init__(self, dim=1):
-        if isinstance(dim, bool) or not isinstance(dim, int):
-            raise TypeError(f"dim must be an int, got {dim!r}")
+    ``dim=None`` (torch's default) follows torch's legacy rule: dim 0 for 0-,
+    1- and 3-dimensional inputs, dim 1 otherwise (the class axis of (N, C)
+    and the channels of (N, C, H, W)); give ``dim`` to say which.
+    """
+
+    def __init__(self, dim=None):
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
+            raise TypeError(f"dim must be an int or None, got {dim!r}")
         self.dim = dim
         self._cache = None
 

@@ -8,6 +8,7 @@ from .. import functional as F
 from .. import random as _random
 from ..geometry import resolve_padding
 from . import init
+from ._batching import IMAGES
 from .module import Module, Parameter
 
 PADDING_MODES = F.PADDING_MODES
@@ -15,6 +16,9 @@ PADDING_MODES = F.PADDING_MODES
 
 class Conv2d(Module):
     """2-D convolution (cross-correlation) over x: (N, in_channels, H, W) -> (N, out_channels, OH, OW).
+
+    An unbatched x: (in_channels, H, W) gives y: (out_channels, OH, OW), and an
+    empty batch an empty output (and zero parameter gradients), as in torch.
 
     weight: (out_channels, in_channels/groups, kh, kw), bias: (out_channels,).
     ``padding``: int, pair, ``'same'`` or ``'valid'`` (any size, even larger than
@@ -67,6 +71,7 @@ class Conv2d(Module):
         if self._config is not None:
             self._config["algorithm"] = name
 
+    @IMAGES.forward
     def forward(self, x):
         x = _checks.as_float_array("x", x, dtype=self.weight.dtype)
         if x.ndim == 4 and x.shape[1] != self.in_channels:     # what only the layer knows; the rest is checked there
@@ -79,6 +84,7 @@ class Conv2d(Module):
                                           self.groups, self.algorithm, self.padding_mode)
         return y
 
+    @IMAGES.backward
     def backward(self, dy, need_input_grad=True):
         grads = F.conv2d_backward(dy, self._need_cache(self._cache), need_x=need_input_grad,
                                   need_weight=self._needs_grad("weight"), need_bias=self._needs_grad("bias"))

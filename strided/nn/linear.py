@@ -12,7 +12,12 @@ from .module import Module, Parameter
 
 
 class Linear(Module):
-    """y = x @ weight.T + bias; x: (N, in_features) -> (N, out_features). Weight (out_features, in_features)."""
+    """y = x @ weight.T + bias; x: (N, in_features) -> (N, out_features). Weight (out_features, in_features).
+
+    As torch: x may be (*, in_features), any number of leading dimensions,
+    an unbatched (in_features,) among them, and empty (the parameter
+    gradients of an empty input are zeros).
+    """
 
     def __init__(self, in_features, out_features, bias=True, dtype=None, rng=None):
         self.in_features = _checks.positive_int("in_features", in_features)
@@ -46,7 +51,8 @@ class Linear(Module):
 class Flatten(Module):
     """(N, C, H, W) -> (N, C*H*W): a reshape (no copy for contiguous input); backward reshapes back.
 
-    Flattens dimensions ``start_dim..end_dim`` (inclusive, negative counts from the end), as torch.
+    Flattens dimensions ``start_dim..end_dim`` (inclusive, negative counts from the end), as torch:
+    an unbatched (C, H, W) with the default ``start_dim=1`` gives (C, H*W), an empty batch (0, C*H*W).
     """
 
     def __init__(self, start_dim=1, end_dim=-1):
@@ -69,7 +75,8 @@ class Flatten(Module):
             raise ValueError(
                 f"Flatten start_dim={self.start_dim} is after end_dim={self.end_dim} for x of shape {tuple(x.shape)}"
             )
-        y = x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
+        # the merged size spelled out (not -1), which an empty x cannot infer
+        y = x.reshape(*x.shape[:s], int(np.prod(x.shape[s:e + 1])), *x.shape[e + 1:])
         self._cache = (x.shape, y.shape, x.dtype)
         return y
 

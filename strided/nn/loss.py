@@ -89,6 +89,15 @@ class CrossEntropyLoss(_ClassLoss):
     for nothing (all ignored: the mean is nan, as in torch); ``label_smoothing``
     eps mixes the one-hot target with the uniform distribution (weighted by
     ``weight`` when given, divided by the same total).
+
+    The target may also hold class probabilities: a float array of the
+    logits' own shape (``ignore_index`` must then stay negative; 'mean'
+    divides by the number of positions, whatever the weights), as in torch.
+
+    Shape: logits (N, C) with labels (N,); (N, C, d1, d2, ...) with labels
+    (N, d1, d2, ...): a loss per position, e.g. per pixel of a segmentation;
+    an unbatched (C,) with a 0-d label. reduction='none' gives a loss per
+    position (the labels' shape); an empty batch gives nan for 'mean', 0 for 'sum'.
     """
     _fn = F.cross_entropy_forward
 
@@ -106,7 +115,8 @@ class CrossEntropyLoss(_ClassLoss):
 class NLLLoss(_ClassLoss):
     """Log-probabilities (N, C) (e.g. after a log-softmax) and integer labels (N,): L = -weight[y] * input[y].
 
-    ``weight``, ``ignore_index`` and the weighted mean as in :class:`CrossEntropyLoss`.
+    ``weight``, ``ignore_index``, the weighted mean and the shapes ((N, C, d1, ...)
+    with labels (N, d1, ...), an unbatched (C,)) as in :class:`CrossEntropyLoss`.
     """
     _fn = F.nll_forward
 

@@ -41,7 +41,6 @@ class _BatchNorm(Module):
             self.weight.dtype if self.affine else None)
         x = _checks.as_float_array("x", x, dtype=dt)
         _checks.ndim("x", x, self._ndims, self._layout)
-        _checks.nonempty("x", x)
         if x.shape[1] != self.num_features:
             raise ValueError(
                 f"{type(self).__name__} expects {self.num_features} channels, got x of shape {tuple(x.shape)}"
@@ -77,5 +76,10 @@ class BatchNorm1d(_BatchNorm):
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch norm over x: (N, C, H, W), statistics per channel over (N, H, W)."""
+    """Batch norm over x: (N, C, H, W), statistics per channel over (N, H, W).
+
+    As torch's, it takes batches only (no unbatched (C, H, W)); an empty batch
+    gives an empty output, leaves the running statistics as they were and
+    counts in ``num_batches_tracked``.
+    """
     _ndims, _layout = (4,), "(N, C, H, W)"

@@ -1,8 +1,14 @@
-"""``MaxPool2d`` and ``AvgPool2d`` with torch's arguments (overlapping, padded, ceil mode)."""
+"""``MaxPool2d`` and ``AvgPool2d`` with torch's arguments (overlapping, padded, ceil mode).
+
+Both take x: (N, C, H, W) or an unbatched (C, H, W), and an empty batch, as torch does.
+"""
 from __future__ import annotations
+
+import numpy as np
 
 from .. import _checks
 from .. import functional as F
+from ._batching import IMAGES
 from .module import Module
 
 
@@ -24,6 +30,8 @@ class _Pool2d(Module):
         s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
+        if getattr(self, "return_indices", False):
+            s += ", return_indices=True"
         if self.ceil_mode:
             s += ", ceil_mode=True"
         if not getattr(self, "count_include_pad", True):
@@ -34,22 +42,48 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max over each window of x: (N, C, H, W) -> (N, C, OH, OW) (write-up 002's max pooling)."""
+    """Max over each window of x: (N, C, H, W) -> (N, C, OH, OW) (write-up 002's max pooling).
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    Args (torch's, in torch's order): ``kernel_size``, ``stride`` (default:
+    ``kernel_size``), ``padding``, ``dilation``, ``return_indices``, ``ceil_mode``.
+
+    With ``return_indices=True`` the forward returns ``(y, indices)``:
+    indices (int64, y's shape) is where each maximum was taken, as the flat
+    position ``row * W + col`` in its input plane, exactly torch's; the
+    backward still takes the gradient of y alone.
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW), or (C, H, W) -> (C, OH, OW).
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        if not isinstance(return_indices, (bool, np.bool_)):
+            raise TypeError(f"return_indices must be True or False, got {return_indices!r}")
         self._common(kernel_size, stride, padding, dilation, ceil_mode)
+        self.return_indices = bool(return_indices)
 
+    @IMAGES.forward
     def forward(self, x):
         y, self._cache = F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding, self.dilation,
                                               self.ceil_mode)
+        if self.return_indices:
+            return y, F.max_pool2d_indices(self._cache)
         return y
 
+    @IMAGES.backward
     def backward(self, dy, need_input_grad=True):
         return F.max_pool2d_backward(dy, self._need_cache(self._cache))
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over each window of x: (N, C, H, W) -> (N, C, OH, OW) (write-up 001's average pooling)."""
+    """Mean over each window of x: (N, C, H, W) -> (N, C, OH, OW) (write-up 001's average pooling).
+
+    Args (torch's, in torch's order): ``kernel_size``, ``stride`` (default:
+    ``kernel_size``), ``padding``, ``ceil_mode``, ``count_include_pad``
+    (whether the zero padding counts in a window's divisor),
+    ``divisor_override`` (a positive int that divides every window's sum instead).
+
+    Shape: (N, C, H, W) -> (N, C, OH, OW), or (C, H, W) -> (C, OH, OW).
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
@@ -57,10 +91,12 @@ class AvgPool2d(_Pool2d):
         self.count_include_pad = bool(count_include_pad)
         self.divisor_override = divisor_override
 
+    @IMAGES.forward
     def forward(self, x):
         y, self._cache = F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                               self.count_include_pad, self.divisor_override)
         return y
 
+    @IMAGES.backward
     def backward(self, dy, need_input_grad=True):
         return F.avg_pool2d_backward(dy, self._need_cache(self._cache))
