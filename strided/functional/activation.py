@@ -63,7 +63,7 @@ def _inplace_target(x, allow_empty: bool = False) -> np.ndarray:
     if not x.flags.writeable:
         raise ValueError(f"x of shape {tuple(x.shape)} is read-only, but inplace=True writes the result into it; "
                          "pass a writeable array (x.copy()) or use inplace=False")
-    if any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)):
+    if x.size and any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)):
         raise ValueError(f"x of shape {tuple(x.shape)} has elements sharing memory (strides {x.strides}), "
                          "so inplace=True cannot write one result per element; pass x.copy() or use inplace=False")
     if not allow_empty:
@@ -252,10 +252,22 @@ _GELU_TANH_BETA = math.sqrt(2.0 / math.pi)   # tanh form: Phi(x) ~ (1 + tanh(bet
 _GELU_TANH_KAPPA = 0.044715
 
 
+def _quiet(fn):
+    """fn run without NumPy's overflow and invalid-value warnings (per thread, so inside each chunk).
+
+    At the extremes torch's formulas overflow to inf and give NaN for
+    inf * 0 (GELU, SiLU and Hardswish of -inf, for instance); the same formulas
+    here give the same values, silently as in torch.
+    """
+    def run(*arrays):
+        with np.errstate(over="ignore", invalid="ignore"):
+            fn(*arrays)
+    return run
+
+
 def _gelu_inner(x, dt):
     """beta * (x + kappa * x^3) of the tanh form (x^3 overflows to inf for |x| > 5e102: tanh is then +-1)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return dt(_GELU_TANH_BETA) * (x + dt(_GELU_TANH_KAPPA) * (x * x * x))
+    return dt(_GELU_TANH_BETA) * (x + dt(_GELU_TANH_KAPPA) * (x * x * x))
 
 
 def gelu_forward(x, approximate="none"):
@@ -274,7 +286,7 @@ def gelu_forward(x, approximate="none"):
     def tanh_form(o, a):
         o[...] = dt(0.5) * a * (1 + np.tanh(_gelu_inner(a, dt)))
 
-    y = _map(exact if approximate == "none" else tanh_form, empty_like(x), x)
+    y = _map(_quiet(exact if approximate == "none" else tanh_form), empty_like(x), x)
     return y, (x, approximate)
 
 
@@ -283,21 +295,17 @@ def gelu_backward(dy, cache):
     dy = grad_output(dy, x.shape, x.dtype)
     dt = x.dtype.type
 
-    # (errstate inside each chunk: it is per thread) x^2 may overflow to inf: the density is then 0
     def exact(o, d, a):
         cdf = dt(0.5) * (1 + erf(a * dt(_SQRT1_2)))
-        with np.errstate(over="ignore"):
-            pdf = dt(_GELU_PDF) * np.exp(a * a * dt(-0.5))
+        pdf = dt(_GELU_PDF) * np.exp(a * a * dt(-0.5))
         o[...] = d * (cdf + a * pdf)
 
     def tanh_form(o, d, a):
         t = np.tanh(_gelu_inner(a, dt))
-        with np.errstate(over="ignore", invalid="ignore"):
-            inner_derivative = dt(_GELU_TANH_BETA) * (1 + dt(3 * _GELU_TANH_KAPPA) * (a * a))
-            # beyond |x| ~ 1e154 this is inf * 0 = NaN, as in torch
-            o[...] = d * (dt(0.5) * (1 + t) + dt(0.5) * a * (1 - t * t) * inner_derivative)
+        inner_derivative = dt(_GELU_TANH_BETA) * (1 + dt(3 * _GELU_TANH_KAPPA) * (a * a))
+        o[...] = d * (dt(0.5) * (1 + t) + dt(0.5) * a * (1 - t * t) * inner_derivative)
 
-    return _map(exact if approximate == "none" else tanh_form, empty_like(x), dy, x)
+    return _map(_quiet(exact if approximate == "none" else tanh_form), empty_like(x), dy, x)
 
 
 def _input_for_backward(x, inplace: bool) -> np.ndarray:
@@ -314,7 +322,7 @@ def silu_forward(x, inplace=False):
         s = sigmoid(a)
         np.multiply(a, s, out=o)
 
-    return _map(f, x if inplace else empty_like(x), x), kept
+    return _map(_quiet(f), x if inplace else empty_like(x), x), kept
 
 
 def silu_backward(dy, x):
@@ -324,7 +332,7 @@ def silu_backward(dy, x):
         s = sigmoid(a)
         o[...] = d * s * (1 + a * (1 - s))
 
-    return _map(f, empty_like(x), dy, x)
+    return _map(_quiet(f), empty_like(x), dy, x)
 
 
 def elu_forward(x, alpha=1.0, inplace=False):
@@ -361,7 +369,7 @@ def hardswish_forward(x, inplace=False):
     x = _any_input(x, inplace)
     kept = _input_for_backward(x, inplace)
     dt = x.dtype.type
-    y = _map(lambda o, v: np.copyto(o, v * np.clip(v + dt(3), dt(0), dt(6)) / dt(6)),
+    y = _map(_quiet(lambda o, v: np.copyto(o, v * np.clip(v + dt(3), dt(0), dt(6)) / dt(6))),
              x if inplace else empty_like(x), x)
     return y, kept
 
