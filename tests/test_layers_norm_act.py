@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _parity import assert_close, assert_same_run, load_torch_weights, run_ours, run_torch, torch_state
+from _parity import KeepUniforms, assert_close, assert_same_run, load_torch_weights, run_ours, run_torch, torch_state
 
 import strided
 import strided.functional as F
@@ -296,17 +296,6 @@ def test_gradcheck_dropout2d_training_with_a_fixed_mask():
 
 # -- Dropout2d -------------------------------------------------------------------------------------------------------
 
-class _Uniforms:
-    """A stand-in generator whose uniforms keep exactly the channels of ``kept`` (1 >= p, 0 < p)."""
-
-    def __init__(self, kept):
-        self.kept = kept
-
-    def random(self, shape, dtype):
-        assert tuple(shape) == self.kept.shape
-        return self.kept.astype(dtype)
-
-
 def _torch_dropout2d(torch, x, p, dy, inplace=False, train=True):
     tx = torch.tensor(x, requires_grad=True)
     with warnings.catch_warnings():
@@ -329,7 +318,7 @@ def test_dropout2d_under_torchs_mask(torch, shape, inplace):
     ours = x.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        y, cache = F.dropout2d_forward(ours, p, _Uniforms(kept), inplace=inplace)
+        y, cache = F.dropout2d_forward(ours, p, KeepUniforms(kept), inplace=inplace)
     assert (y is ours) == inplace
     assert_close(y, ty, "output")
     assert_close(F.dropout2d_backward(dy, cache), tdx, "input gradient")

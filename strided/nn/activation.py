@@ -25,22 +25,26 @@ def _inplace(value) -> bool:
     return _checks.boolean("inplace", value)
 
 
-class ReLU(_Activation):
-    """max(x, 0). ``inplace=True`` writes the result into x (which must be a writeable float array) and
-    returns x, as torch's ``ReLU(inplace=True)``; the gradient is the same.
-    """
-    _backward = F.relu_backward
+class _InplaceActivation(_Activation):
+    """An element-wise activation taking torch's ``inplace`` argument (passed on to its functional forward)."""
 
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = _inplace(inplace)
 
     def forward(self, x):
-        y, self._cache = F.relu_forward(x, inplace=self.inplace)
+        y, self._cache = type(self)._forward(x, inplace=self.inplace)
         return y
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_InplaceActivation):
+    """max(x, 0). ``inplace=True`` writes the result into x (which must be a writeable float array) and
+    returns x, as torch's ``ReLU(inplace=True)``; the gradient is the same.
+    """
+    _forward, _backward = F.relu_forward, F.relu_backward
 
 
 class Sigmoid(_Activation):
@@ -146,7 +150,7 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(Module):
+class SiLU(_InplaceActivation):
     """x * sigmoid(x) (torch's ``SiLU``, also called swish).
 
     Args:
@@ -156,20 +160,7 @@ class SiLU(Module):
 
     Shape: x any shape (empty included); y x's shape.
     """
-
-    def __init__(self, inplace=False):
-        self.inplace = _inplace(inplace)
-        self._cache = None
-
-    def forward(self, x):
-        y, self._cache = F.silu_forward(x, inplace=self.inplace)
-        return y
-
-    def backward(self, dy, need_input_grad=True):
-        return F.silu_backward(dy, self._need_cache(self._cache))
-
-    def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
+    _forward, _backward = F.silu_forward, F.silu_backward
 
 
 class ELU(Module):
@@ -200,7 +191,7 @@ class ELU(Module):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
-class Hardswish(Module):
+class Hardswish(_InplaceActivation):
     """x * min(max(x + 3, 0), 6) / 6 (torch's ``Hardswish``, MobileNetV3's activation).
 
     Args:
@@ -210,17 +201,7 @@ class Hardswish(Module):
     Shape: x any shape (empty included); y x's shape. The derivative is
     torch's at the kinks: 0 at x = -3, 1 at x = 3.
     """
-
-    def __init__(self, inplace=False):
-        self.inplace = _inplace(inplace)
-        self._cache = None
-
-    def forward(self, x):
-        y, self._cache = F.hardswish_forward(x, inplace=self.inplace)
-        return y
-
-    def backward(self, dy, need_input_grad=True):
-        return F.hardswish_backward(dy, self._need_cache(self._cache))
+    _forward, _backward = F.hardswish_forward, F.hardswish_backward
 
     def extra_repr(self):
-        return ""
+        return ""  # torch's repr shows no inplace

@@ -8,7 +8,18 @@ from .. import functional as F
 from .module import Module, Parameter
 
 
-class _BatchNorm(Module):
+class _Normalization(Module):
+    """The backward every normalisation layer shares: its functional backward, gradients added into weight and bias."""
+    _backward = None
+
+    def backward(self, dy, need_input_grad=True):
+        cache = self._need_cache(self._cache)
+        return self._accumulate(type(self)._backward(dy, cache, need_weight=self._needs_grad("weight"),
+                                                     need_bias=self._needs_grad("bias")))
+
+
+class _BatchNorm(_Normalization):
+    _backward = F.batch_norm_backward
     _ndims: tuple = ()
     _layout = ""
 
@@ -61,11 +72,6 @@ class _BatchNorm(Module):
             self._sync_buffer("running_var", rv)
         return y
 
-    def backward(self, dy, need_input_grad=True):
-        cache = self._need_cache(self._cache)
-        return self._accumulate(F.batch_norm_backward(dy, cache, need_weight=self._needs_grad("weight"),
-                                                      need_bias=self._needs_grad("bias")))
-
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
@@ -81,7 +87,7 @@ class BatchNorm2d(_BatchNorm):
     _ndims, _layout = (4,), "(N, C, H, W)"
 
 
-class GroupNorm(Module):
+class GroupNorm(_Normalization):
     """Group normalisation (torch's ``GroupNorm``): each example's channels standardised in groups.
 
     The C channels are split into ``num_groups`` groups of consecutive
@@ -106,6 +112,8 @@ class GroupNorm(Module):
         (8, 4, 5, 5)
     """
 
+    _backward = F.group_norm_backward
+
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None, *, bias=True):
         self.num_groups = _checks.positive_int("num_groups", num_groups)
         self.num_channels = _checks.positive_int("num_channels", num_channels)
@@ -125,17 +133,12 @@ class GroupNorm(Module):
         y, self._cache = F.group_norm_forward(x, self.num_groups, _data(self.weight), _data(self.bias), self.eps)
         return y
 
-    def backward(self, dy, need_input_grad=True):
-        cache = self._need_cache(self._cache)
-        return self._accumulate(F.group_norm_backward(dy, cache, need_weight=self._needs_grad("weight"),
-                                                      need_bias=self._needs_grad("bias")))
-
     def extra_repr(self):
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
 
 
-class LayerNorm(Module):
+class LayerNorm(_Normalization):
     """Layer normalisation (torch's ``LayerNorm``): each example standardised over its trailing axes.
 
     Args:
@@ -157,6 +160,8 @@ class LayerNorm(Module):
         (4, 10, 16)
     """
 
+    _backward = F.layer_norm_backward
+
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
         self.normalized_shape = _checks.shape("normalized_shape", normalized_shape)
         self.eps = _checks.positive_float("eps", eps)
@@ -173,11 +178,6 @@ class LayerNorm(Module):
         y, self._cache = F.layer_norm_forward(x, self.normalized_shape, _data(self.weight), _data(self.bias),
                                               self.eps)
         return y
-
-    def backward(self, dy, need_input_grad=True):
-        cache = self._need_cache(self._cache)
-        return self._accumulate(F.layer_norm_backward(dy, cache, need_weight=self._needs_grad("weight"),
-                                                      need_bias=self._needs_grad("bias")))
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
