@@ -291,6 +291,7 @@ def gelu_forward(x, approximate="none"):
 
 
 def gelu_backward(dy, cache):
+    """dy: x's shape; returns dx = dy * GELU'(x), x's shape (the derivative of the form the forward used)."""
     x, approximate = cache
     dy = grad_output(dy, x.shape, x.dtype)
     dt = x.dtype.type
@@ -326,6 +327,7 @@ def silu_forward(x, inplace=False):
 
 
 def silu_backward(dy, x):
+    """dy: x's shape, x the forward's cache; returns dx = dy * s * (1 + x (1 - s)), s = sigmoid(x)."""
     dy = grad_output(dy, x.shape, x.dtype)
 
     def f(o, d, a):
@@ -352,6 +354,7 @@ def elu_forward(x, alpha=1.0, inplace=False):
 
 
 def elu_backward(dy, cache, alpha=1.0):
+    """dy: x's shape; returns dx = dy where x > 0, dy * alpha * exp(x) (or dy * (y + alpha) in place) elsewhere."""
     if isinstance(cache, _InplaceNegativeSlope):
         raise cache.error()
     v, is_output = cache
@@ -375,6 +378,7 @@ def hardswish_forward(x, inplace=False):
 
 
 def hardswish_backward(dy, x):
+    """dy: x's shape, x the forward's cache; returns dx: 0 where x <= -3, dy where x >= 3, dy (x/3 + 1/2) between."""
     dy = grad_output(dy, x.shape, x.dtype)
     dt = x.dtype.type
     return _map(lambda o, d, v: np.copyto(o, np.where(v <= -3, dt(0), np.where(v < 3, d * (v / dt(3) + dt(0.5)), d))),

@@ -100,8 +100,8 @@ class Dropout2d(_DropoutBase):
         if x.ndim == 3:
             warnings.warn(f"Dropout2d received a 3-D x of shape {tuple(x.shape)} and, as torch 2.13 does, reads "
                           "it as (N, C, L), zeroing whole rows x[n, c]; for an unbatched image (C, H, W) add the "
-                          "batch axis (x[None])", UserWarning, stacklevel=3)
+                          "batch axis (x[None])", UserWarning, stacklevel=4)
         elif x.ndim != 4:
             warnings.warn(f"Dropout2d received a {x.ndim}-D x of shape {tuple(x.shape)}; it expects (N, C, H, W) "
                           "and zeroes whole x[n, c] (torch 2.13 takes this with a deprecation warning; use "
-                          "Dropout for element-wise dropout)", UserWarning, stacklevel=3)
+                          "Dropout for element-wise dropout)", UserWarning, stacklevel=4)
