@@ -50,6 +50,33 @@ def positive_float(name: str, value, *, allow_zero: bool = False) -> float:
     return value
 
 
+def finite_float(name: str, value) -> float:
+    """Any finite real number (a slope or scale that may be negative)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def boolean(name: str, value) -> bool:
+    """True or False (NumPy's bools too); 0, 1 or a string are refused, so a misplaced argument is caught."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def shape(name: str, value) -> tuple[int, ...]:
+    """An int or a non-empty sequence of positive ints, as a tuple (torch's ``normalized_shape``)."""
+    items = (value,) if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) else value
+    if not isinstance(items, (tuple, list)) or not items or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in items):
+        raise TypeError(f"{name} must be an int or a non-empty tuple of ints, got {value!r}")
+    if any(v < 1 for v in items):
+        raise ValueError(f"{name} must hold positive sizes, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
 def probability(name: str, value) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")

@@ -68,3 +68,19 @@ def torch_max_pool_is_safe(torch, x, kernel_size, stride, padding, dilation, cei
     probe = torch.zeros(x.shape, dtype=torch.float64)
     y = torch.nn.functional.max_pool2d(probe, kernel_size, stride, padding, dilation, ceil_mode)
     return not bool(torch.isinf(y).any())
+
+
+class KeepUniforms:
+    """A stand-in generator for dropout: its uniforms keep exactly the elements (or channels) where ``kept`` is True.
+
+    Dropout keeps an element when its uniform is >= p, so True becomes 1 (kept for
+    any p) and False 0 (dropped for any p > 0): torch's mask, read off torch's
+    output, can be fed to strided's functional dropout.
+    """
+
+    def __init__(self, kept):
+        self.kept = kept
+
+    def random(self, shape, dtype):
+        assert tuple(shape) == self.kept.shape
+        return self.kept.astype(dtype)

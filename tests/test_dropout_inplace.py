@@ -8,7 +8,7 @@ gives from the same seed, as torch's does.
 """
 import numpy as np
 import pytest
-from _parity import assert_close
+from _parity import KeepUniforms, assert_close
 
 import strided.functional as F
 from strided import io as sio
@@ -29,17 +29,6 @@ def _layout(rng, layout, dtype):
     shape = (5, 7) if layout == "2d" else (3, 2, 4, 5)
     x = (rng.standard_normal(shape) + 5).astype(dtype)
     return (to_batch_last(x) if layout == "batch_last" else x), None
-
-
-class _Uniforms:
-    """A stand-in generator whose uniforms keep exactly the elements of ``kept`` (1 >= p, 0 < p)."""
-
-    def __init__(self, kept):
-        self.kept = kept
-
-    def random(self, shape, dtype):
-        assert tuple(shape) == self.kept.shape
-        return self.kept.astype(dtype)
 
 
 def _torch_inplace(torch, x, p, dy, train=True):
@@ -65,7 +54,7 @@ def test_inplace_dropout_matches_torch_under_its_mask(torch, rng, p, layout, dty
     kept = ty != 0
     assert 0 < kept.sum() < kept.size
 
-    y, cache = F.dropout_forward(x, p, _Uniforms(kept), inplace=True)
+    y, cache = F.dropout_forward(x, p, KeepUniforms(kept), inplace=True)
     assert y is x and y.dtype == dtype
     assert is_batch_last(y) == (layout == "batch_last")
     if base is not None:  # only the view's own elements were written
@@ -73,7 +62,7 @@ def test_inplace_dropout_matches_torch_under_its_mask(torch, rng, p, layout, dty
     assert_close(x, ty, "in-place output", dtype)
     assert_close(F.dropout_backward(dy, cache), tdx, "input gradient", dtype)
     # the same as out of place, bit for bit
-    y2, cache2 = F.dropout_forward(original, p, _Uniforms(kept))
+    y2, cache2 = F.dropout_forward(original, p, KeepUniforms(kept))
     np.testing.assert_array_equal(y2, x)
     np.testing.assert_array_equal(F.dropout_backward(dy, cache2), F.dropout_backward(dy, cache))
 

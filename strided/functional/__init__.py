@@ -5,15 +5,20 @@ Every op is a pair: ``*_forward(...)`` returns the output and a named cache
 Layers in :mod:`strided.nn` are thin classes that keep the cache and the
 parameters; everything numerical lives here.
 """
-from .activation import (gaussian_backward, gaussian_forward, implicit_softmax_dim, leaky_relu_backward,
+from .activation import (elu_backward, elu_forward, gaussian_backward, gaussian_forward, gelu_backward, gelu_forward,
+                         hardswish_backward, hardswish_forward, implicit_softmax_dim, leaky_relu_backward,
                          leaky_relu_forward, log_softmax, relu_backward, relu_forward, sigmoid, sigmoid_backward,
-                         sigmoid_forward, softmax, softmax_backward, softmax_forward, tanh_backward, tanh_forward)
+                         sigmoid_forward, silu_backward, silu_forward, softmax, softmax_backward, softmax_forward,
+                         tanh_backward, tanh_forward)
 from .conv import PADDING_MODES, Conv2dCache, Conv2dGrads, conv2d_backward, conv2d_forward
-from .dropout import dropout_backward, dropout_forward
+from .dropout import Dropout2dCache, dropout2d_backward, dropout2d_forward, dropout_backward, dropout_forward
 from .linear import LinearCache, LinearGrads, linear_backward, linear_forward
 from .loss import (LossCache, bce_forward, bce_with_logits_forward, cross_entropy_forward, loss_backward,
                    mse_forward, nll_forward)
-from .normalization import BatchNormCache, BatchNormGrads, batch_norm_backward, batch_norm_forward
+from .normalization import (BatchNormCache, BatchNormGrads, GroupNormCache, LayerNormCache, NormGrads,
+                            batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward,
+                            layer_norm_backward, layer_norm_forward)
 from .padding import PAD_MODES, PadCache, pad_backward, pad_forward
 from .pool import (AvgPool2dCache, MaxPool2dCache, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward, max_pool2d_indices)
+from .special import erf

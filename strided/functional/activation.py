@@ -9,6 +9,14 @@ derivative needs, chosen so backward is a single pass:
     tanh       y = tanh(x)                 dx = dy * (1 - y^2)
     gaussian   y = exp(-x^2)               dx = dy * (-2 x y)
     softmax    y = exp(x - max) / sum      dx = y * (dy - sum(dy * y))
+    gelu       y = x * Phi(x)              dx = dy * (Phi(x) + x * phi(x))
+               (Phi, phi: the standard normal's distribution and density; or the tanh form)
+    silu       y = x * sigmoid(x)          dx = dy * s * (1 + x * (1 - s)),  s = sigmoid(x)
+    elu        y = x if x > 0 else a*(exp(x) - 1)    dx = dy * (1 if x > 0 else a*exp(x))
+    hardswish  y = x * min(max(x + 3, 0), 6) / 6     dx = dy * (0 if x <= -3, 1 if x >= 3, else x/3 + 1/2)
+
+At the kinks the derivatives are torch's: ELU takes the x <= 0 branch at 0
+(derivative a), Hardswish gives 0 at -3 and 1 at 3.
 
 ``relu_forward`` and ``leaky_relu_forward`` take ``inplace=True`` (torch's
 argument): y is then written into x's own memory and x is returned, so x
@@ -19,8 +27,17 @@ As in torch, x's old values are gone: whatever kept x for its own backward
 (Tanh keeps its output) sees the new values, which torch detects and
 strided cannot, so use ``inplace`` after convolutions, linear layers and
 batch norm, as usual.
+
+``silu_forward``, ``elu_forward`` and ``hardswish_forward`` take ``inplace``
+too. ELU's derivative is read from y in place (y + a where y <= 0, exactly
+where x <= 0 when a >= 0; a negative a makes the backward raise, as torch's);
+SiLU and Hardswish cannot recover x from y (neither is monotonic), so in place
+they keep a copy of x for the backward, as torch's autograd does. These four
+(and GELU) take empty arrays, as torch does.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -28,6 +45,7 @@ from .. import _checks
 from .._memory import empty_like
 from .._parallel import elementwise
 from .._checks import grad_output
+from .special import erf
 
 
 def _arr(x):
@@ -35,11 +53,22 @@ def _arr(x):
     return _checks.as_float_array("x", x)
 
 
-class _InplaceNegativeSlope:
-    """The cache of an in-place LeakyReLU with a negative slope: its input cannot be recovered."""
+def _any_input(x, inplace: bool) -> np.ndarray:
+    """x for an element-wise op that takes any shape, empty included: x itself with ``inplace=True``."""
+    return _checks.inplace_target(x) if inplace else _checks.as_float_array("x", x)
 
-    def __init__(self, negative_slope: float):
-        self.negative_slope = negative_slope
+
+class _InplaceNegativeSlope:
+    """The cache of an in-place LeakyReLU (or ELU) with a negative slope: its input cannot be recovered."""
+
+    def __init__(self, negative_slope: float, layer: str = "LeakyReLU", argument: str = "negative_slope"):
+        self.negative_slope, self.layer, self.argument = negative_slope, layer, argument
+
+    def error(self) -> ValueError:
+        return ValueError(
+            f"{self.layer} with {self.argument}={self.negative_slope} and inplace=True has no backward: the input "
+            "was overwritten and a negative slope makes its sign unrecoverable from the output (torch refuses "
+            "this too); use inplace=False")
 
 
 def _map(fn, out, *arrays):
@@ -77,10 +106,7 @@ def leaky_relu_forward(x, negative_slope=0.01, inplace=False):
 
 def leaky_relu_backward(dy, x, negative_slope=0.01):
     if isinstance(x, _InplaceNegativeSlope):
-        raise ValueError(
-            f"LeakyReLU with negative_slope={x.negative_slope} and inplace=True has no backward: the input "
-            "was overwritten and a negative slope makes its sign unrecoverable from the output (torch refuses "
-            "this too); use inplace=False")
+        raise x.error()
     dy = grad_output(dy, x.shape, x.dtype)
     s = x.dtype.type(negative_slope)
     return _map(lambda o, d, a: np.copyto(o, np.where(a > 0, d, d * s)), empty_like(x), dy, x)
@@ -218,3 +244,145 @@ def softmax_backward(dy, cache):
     if y.ndim == 0:        # a vector of one: softmax is the constant 1
         return np.zeros_like(y)
     return y * (dy - (dy * y).sum(axis=dim, keepdims=True))
+
+
+# -- GELU, SiLU, ELU, Hardswish: torch's formulas, in torch's order of operations ----------------------------
+
+_GELU_APPROXIMATIONS = ("none", "tanh")
+_SQRT1_2 = math.sqrt(0.5)
+_GELU_PDF = 0.5 * math.sqrt(2.0 / math.pi)   # 1/sqrt(2 pi): phi(x) = _GELU_PDF * exp(-x^2 / 2)
+_GELU_TANH_BETA = math.sqrt(2.0 / math.pi)   # tanh form: Phi(x) ~ (1 + tanh(beta * (x + kappa * x^3))) / 2
+_GELU_TANH_KAPPA = 0.044715
+
+
+def _quiet(fn):
+    """fn run without NumPy's overflow and invalid-value warnings (per thread, so inside each chunk).
+
+    At the extremes torch's formulas overflow to inf and give NaN for
+    inf * 0 (GELU, SiLU and Hardswish of -inf, for instance); the same formulas
+    here give the same values, silently as in torch.
+    """
+    def run(*arrays):
+        with np.errstate(over="ignore", invalid="ignore"):
+            fn(*arrays)
+    return run
+
+
+def _gelu_inner(x, dt):
+    """beta * (x + kappa * x^3) of the tanh form (x^3 overflows to inf for |x| > 5e102: tanh is then +-1)."""
+    return dt(_GELU_TANH_BETA) * (x + dt(_GELU_TANH_KAPPA) * (x * x * x))
+
+
+def gelu_forward(x, approximate="none"):
+    """GELU, x * Phi(x); returns ``(y, (x, approximate))``.
+
+    x: any shape (empty included). approximate: ``'none'`` for the exact form
+    0.5 x (1 + erf(x / sqrt 2)), ``'tanh'`` for 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    """
+    approximate = _checks.choice("approximate", approximate, _GELU_APPROXIMATIONS)
+    x = _checks.as_float_array("x", x)
+    dt = x.dtype.type
+
+    def exact(o, a):
+        o[...] = a * dt(0.5) * (1 + erf(a * dt(_SQRT1_2)))
+
+    def tanh_form(o, a):
+        o[...] = dt(0.5) * a * (1 + np.tanh(_gelu_inner(a, dt)))
+
+    y = _map(_quiet(exact if approximate == "none" else tanh_form), empty_like(x), x)
+    return y, (x, approximate)
+
+
+def gelu_backward(dy, cache):
+    """dy: x's shape; returns dx = dy * GELU'(x), x's shape (the derivative of the form the forward used)."""
+    x, approximate = cache
+    dy = grad_output(dy, x.shape, x.dtype)
+    dt = x.dtype.type
+
+    def exact(o, d, a):
+        cdf = dt(0.5) * (1 + erf(a * dt(_SQRT1_2)))
+        pdf = dt(_GELU_PDF) * np.exp(a * a * dt(-0.5))
+        o[...] = d * (cdf + a * pdf)
+
+    def tanh_form(o, d, a):
+        t = np.tanh(_gelu_inner(a, dt))
+        inner_derivative = dt(_GELU_TANH_BETA) * (1 + dt(3 * _GELU_TANH_KAPPA) * (a * a))
+        o[...] = d * (dt(0.5) * (1 + t) + dt(0.5) * a * (1 - t * t) * inner_derivative)
+
+    return _map(_quiet(exact if approximate == "none" else tanh_form), empty_like(x), dy, x)
+
+
+def _input_for_backward(x, inplace: bool) -> np.ndarray:
+    """What a backward reading x needs: x itself, or a copy of it when the forward is about to overwrite it."""
+    return x.copy(order="K") if inplace else x
+
+
+def silu_forward(x, inplace=False):
+    """SiLU, x * sigmoid(x) (written into x with ``inplace=True``); the cache is x (a copy of it in place)."""
+    x = _any_input(x, inplace)
+    kept = _input_for_backward(x, inplace)
+
+    def f(o, a):
+        s = sigmoid(a)
+        np.multiply(a, s, out=o)
+
+    return _map(_quiet(f), x if inplace else empty_like(x), x), kept
+
+
+def silu_backward(dy, x):
+    """dy: x's shape, x the forward's cache; returns dx = dy * s * (1 + x (1 - s)), s = sigmoid(x)."""
+    dy = grad_output(dy, x.shape, x.dtype)
+
+    def f(o, d, a):
+        s = sigmoid(a)
+        o[...] = d * s * (1 + a * (1 - s))
+
+    return _map(_quiet(f), empty_like(x), dy, x)
+
+
+def elu_forward(x, alpha=1.0, inplace=False):
+    """ELU, x if x > 0 else alpha * (exp(x) - 1), written into x with ``inplace=True``.
+
+    The cache is x, or in place y (``ELU``'s derivative is y + alpha where
+    y <= 0), or, in place with alpha < 0, a marker that makes the backward raise.
+    """
+    x = _any_input(x, inplace)
+    a = x.dtype.type(alpha)
+    # expm1 of min(x, 0): the branch not taken never overflows
+    y = _map(lambda o, v: np.copyto(o, np.where(v <= 0, np.expm1(np.minimum(v, 0)) * a, v)),
+             x if inplace else empty_like(x), x)
+    if not inplace:
+        return y, (x, False)
+    return y, ((y, True) if alpha >= 0 else _InplaceNegativeSlope(alpha, "ELU", "alpha"))
+
+
+def elu_backward(dy, cache, alpha=1.0):
+    """dy: x's shape; returns dx = dy where x > 0, dy * alpha * exp(x) (or dy * (y + alpha) in place) elsewhere."""
+    if isinstance(cache, _InplaceNegativeSlope):
+        raise cache.error()
+    v, is_output = cache
+    dy = grad_output(dy, v.shape, v.dtype)
+    a = v.dtype.type(alpha)
+    if is_output:
+        f = lambda o, d, y: np.copyto(o, np.where(y <= 0, d * (y + a), d))  # noqa: E731
+    else:
+        f = lambda o, d, x: np.copyto(o, np.where(x <= 0, d * a * np.exp(np.minimum(x, 0)), d))  # noqa: E731
+    return _map(f, empty_like(v), dy, v)
+
+
+def hardswish_forward(x, inplace=False):
+    """Hardswish, x * min(max(x + 3, 0), 6) / 6 (written into x with ``inplace=True``); the cache is x (or its copy)."""
+    x = _any_input(x, inplace)
+    kept = _input_for_backward(x, inplace)
+    dt = x.dtype.type
+    y = _map(_quiet(lambda o, v: np.copyto(o, v * np.clip(v + dt(3), dt(0), dt(6)) / dt(6))),
+             x if inplace else empty_like(x), x)
+    return y, kept
+
+
+def hardswish_backward(dy, x):
+    """dy: x's shape, x the forward's cache; returns dx: 0 where x <= -3, dy where x >= 3, dy (x/3 + 1/2) between."""
+    dy = grad_output(dy, x.shape, x.dtype)
+    dt = x.dtype.type
+    return _map(lambda o, d, v: np.copyto(o, np.where(v <= -3, dt(0), np.where(v < 3, d * (v / dt(3) + dt(0.5)), d))),
+                empty_like(x), dy, x)

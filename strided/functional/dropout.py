@@ -3,15 +3,35 @@
 The scaling happens at training time so evaluation is the identity.
     y = x * mask / (1 - p),   mask ~ Bernoulli(1 - p)        dx = dy * mask / (1 - p)
 
+Channel dropout (``dropout2d``) draws one mask value per example and channel,
+mask: (N, C, 1, ..., 1), so whole feature maps are zeroed together.
+
 The derivative needs the mask only, never x, so ``inplace=True`` (torch's
 argument) can write y into x's own memory without changing the gradient.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import _checks, _memory
 from .._checks import grad_output
+
+
+def _scaled_mask(out: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Fill ``out`` with the scaled keep-mask: 0 with probability p, else 1/(1-p); returns out.
+
+    The uniforms are float32 whatever out's dtype (half the random bits, and the
+    same seed gives the same mask in float32 and float64), drawn in out's shape
+    whatever its memory order; p >= 1 draws nothing.
+    """
+    if p >= 1.0:
+        out[...] = 0
+    else:
+        keep = rng.random(out.shape, dtype=np.float32) >= np.float32(p)
+        np.multiply(keep, out.dtype.type(1.0 / (1.0 - p)), out=out)
+    return out
 
 
 def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False):
@@ -22,17 +42,10 @@ def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False
     same either way.
     """
     x = _checks.inplace_target(x) if inplace else _checks.as_float_array("x", x)
-    if p >= 1.0:
-        scale = np.zeros_like(x)
-    else:
-        # float32 uniforms whatever x's dtype: half the random bits, and the
-        # same seed gives the same mask in float32 and float64
-        keep = rng.random(x.shape, dtype=np.float32) >= np.float32(p)
-        # the scaled mask in x's memory order (the same seed gives the same mask in any order): in another
-        # order than x, x * mask and every later pass would stride across memory (after a flattened
-        # batch-last activation the backward pass of the layer before took 4x as long)
-        scale = _memory.empty_like(x)
-        np.multiply(keep, x.dtype.type(1.0 / (1.0 - p)), out=scale)
+    # the scaled mask in x's memory order (the same seed gives the same mask in any order): in another
+    # order than x, x * mask and every later pass would stride across memory (after a flattened
+    # batch-last activation the backward pass of the layer before took 4x as long)
+    scale = _scaled_mask(_memory.empty_like(x), p, rng)
     if inplace:
         return np.multiply(x, scale, out=x), scale
     return x * scale, scale
@@ -41,3 +54,31 @@ def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False
 def dropout_backward(dy, scale):
     dy = grad_output(dy, scale.shape, scale.dtype)
     return dy * scale
+
+
+class Dropout2dCache(NamedTuple):
+    scale: np.ndarray   # (N, C, 1, ..., 1): the scaled channel mask
+    shape: tuple        # x's shape
+
+
+def dropout2d_forward(x, p: float, rng: np.random.Generator, inplace: bool = False):
+    """Channel dropout (torch's ``feature_dropout``); returns ``(y, Dropout2dCache)``.
+
+    x: (N, C, *) (torch's ``Dropout2d`` reads a 3-D x as (N, C, L)); each
+    x[n, c] is zeroed with probability p, the rest scaled by 1/(1-p). N may be
+    0. With ``inplace=True`` y is written into x (a writeable float array) and
+    x is returned; the mask is the same either way.
+    """
+    x = _checks.inplace_target(x) if inplace else _checks.as_float_array("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have at least 2 dimensions (N, C, *) for channel dropout, got shape "
+                         f"{tuple(x.shape)}")
+    scale = _scaled_mask(np.empty(x.shape[:2] + (1,) * (x.ndim - 2), x.dtype), p, rng)
+    y = np.multiply(x, scale, out=x) if inplace else x * scale
+    return y, Dropout2dCache(scale, x.shape)
+
+
+def dropout2d_backward(dy, cache: Dropout2dCache):
+    """dy: x's shape; returns dx = dy * mask / (1 - p), x's shape."""
+    dy = grad_output(dy, cache.shape, cache.scale.dtype)
+    return dy * cache.scale

@@ -1,7 +1,20 @@
-"""Batch normalisation (write-up 002), with torch's running statistics.
+"""Batch, group and layer normalisation (batch norm: write-up 002), as torch computes them.
 
-x: (N, C) or (N, C, L) for 1-D, (N, C, H, W) for 2-D; statistics per channel
-over every other axis (m values each). An empty x (N = 0) gives an empty y
+All three standardise x over some axes (subtract the mean, divide by
+sqrt(biased variance + eps)) and then scale and shift it per channel or per
+element; they differ in the axes:
+
+    batch norm   per channel, over the batch and every spatial axis (running statistics in eval)
+    group norm   per example and group of C/G channels, over the group's channels and spatial axes
+    layer norm   per example, over the trailing axes given by normalized_shape
+
+and share the backward through the statistics (xhat the standardised values,
+g = dy * gamma, means over the axes standardised over):
+
+    dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)
+
+Batch norm: x is (N, C) or (N, C, L) for 1-D, (N, C, H, W) for 2-D; statistics
+per channel over every other axis (m values each). An empty x (N = 0) gives an empty y
 and leaves the running statistics as they were, as torch does.
 
     training: mu, var = mean and biased variance of the batch
@@ -10,12 +23,11 @@ and leaves the running statistics as they were, as torch does.
               running_var  <- (1 - momentum) * running_var  + momentum * var * m / (m - 1)
     eval:     y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
 
-Backward in training mode (xhat the normalised input, g = dy * gamma):
-
-    dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)
+Backward in training mode: the formula above; in eval mode dx = g / sqrt(running_var + eps).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -23,6 +35,60 @@ import numpy as np
 
 from .. import _checks
 from .._checks import grad_output, same_dtype
+
+
+def _mean(v: np.ndarray, axes: tuple, count: int) -> np.ndarray:
+    """v's mean over axes (kept), ``count`` values each; 0 for an empty group (np.mean would warn and give NaN)."""
+    return v.sum(axis=axes, keepdims=True) / max(count, 1)
+
+
+def _standardize(x: np.ndarray, axes: tuple, eps: float):
+    """``(xhat, inv_std, mean, var)``: x standardised over ``axes``; the statistics keep their dims.
+
+    xhat = (x - mean) / sqrt(var + eps) with the biased variance (divided by m, not m - 1).
+    """
+    m = math.prod(x.shape[a] for a in axes)
+    mean = _mean(x, axes, m)
+    centred = x - mean
+    var = _mean(centred * centred, axes, m)
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    return centred * inv_std, inv_std, mean, var
+
+
+def _standardize_backward(g: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: tuple) -> np.ndarray:
+    """dL/dx through the statistics of :func:`_standardize`, given g = dL/dxhat: x's shape."""
+    m = math.prod(g.shape[a] for a in axes)
+    return (g - _mean(g, axes, m) - xhat * _mean(g * xhat, axes, m)) * inv_std
+
+
+def _affine(xhat, weight, bias, shape):
+    """xhat * weight + bias, the parameters reshaped to ``shape`` (broadcastable to xhat); either may be None."""
+    y = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
+    if bias is not None:
+        y += bias.reshape(shape)
+    return y
+
+
+def _check_parameters(x, expected: tuple, **arrays):
+    """Each array given (None: absent) has x's dtype and the shape ``expected``."""
+    for name, v in arrays.items():
+        if v is not None:
+            same_dtype(x, name, v)
+            if v.shape != expected:
+                raise ValueError(f"{name} must have shape {expected} for x of shape {tuple(x.shape)}, got {v.shape}")
+
+
+def _affine_backward(dy, xhat, weight, shape, sum_axes, need_weight, need_bias):
+    """``(g, dweight, dbias)`` for y = xhat * weight + bias.
+
+    g = dL/dxhat (x's shape), weight reshaped to ``shape`` (broadcastable to x);
+    the parameters' gradients are sums over ``sum_axes`` (None when weight is
+    absent or a gradient is not asked for).
+    """
+    dweight = (dy * xhat).sum(axis=sum_axes) if (need_weight and weight is not None) else None
+    dbias = dy.sum(axis=sum_axes) if need_bias else None
+    g = dy * weight.reshape(shape) if weight is not None else dy
+    return g, dweight, dbias
 
 
 @dataclass
@@ -34,10 +100,14 @@ class BatchNormCache:
     batch_stats: bool    # True when the batch's own statistics were used (gradient flows through them)
 
 
-class BatchNormGrads(NamedTuple):
+class NormGrads(NamedTuple):
+    """The gradients of a normalisation: x's shape, and the affine parameters' (None when absent or not asked for)."""
     x: np.ndarray
     weight: np.ndarray | None
     bias: np.ndarray | None
+
+
+BatchNormGrads = NormGrads  # batch norm's name for it
 
 
 def _bshape(x):
@@ -56,12 +126,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     x = _checks.as_float_array("x", x)
     _checks.ndim("x", x, (2, 3, 4, 5), "(N, C, *)")
     c = x.shape[1]
-    for name, v in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
-        if v is not None:
-            same_dtype(x, name, v)
-            if v.shape != (c,):
-                raise ValueError(f"{name} must have shape ({c},) for x of shape {tuple(x.shape)}, got {v.shape}")
+    _check_parameters(x, (c,), running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must be given together (or both None)")
     axes = (0,) + tuple(range(2, x.ndim))
@@ -81,22 +146,16 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
             )
-        mu = x.mean(axis=axes)
-        centred = x - mu.reshape(shape)
-        var = (centred * centred).mean(axis=axes)
+        xhat, inv_std, mu, var = _standardize(x, axes, eps)
         if training and running_mean is not None:
             f = (1.0 / num_batches_tracked) if momentum is None else momentum
             f = x.dtype.type(f)
-            running_mean = (1 - f) * running_mean + f * mu
-            running_var = (1 - f) * running_var + f * var * x.dtype.type(m / (m - 1))
-        inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-        xhat = centred * inv_std.reshape(shape)
+            running_mean = (1 - f) * running_mean + f * mu.reshape(c)
+            running_var = (1 - f) * running_var + f * var.reshape(c) * x.dtype.type(m / (m - 1))
     else:
         inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
         xhat = (x - running_mean.reshape(shape)) * inv_std.reshape(shape)
-    y = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
-    if bias is not None:
-        y += bias.reshape(shape)
+    y = _affine(xhat, weight, bias, shape)
     cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch)
     return y, cache, running_mean, running_var
 
@@ -104,13 +163,95 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
 def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=True) -> BatchNormGrads:
     dy = grad_output(dy, cache.xhat.shape, cache.xhat.dtype)
     axes, shape = cache.axes, cache.inv_std.shape
-    dgamma = (dy * cache.xhat).sum(axis=axes) if (need_weight and cache.gamma is not None) else None
-    dbeta = dy.sum(axis=axes) if need_bias else None
-    g = dy * cache.gamma.reshape(shape) if cache.gamma is not None else dy
+    g, dgamma, dbeta = _affine_backward(dy, cache.xhat, cache.gamma, shape, axes, need_weight, need_bias)
     if cache.batch_stats:
-        mean_g = g.mean(axis=axes, keepdims=True)
-        mean_gx = (g * cache.xhat).mean(axis=axes, keepdims=True)
-        dx = (g - mean_g - cache.xhat * mean_gx) * cache.inv_std
+        dx = _standardize_backward(g, cache.xhat, cache.inv_std, axes)
     else:
         dx = g * cache.inv_std
     return BatchNormGrads(dx, dgamma, dbeta)
+
+
+def _groups(x: np.ndarray, num_groups: int) -> tuple:
+    """The (N, G, C/G * spatial) shape group norm standardises x in (explicit, so N = 0 works too)."""
+    return (x.shape[0], num_groups, x.shape[1] // num_groups * math.prod(x.shape[2:]))
+
+
+@dataclass
+class GroupNormCache:
+    xhat: np.ndarray      # x's shape
+    inv_std: np.ndarray   # (N, G, 1)
+    weight: np.ndarray | None
+    num_groups: int
+
+
+def group_norm_forward(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    """Group normalisation (torch's ``group_norm``); returns ``(y, cache)``.
+
+    x: (N, C, *) with C divisible by num_groups; each example's channels are
+    split into num_groups groups of C / num_groups consecutive channels, and
+    each group is standardised over its channels and every spatial position.
+    weight, bias: (C,) or None. y: x's shape. The same in training and
+    evaluation (no running statistics). N may be 0.
+    """
+    x = _checks.as_float_array("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have at least 2 dimensions (N, C, *), got shape {tuple(x.shape)} "
+                         f"({x.ndim} dimension{'s' if x.ndim != 1 else ''})")
+    n, c = x.shape[:2]
+    if c % num_groups:
+        raise ValueError(f"x must have a number of channels divisible by num_groups={num_groups}, "
+                         f"got shape {tuple(x.shape)} ({c} channels)")
+    _check_parameters(x, (c,), weight=weight, bias=bias)
+    xhat, inv_std, _, _ = _standardize(x.reshape(_groups(x, num_groups)), (2,), eps)
+    xhat = xhat.reshape(x.shape)
+    y = _affine(xhat, weight, bias, (c,) + (1,) * (x.ndim - 2))
+    return y, GroupNormCache(xhat, inv_std, weight, num_groups)
+
+
+def group_norm_backward(dy, cache: GroupNormCache, need_weight=True, need_bias=True) -> NormGrads:
+    """dy: x's shape; returns NormGrads(x: x's shape, weight: (C,) or None, bias: (C,) or None)."""
+    xhat = cache.xhat
+    dy = grad_output(dy, xhat.shape, xhat.dtype)
+    g, dweight, dbias = _affine_backward(dy, xhat, cache.weight, (-1,) + (1,) * (xhat.ndim - 2),
+                                         (0,) + tuple(range(2, xhat.ndim)), need_weight, need_bias)
+    grouped = _groups(xhat, cache.num_groups)
+    dx = _standardize_backward(g.reshape(grouped), xhat.reshape(grouped), cache.inv_std, (2,))
+    return NormGrads(dx.reshape(xhat.shape), dweight, dbias)
+
+
+@dataclass
+class LayerNormCache:
+    xhat: np.ndarray      # x's shape
+    inv_std: np.ndarray   # x's shape with the normalised axes of size 1
+    weight: np.ndarray | None
+    axes: tuple           # the normalised (trailing) axes
+
+
+def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Layer normalisation (torch's ``layer_norm``); returns ``(y, cache)``.
+
+    x: (*, *normalized_shape): every example (everything before the trailing
+    ``normalized_shape`` axes) is standardised over those axes. weight, bias:
+    normalized_shape or None (element-wise affine). y: x's shape. The same in
+    training and evaluation; the leading axes may be absent or of size 0.
+    """
+    x = _checks.as_float_array("x", x)
+    shape = tuple(normalized_shape)
+    k = len(shape)
+    if x.ndim < k or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"x must end with normalized_shape {shape}, i.e. have shape (*, "
+                         f"{', '.join(map(str, shape))}), got shape {tuple(x.shape)}")
+    _check_parameters(x, shape, weight=weight, bias=bias)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    xhat, inv_std, _, _ = _standardize(x, axes, eps)
+    return _affine(xhat, weight, bias, shape), LayerNormCache(xhat, inv_std, weight, axes)
+
+
+def layer_norm_backward(dy, cache: LayerNormCache, need_weight=True, need_bias=True) -> NormGrads:
+    """dy: x's shape; returns NormGrads(x: x's shape, weight and bias: normalized_shape or None)."""
+    xhat = cache.xhat
+    dy = grad_output(dy, xhat.shape, xhat.dtype)
+    weight = cache.weight
+    g, dweight, dbias = _affine_backward(dy, xhat, weight, None if weight is None else weight.shape,
+                                         tuple(range(xhat.ndim - len(cache.axes))), need_weight, need_bias)
+    return NormGrads(_standardize_backward(g, xhat, cache.inv_std, cache.axes), dweight, dbias)

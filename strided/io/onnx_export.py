@@ -24,12 +24,22 @@ AvgPool2d          AveragePool with count_include_pad set explicitly
                    (+ Pad and Mul for the cases listed below)
 BatchNorm1d/2d     BatchNormalization with the running statistics
                    (without running statistics: ReduceMean, Sub, Div...)
+GroupNorm          Reshape to (N, G, C/G * spatial), InstanceNormalization
+                   (which standardises each (n, g) row), Reshape back, then
+                   Mul and Add for the per-channel affine (opset 17 has no
+                   GroupNormalization; opset 18's scales per group, not per channel)
+LayerNorm          LayerNormalization(axis=-len(normalized_shape), epsilon)
 ReLU, LeakyReLU,   Relu, LeakyRelu(alpha), Sigmoid, Tanh, Softmax(axis; dim=None
                    resolved from the input's rank, as torch)
 Sigmoid, Tanh,
 Softmax
+GELU               x * 0.5 * (1 + Erf(x / sqrt 2)), or the tanh form with Tanh
+SiLU               Mul(x, Sigmoid(x))
+ELU, Hardswish     Elu(alpha), HardSwish
 Gaussian           Exp(Neg(Mul(x, x)))  (exp(-x^2))
-Dropout, Identity  Identity (the exported graph is the model in eval mode)
+Dropout,           Identity (the exported graph is the model in eval mode)
+Dropout2d,
+Identity
 =================  ==============================================================
 
 Pooling with ``ceil_mode`` is written with the extra bottom/right padding
@@ -241,6 +251,42 @@ def _batchnorm(g, m, x, shape, where, prefix):
     return y
 
 
+def _groupnorm(g, m: nn.GroupNorm, x, shape, where, prefix):
+    groups = m.num_groups
+    grouped = g.op("Reshape", [x, g.const(f"{where}.grouped", [0, groups, -1], np.int64)], where)
+    y = g.op("InstanceNormalization", [grouped, g.const(f"{where}.scale", np.ones(groups)),
+                                       g.const(f"{where}.shift", np.zeros(groups))], where, epsilon=float(m.eps))
+    y = g.op("Reshape", [y, g.const(f"{where}.shape", [0, *shape[1:]], np.int64)], where)
+    channel = (m.num_channels,) + (1,) * (len(shape) - 2)
+    if m.weight is not None:
+        y = g.op("Mul", [y, g.const(f"{prefix}weight", m.weight.data.reshape(channel))], where)
+    if m.bias is not None:
+        y = g.op("Add", [y, g.const(f"{prefix}bias", m.bias.data.reshape(channel))], where)
+    return y
+
+
+def _layernorm(g, m: nn.LayerNorm, x, shape, where, prefix):
+    scale = (g.const(f"{prefix}weight", m.weight.data) if m.weight is not None
+             else g.const(f"{where}.scale", np.ones(m.normalized_shape)))
+    inputs = [x, scale] + ([g.const(f"{prefix}bias", m.bias.data)] if m.bias is not None else [])
+    return g.op("LayerNormalization", inputs, where, axis=-len(m.normalized_shape), epsilon=float(m.eps))
+
+
+def _gelu(g, m: nn.GELU, x, shape, where, prefix):
+    if m.approximate == "none":
+        phi = g.op("Erf", [g.op("Mul", [x, g.const(f"{where}.sqrt1_2", np.sqrt(0.5))], where)], where)
+    else:  # tanh(sqrt(2/pi) * (x + 0.044715 x^3))
+        cube = g.op("Mul", [g.op("Mul", [x, x], where), x], where)
+        inner = g.op("Add", [x, g.op("Mul", [cube, g.const(f"{where}.kappa", 0.044715)], where)], where)
+        phi = g.op("Tanh", [g.op("Mul", [inner, g.const(f"{where}.beta", np.sqrt(2 / np.pi))], where)], where)
+    y = g.op("Mul", [x, g.op("Add", [phi, g.const(f"{where}.one", 1.0)], where)], where)
+    return g.op("Mul", [y, g.const(f"{where}.half", 0.5)], where)
+
+
+def _silu(g, m, x, shape, where, prefix):
+    return g.op("Mul", [x, g.op("Sigmoid", [x], where)], where)
+
+
 def _gaussian(g, m, x, shape, where, prefix):
     return g.op("Exp", [g.op("Neg", [g.op("Mul", [x, x], where)], where)], where)
 
@@ -337,8 +383,15 @@ _CONVERTERS = {
     nn.Sigmoid: _simple("Sigmoid"),
     nn.Tanh: _simple("Tanh"),
     nn.Softmax: _softmax,
+    nn.GroupNorm: _groupnorm,
+    nn.LayerNorm: _layernorm,
+    nn.GELU: _gelu,
+    nn.SiLU: _silu,
+    nn.ELU: _simple("Elu", alpha=lambda m: float(m.alpha)),
+    nn.Hardswish: _simple("HardSwish"),
     nn.Gaussian: _gaussian,
     nn.Dropout: _simple("Identity"),
+    nn.Dropout2d: _simple("Identity"),
     nn.Identity: _simple("Identity"),
 }
 

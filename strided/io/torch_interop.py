@@ -28,7 +28,8 @@ from ..nn.module import Module, Sequential
 __all__ = ["from_torch", "to_torch", "torch_gaussian", "torch_residual", "torch_concat", "SUPPORTED"]
 
 SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d", "ReLU",
-             "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity", "BatchNorm1d", "BatchNorm2d", "Dropout", "Gaussian")
+             "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity", "GELU", "SiLU", "ELU", "Hardswish", "BatchNorm1d",
+             "BatchNorm2d", "GroupNorm", "LayerNorm", "Dropout", "Dropout2d", "Gaussian")
 
 _GAUSSIAN_CLASS = None
 _CONTAINER_CLASSES = None  # (Residual, Concat) as torch modules, defined once torch is imported
@@ -149,8 +150,22 @@ def _layer_from_torch(torch, m, where):
     if isinstance(m, (T.BatchNorm1d, T.BatchNorm2d)):
         cls = nn.BatchNorm1d if isinstance(m, T.BatchNorm1d) else nn.BatchNorm2d
         return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=dt)
+    if isinstance(m, T.GroupNorm):
+        return nn.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine, dtype=dt, bias=m.bias is not None)
+    if isinstance(m, T.LayerNorm):
+        return nn.LayerNorm(m.normalized_shape, m.eps, m.elementwise_affine, bias=m.bias is not None, dtype=dt)
     if isinstance(m, T.Dropout):
         return nn.Dropout(m.p, m.inplace)
+    if isinstance(m, T.Dropout2d):
+        return nn.Dropout2d(m.p, m.inplace)
+    if type(m) is T.GELU:
+        return nn.GELU(m.approximate)
+    if type(m) is T.SiLU:
+        return nn.SiLU(m.inplace)
+    if type(m) is T.ELU:
+        return nn.ELU(m.alpha, m.inplace)
+    if type(m) is T.Hardswish:
+        return nn.Hardswish(m.inplace)
     simple = {T.Sigmoid: nn.Sigmoid, T.Tanh: nn.Tanh, T.Identity: nn.Identity}
     for tcls, scls in simple.items():
         if type(m) is tcls:
@@ -247,8 +262,22 @@ def _layer_to_torch(torch, m, where):
     if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
         cls = T.BatchNorm1d if isinstance(m, nn.BatchNorm1d) else T.BatchNorm2d
         return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, dtype=dt)
+    if isinstance(m, nn.GroupNorm):
+        return T.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine, dtype=dt, bias=m.bias is not None)
+    if isinstance(m, nn.LayerNorm):
+        return T.LayerNorm(m.normalized_shape, m.eps, m.elementwise_affine, bias=m.bias is not None, dtype=dt)
     if isinstance(m, nn.Dropout):
         return T.Dropout(m.p, m.inplace)
+    if isinstance(m, nn.Dropout2d):
+        return T.Dropout2d(m.p, m.inplace)
+    if isinstance(m, nn.GELU):
+        return T.GELU(m.approximate)
+    if isinstance(m, nn.SiLU):
+        return T.SiLU(m.inplace)
+    if isinstance(m, nn.ELU):
+        return T.ELU(m.alpha, m.inplace)
+    if isinstance(m, nn.Hardswish):
+        return T.Hardswish(m.inplace)
     if isinstance(m, nn.Gaussian):
         return torch_gaussian()
     simple = {nn.Sigmoid: T.Sigmoid, nn.Tanh: T.Tanh, nn.Identity: T.Identity}

@@ -1,8 +1,6 @@
 """Activation layers: each keeps the one array its derivative needs (see :mod:`strided.functional.activation`)."""
 from __future__ import annotations
 
-import numpy as np
-
 from .. import _checks
 from .. import functional as F
 from .._checks import grad_output
@@ -24,27 +22,29 @@ class _Activation(Module):
 
 
 def _inplace(value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"inplace must be True or False, got {value!r}")
-    return bool(value)
+    return _checks.boolean("inplace", value)
 
 
-class ReLU(_Activation):
-    """max(x, 0). ``inplace=True`` writes the result into x (which must be a writeable float array) and
-    returns x, as torch's ``ReLU(inplace=True)``; the gradient is the same.
-    """
-    _backward = F.relu_backward
+class _InplaceActivation(_Activation):
+    """An element-wise activation taking torch's ``inplace`` argument (passed on to its functional forward)."""
 
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = _inplace(inplace)
 
     def forward(self, x):
-        y, self._cache = F.relu_forward(x, inplace=self.inplace)
+        y, self._cache = type(self)._forward(x, inplace=self.inplace)
         return y
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_InplaceActivation):
+    """max(x, 0). ``inplace=True`` writes the result into x (which must be a writeable float array) and
+    returns x, as torch's ``ReLU(inplace=True)``; the gradient is the same.
+    """
+    _forward, _backward = F.relu_forward, F.relu_backward
 
 
 class Sigmoid(_Activation):
@@ -121,3 +121,92 @@ class Identity(Module):
     def backward(self, dy, need_input_grad=True):
         shape, dtype = self._need_cache(self._cache)
         return grad_output(dy, shape, dtype)
+
+
+class GELU(Module):
+    """x * Phi(x), Phi the standard normal distribution function (torch's ``GELU``).
+
+    Args:
+        approximate: ``'none'`` (the exact form, with erf) or ``'tanh'``
+            (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))).
+
+    Shape: x any shape (empty included); y x's shape.
+
+    Example::
+
+        >>> nn.GELU()(np.array([-1.0, 0.0, 1.0]))
+        array([-0.15865525,  0.        ,  0.84134475])
+    """
+
+    def __init__(self, approximate="none"):
+        if not isinstance(approximate, str):
+            raise TypeError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = _checks.choice("approximate", approximate, ("none", "tanh"))
+        self._cache = None
+
+    def forward(self, x):
+        y, self._cache = F.gelu_forward(x, self.approximate)
+        return y
+
+    def backward(self, dy, need_input_grad=True):
+        return F.gelu_backward(dy, self._need_cache(self._cache))
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(_InplaceActivation):
+    """x * sigmoid(x) (torch's ``SiLU``, also called swish).
+
+    Args:
+        inplace: write the result into x (a writeable float array) and return
+            x, as torch's; x is kept (copied) for the backward, so the gradient
+            is the same.
+
+    Shape: x any shape (empty included); y x's shape.
+    """
+    _forward, _backward = F.silu_forward, F.silu_backward
+
+
+class ELU(Module):
+    """x if x > 0 else alpha * (exp(x) - 1) (torch's ``ELU``).
+
+    Args:
+        alpha: the value approached as x -> -inf is -alpha; any finite number.
+        inplace: write the result into x and return x, as torch's; the
+            derivative is then read from y, so alpha < 0 makes the backward
+            raise (as torch's).
+
+    Shape: x any shape (empty included); y x's shape.
+    """
+
+    def __init__(self, alpha=1.0, inplace=False):
+        self.alpha = _checks.finite_float("alpha", alpha)
+        self.inplace = _inplace(inplace)
+        self._cache = None
+
+    def forward(self, x):
+        y, self._cache = F.elu_forward(x, self.alpha, inplace=self.inplace)
+        return y
+
+    def backward(self, dy, need_input_grad=True):
+        return F.elu_backward(dy, self._need_cache(self._cache), self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Hardswish(_InplaceActivation):
+    """x * min(max(x + 3, 0), 6) / 6 (torch's ``Hardswish``, MobileNetV3's activation).
+
+    Args:
+        inplace: write the result into x and return x, as torch's; x is kept
+            (copied) for the backward, so the gradient is the same.
+
+    Shape: x any shape (empty included); y x's shape. The derivative is
+    torch's at the kinks: 0 at x = -3, 1 at x = 3.
+    """
+    _forward, _backward = F.hardswish_forward, F.hardswish_backward
+
+    def extra_repr(self):
+        return ""  # torch's repr shows no inplace
