@@ -32,6 +32,29 @@ def pair(name: str, value, *, allow_zero: bool = False) -> tuple[int, int]:
     return out
 
 
+def optional_pair(name: str, value) -> tuple[int | None, int | None]:
+    """An int or a pair of ints/None as ``(h, w)``, each >= 0 or None ("keep the input's size"), as torch's
+    adaptive pooling takes ``output_size``."""
+    def one(v):
+        if v is None:
+            return None
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints or None, got {value!r}")
+        if v < 0:
+            raise ValueError(f"{name} must be non-negative (or None to keep the input's size), got {value!r}")
+        return int(v)
+
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (H, W), got {value!r} of length {len(value)}")
+        return one(value[0]), one(value[1])
+    if value is None:
+        raise TypeError(f"{name} must be an int or a pair of ints or None, got None "
+                        "(None is allowed inside the pair only, e.g. (None, 7))")
+    size = one(value)
+    return size, size
+
+
 def positive_int(name: str, value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {value!r}")

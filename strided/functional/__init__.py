@@ -15,5 +15,7 @@ from .loss import (LossCache, bce_forward, bce_with_logits_forward, cross_entrop
                    mse_forward, nll_forward)
 from .normalization import BatchNormCache, BatchNormGrads, batch_norm_backward, batch_norm_forward
 from .padding import PAD_MODES, PadCache, pad_backward, pad_forward
-from .pool import (AvgPool2dCache, MaxPool2dCache, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
-                   max_pool2d_forward)
+from .pool import (AdaptiveAvgPool2dCache, AdaptiveMaxPool2dCache, AvgPool2dCache, MaxPool2dCache,
+                   adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d_backward,
+                   adaptive_max_pool2d_forward, adaptive_output_size, avg_pool2d_backward, avg_pool2d_forward,
+                   max_pool2d_backward, max_pool2d_forward)

@@ -14,6 +14,18 @@ def floating(name: str, x, ndims, layout: str) -> np.ndarray:
     return x
 
 
+def images(name: str, x) -> tuple[np.ndarray, bool]:
+    """x: (N, C, H, W) or one unbatched image (C, H, W), as a float (N, C, H, W) array and whether it was unbatched.
+
+    N and C may be 0 (the output is empty too, as in torch); H and W may not.
+    """
+    x = _checks.as_float_array(name, x)
+    _checks.ndim(name, x, (3, 4), "(N, C, H, W) or unbatched (C, H, W)")
+    if 0 in x.shape[-2:]:
+        raise ValueError(f"{name} must have a non-zero height and width, got shape {tuple(x.shape)}")
+    return (x[None], True) if x.ndim == 3 else (x, False)
+
+
 def same_dtype(x: np.ndarray, name: str, other: np.ndarray | None) -> None:
     """Refuse mixed float32/float64 operands, as torch does, rather than silently promote."""
     if other is not None and other.dtype != x.dtype:
