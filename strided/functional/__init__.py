@@ -19,5 +19,6 @@ from .pool import (AdaptiveAvgPool2dCache, AdaptiveMaxPool2dCache, AvgPool2dCach
                    adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d_backward,
                    adaptive_max_pool2d_forward, adaptive_output_size, avg_pool2d_backward, avg_pool2d_forward,
                    max_pool2d_backward, max_pool2d_forward)
+from .upsample import MODES as INTERPOLATE_MODES
 from .upsample import (AxisTaps, InterpolateCache, check_interpolate_args, interpolate_backward, interpolate_forward,
                        interpolate_sizes)
