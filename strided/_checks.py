@@ -32,6 +32,29 @@ def pair(name: str, value, *, allow_zero: bool = False) -> tuple[int, int]:
     return out
 
 
+def optional_pair(name: str, value) -> tuple[int | None, int | None]:
+    """An int or a pair of ints/None as ``(h, w)``, each >= 0 or None ("keep the input's size"), as torch's
+    adaptive pooling takes ``output_size``."""
+    def one(v):
+        if v is None:
+            return None
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints or None, got {value!r}")
+        if v < 0:
+            raise ValueError(f"{name} must be non-negative (or None to keep the input's size), got {value!r}")
+        return int(v)
+
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (H, W), got {value!r} of length {len(value)}")
+        return one(value[0]), one(value[1])
+    if value is None:
+        raise TypeError(f"{name} must be an int or a pair of ints or None, got None "
+                        "(None is allowed inside the pair only, e.g. (None, 7))")
+    size = one(value)
+    return size, size
+
+
 def positive_int(name: str, value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {value!r}")
@@ -199,3 +222,15 @@ USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, ImportError)
 def user_error_message(exc: BaseException) -> str:
     """The message of a user error; a KeyError's own text (its str() would add quotes)."""
     return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def images(name: str, x) -> tuple[np.ndarray, bool]:
+    """x: (N, C, H, W) or one unbatched image (C, H, W), as a float (N, C, H, W) array and whether it was unbatched.
+
+    N and C may be 0 (the output is empty too, as in torch); H and W may not.
+    """
+    x = as_float_array(name, x)
+    ndim(name, x, (3, 4), "(N, C, H, W) or unbatched (C, H, W)")
+    if 0 in x.shape[-2:]:
+        raise ValueError(f"{name} must have a non-zero height and width, got shape {tuple(x.shape)}")
+    return (x[None], True) if x.ndim == 3 else (x, False)

@@ -215,3 +215,28 @@ def pool_window(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_m
              zip(out, stride, dilation, kernel, (h, w), pad)]
     padding4 = (pad[0], pad[0] + extra[0], pad[1], pad[1] + extra[1])
     return Window(h, w, kernel, stride, padding4, dilation, out[0], out[1])
+
+
+def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bins of adaptive pooling along one axis, torch's formulas: ``(starts, ends)``, each (out,).
+
+    Bin i covers ``[floor(i*size/out), ceil((i+1)*size/out))``: never empty, and
+    neighbouring bins overlap by a pixel when ``out`` does not divide ``size``.
+    """
+    i = np.arange(out, dtype=np.int64)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def adaptive_window(size: int, out: int) -> tuple[int, int] | None:
+    """``(kernel, stride)`` when the adaptive bins along one axis are ordinary pooling windows, else None.
+
+    The bins are windows when they all have the same length and start at a
+    constant step: always when ``out`` divides ``size`` (kernel = stride =
+    size/out), sometimes otherwise (5 -> 3 is not, 3 -> 2 is kernel 2, stride 1).
+    """
+    starts, ends = adaptive_bins(size, out)
+    lengths, steps = ends - starts, np.diff(starts)
+    if out < 1 or np.any(lengths != lengths[0]) or (out > 1 and (steps[0] < 1 or np.any(steps != steps[0]))):
+        return None   # (bins repeating one pixel, as 1 -> 3, have step 0: no pooling window)
+    kernel = int(lengths[0])
+    return kernel, int(steps[0]) if out > 1 else kernel

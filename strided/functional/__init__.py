@@ -19,6 +19,11 @@ from .normalization import (BatchNormCache, BatchNormGrads, GroupNormCache, Laye
                             batch_norm_backward, batch_norm_forward, group_norm_backward, group_norm_forward,
                             layer_norm_backward, layer_norm_forward)
 from .padding import PAD_MODES, PadCache, pad_backward, pad_forward
-from .pool import (AvgPool2dCache, MaxPool2dCache, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
-                   max_pool2d_forward, max_pool2d_indices)
+from .pool import (AdaptiveAvgPool2dCache, AdaptiveMaxPool2dCache, AvgPool2dCache, MaxPool2dCache,
+                   adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d_backward,
+                   adaptive_max_pool2d_forward, adaptive_output_size, avg_pool2d_backward, avg_pool2d_forward,
+                   max_pool2d_backward, max_pool2d_forward, max_pool2d_indices)
 from .special import erf
+from .upsample import MODES as INTERPOLATE_MODES
+from .upsample import (AxisTaps, InterpolateCache, check_interpolate_args, interpolate_backward, interpolate_forward,
+                       interpolate_sizes)

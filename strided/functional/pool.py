@@ -10,6 +10,15 @@ pooling is ``kh*kw`` element-wise passes and never materialises the windows.
 Geometry, ``ceil_mode`` and the divisor follow torch exactly (see
 :func:`strided.geometry.pool_window` and :func:`avg_divisor`).
 
+Adaptive pooling fixes the output size instead of the window: output row i
+pools input rows ``[floor(i*H/OH), ceil((i+1)*H/OH))`` (torch's bins, see
+:func:`strided.geometry.adaptive_bins`), and likewise for columns. Bins that
+are ordinary windows (equal lengths at a constant step: always when OH
+divides H) go through the pooling above; ``(1, 1)`` is a reduction over
+H and W; other bins are pooled one axis at a time, each bin's members
+gathered into a padded axis (index arrays with a mask), so no Python loop
+runs over pixels or bins.
+
 Outputs and input gradients keep the memory order of the input (batch-last
 after a convolution, see :mod:`strided.conv.window_rows`): every pass is then a
 ufunc over runs of N contiguous numbers, and the next layer gets the order
@@ -25,10 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _checks
 from .._parallel import elementwise
-from ..geometry import Window, pool_window
+from ..geometry import Window, adaptive_bins, adaptive_window, pool_window
 from ..windows import empty, is_batch_last, offsets, pad, to_batch_last, unpad
-from .._checks import floating, grad_output
+from .._checks import floating, grad_output, images
 
 
 @dataclass
@@ -292,3 +302,177 @@ def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
 
     elementwise(chunk, g, *taps)
     return unpad(dxp, win.padding)
+
+
+# ----------------------------------------------------------------------------- adaptive pooling
+@dataclass
+class AdaptiveAvgPool2dCache:
+    x_shape: tuple       # the input's shape: (N, C, H, W) or unbatched (C, H, W)
+    out_size: tuple      # (OH, OW)
+    dtype: np.dtype
+    pool: AvgPool2dCache | None = None   # bins that are pooling windows: avg_pool2d's cache
+
+
+@dataclass
+class AdaptiveMaxPool2dCache:
+    x_shape: tuple          # the input's shape: (N, C, H, W) or unbatched (C, H, W)
+    indices: np.ndarray     # (N, C, OH, OW) int64: the flat position h*W + w of each maximum in its plane
+    dtype: np.dtype
+
+
+def adaptive_output_size(output_size, hw) -> tuple[int, int]:
+    """``output_size`` (an int or a pair of ints/None, None keeping that input size) as (OH, OW) for input (H, W)."""
+    oh, ow = _checks.optional_pair("output_size", output_size)
+    return (hw[0] if oh is None else oh), (hw[1] if ow is None else ow)
+
+
+@functools.lru_cache(maxsize=256)
+def _bin_members(size: int, out: int, by_input: bool):
+    """The adaptive bins along one axis as padded index arrays: ``(index, valid)``, each (P, K).
+
+    By bin (P = out): index[i, :] lists the input positions of bin i, the first
+    ones in increasing order, then padding (valid False). By input position
+    (``by_input``, P = size): the bins each position belongs to, which is
+    what a gradient gathers.
+    """
+    starts, ends = adaptive_bins(size, out)
+    pos = np.arange(size)
+    member = (starts[:, None] <= pos) & (pos < ends[:, None])       # (out, size)
+    if by_input:
+        member = member.T
+    k = int(member.sum(1).max())
+    index = np.argsort(~member, axis=1, kind="stable")[:, :k]         # members first, in order
+    valid = np.take_along_axis(member, index, 1)
+    index.flags.writeable = valid.flags.writeable = False            # shared between calls
+    return index, valid
+
+
+def _gather_members(a, members, axis: int, fill):
+    """a's entries along ``axis`` regrouped by ``members``: a.shape with (P, K) in place of that axis, padding = fill."""
+    index, valid = members
+    g = np.take(a, index, axis=axis)
+    np.copyto(g, fill, where=~valid.reshape(valid.shape + (1,) * (a.ndim - axis - 1)))
+    return g
+
+
+def _sum_members(a, members, axis: int):
+    """sum over each group of ``members`` along ``axis``: a.shape with P in place of that axis."""
+    return _gather_members(a, members, axis, 0).sum(axis=axis + 1)
+
+
+def _first_max(a, axis: int) -> np.ndarray:
+    """The index of the maximum along ``axis`` as torch's scan picks it: the first maximum, or the last NaN."""
+    i = a.argmax(axis)                          # NumPy: the first maximum, or the first NaN
+    nan = np.isnan(a)
+    if nan.any():
+        last_nan = a.shape[axis] - 1 - np.flip(nan, axis).argmax(axis)
+        i = np.where(nan.any(axis), last_nan, i)
+    return i
+
+
+def _bin_counts(size: int, out: int, dtype) -> np.ndarray:
+    starts, ends = adaptive_bins(size, out)
+    return (ends - starts).astype(dtype)
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """Adaptive average pooling of x: (N, C, H, W) or (C, H, W); returns ``(y, cache)``, y: (N, C, OH, OW) or (C, OH, OW).
+
+    output_size: an int or a pair, None in the pair keeping that input size.
+    y[n, c, i, j] is the mean of x[n, c] over rows ``[floor(i*H/OH), ceil((i+1)*H/OH))``
+    and the columns likewise (torch's bins). ``(1, 1)`` is global average
+    pooling, a mean over H and W.
+    """
+    x4, unbatched = images("x", x)
+    n, c, h, w = x4.shape
+    oh, ow = adaptive_output_size(output_size, (h, w))
+    cache = AdaptiveAvgPool2dCache(tuple(x.shape), (oh, ow), x4.dtype)
+    windows = adaptive_window(h, oh), adaptive_window(w, ow)
+    if 0 in (n, c, oh, ow):
+        y = np.zeros((n, c, oh, ow), x4.dtype)
+    elif (oh, ow) == (1, 1):
+        y = x4.mean(axis=(2, 3), keepdims=True)
+    elif None not in windows:
+        (kh, sh), (kw, sw) = windows
+        y, cache.pool = avg_pool2d_forward(x4, (kh, kw), (sh, sw))
+    else:
+        # one axis at a time: the sums over the bins' rows, then over their columns; then the means
+        y = _sum_members(_sum_members(x4, _bin_members(h, oh, False), 2), _bin_members(w, ow, False), 3)
+        y /= _bin_counts(h, oh, x4.dtype)[:, None]
+        y /= _bin_counts(w, ow, x4.dtype)
+    return (y[0] if unbatched else y), cache
+
+
+def adaptive_avg_pool2d_backward(dy, cache: AdaptiveAvgPool2dCache) -> np.ndarray:
+    """dx: the input's shape; each bin spreads its gradient evenly over its pixels (pixels in two bins get both)."""
+    unbatched = len(cache.x_shape) == 3
+    n, c, h, w = (1, *cache.x_shape) if unbatched else cache.x_shape
+    oh, ow = cache.out_size
+    dy = grad_output(dy, (c, oh, ow) if unbatched else (n, c, oh, ow), cache.dtype)
+    dy = dy[None] if unbatched else dy
+    if 0 in (n, c, oh, ow):
+        dx = np.zeros((n, c, h, w), cache.dtype)
+    elif cache.pool is not None:
+        dx = avg_pool2d_backward(dy, cache.pool)
+    elif (oh, ow) == (1, 1):
+        dx = np.broadcast_to(dy / cache.dtype.type(h * w), (n, c, h, w)).copy()
+    else:
+        g = dy / _bin_counts(h, oh, cache.dtype)[:, None]
+        g /= _bin_counts(w, ow, cache.dtype)
+        dx = _sum_members(_sum_members(g, _bin_members(h, oh, True), 2), _bin_members(w, ow, True), 3)
+    return dx[0] if unbatched else dx
+
+
+def adaptive_max_pool2d_forward(x, output_size):
+    """Adaptive max pooling of x: (N, C, H, W) or (C, H, W); returns ``(y, cache)``, y: (N, C, OH, OW) or (C, OH, OW).
+
+    The bins are those of :func:`adaptive_avg_pool2d_forward`. Ties go to the
+    first pixel in row-major order and NaN wins (the last NaN), as in torch.
+    ``cache.indices`` holds the position ``h*W + w`` of every maximum (torch's
+    ``return_indices``), shaped like the batched output. Bins done one axis
+    at a time keep torch's choice: the maximum of each row's part of a bin,
+    then the first row holding the bin's maximum (the last holding a NaN).
+    """
+    x4, unbatched = images("x", x)
+    n, c, h, w = x4.shape
+    oh, ow = adaptive_output_size(output_size, (h, w))
+    windows = adaptive_window(h, oh), adaptive_window(w, ow)
+    if 0 in (n, c, oh, ow):
+        y, indices = np.zeros((n, c, oh, ow), x4.dtype), np.zeros((n, c, oh, ow), np.int64)
+    elif (oh, ow) == (1, 1):
+        planes = x4.reshape(n, c, h * w)
+        indices = _first_max(planes, 2)[..., None, None]
+        y = np.take_along_axis(planes, indices[..., 0], 2)[..., None]
+    elif None not in windows:
+        (kh, sh), (kw, sw) = windows
+        y, pool = max_pool2d_forward(x4, (kh, kw), (sh, sw))
+        # the winning kernel offset a*kw + b of each window, as the flat position of its pixel
+        offset = (np.arange(kh)[:, None] * w + np.arange(kw)).ravel()
+        corner = (np.arange(oh) * sh)[:, None] * w + np.arange(ow) * sw
+        indices = offset[pool.argmax] + corner
+    else:
+        members_h, members_w = _bin_members(h, oh, False), _bin_members(w, ow, False)
+        parts = _gather_members(x4, members_w, 3, -np.inf)                  # (N, C, H, OW, Kw)
+        k = _first_max(parts, 4)
+        row_max = np.take_along_axis(parts, k[..., None], 4)[..., 0]       # (N, C, H, OW)
+        col = members_w[0][np.arange(ow), k]                                # its column in the input
+        parts = _gather_members(row_max, members_h, 2, -np.inf)            # (N, C, OH, Kh, OW)
+        k = _first_max(parts, 3)
+        y = np.take_along_axis(parts, k[:, :, :, None], 3)[:, :, :, 0]    # (N, C, OH, OW)
+        row = members_h[0][np.arange(oh)[:, None], k]
+        indices = row * w + np.take_along_axis(col, row, 2)
+    cache = AdaptiveMaxPool2dCache(tuple(x.shape), indices, x4.dtype)
+    return (y[0] if unbatched else y), cache
+
+
+def adaptive_max_pool2d_backward(dy, cache: AdaptiveMaxPool2dCache) -> np.ndarray:
+    """dx: the input's shape; each output gradient goes to its maximum (added up where bins share one)."""
+    unbatched = len(cache.x_shape) == 3
+    n, c, h, w = (1, *cache.x_shape) if unbatched else cache.x_shape
+    out_shape = cache.indices.shape
+    per_plane = out_shape[2] * out_shape[3]
+    dy = grad_output(dy, out_shape[1:] if unbatched else out_shape, cache.dtype).reshape(n * c, per_plane)
+    # one scatter-add over all planes: plane p's pixel q is entry p*H*W + q
+    flat = cache.indices.reshape(n * c, per_plane) + (np.arange(n * c) * (h * w))[:, None]
+    dx = np.bincount(flat.ravel(), weights=dy.ravel(), minlength=n * c * h * w).astype(cache.dtype, copy=False)
+    return dx.reshape(cache.x_shape)

@@ -22,6 +22,17 @@ Flatten            Flatten(axis=1), or Reshape for other start/end dims
 MaxPool2d          MaxPool (dilations, explicit pads); return_indices=True is refused
 AvgPool2d          AveragePool with count_include_pad set explicitly
                    (+ Pad and Mul for the cases listed below)
+AdaptiveAvgPool2d  GlobalAveragePool for output size 1; AveragePool when the bins
+                   are windows (equal lengths at a constant step: kernel and stride
+                   computed from the input size); other bins have no ONNX form
+AdaptiveMaxPool2d  GlobalMaxPool or MaxPool likewise (not with return_indices)
+Upsample           'bilinear': Resize, mode 'linear' with coordinate_transformation_mode
+                   'align_corners' or 'half_pixel' (torch's sampling, output
+                   size 1 included); a given scale_factor is passed as scales
+                   (1 on an axis torch copies), a given size as sizes.
+                   'nearest': Resize (coordinate_transformation_mode
+                   'asymmetric', nearest_mode 'floor') for integer factors;
+                   torch's float32 indices of other sizes as Gather per axis
 BatchNorm1d/2d     BatchNormalization with the running statistics
                    (without running statistics: ReduceMean, Sub, Div...)
 GroupNorm          Reshape to (N, G, C/G * spatial), InstanceNormalization
@@ -71,7 +82,7 @@ from .. import functional as F
 from .. import nn
 from .._optional import require
 from .._version import __version__
-from ..geometry import pool_window, resolve_padding
+from ..geometry import adaptive_window, pool_window, resolve_padding
 from ..nn.module import Module, Sequential
 from .atomic import atomic_write
 
@@ -226,6 +237,81 @@ def _avgpool(g, m: nn.AvgPool2d, x, shape, where, prefix):
     return g.op("AveragePool", [padded], where, pads=_pads(0, extra_h, 0, extra_w), count_include_pad=0, **common)
 
 
+def _adaptive_pool(op_type, global_op_type, **attrs):
+    def convert(g, m, x, shape, where, prefix):
+        h, w = shape[2:]
+        oh, ow = F.adaptive_output_size(m.output_size, (h, w))
+        if isinstance(m, nn.AdaptiveMaxPool2d) and m.return_indices:
+            raise TypeError(f"export_onnx: layer {where} is an {type(m).__name__} with return_indices=True, whose "
+                            "(output, indices) pair a chain of layers cannot carry; export it with return_indices=False")
+        if (oh, ow) == (1, 1):
+            return g.op(global_op_type, [x], where)
+        windows = adaptive_window(h, oh), adaptive_window(w, ow)
+        if None in windows:
+            raise ValueError(f"export_onnx: layer {where} ({type(m).__name__}) pools an input of {h}x{w} into "
+                             f"{oh}x{ow} bins of unequal sizes, which no ONNX pooling expresses; output sizes that "
+                             f"divide the input's (or 1) export as pooling windows")
+        (kh, sh), (kw, sw) = windows
+        return g.op(op_type, [x], where, kernel_shape=[kh, kw], strides=[sh, sw], pads=[0, 0, 0, 0], ceil_mode=0,
+                    **attrs)
+    return convert
+
+
+def _float32_at_least(value: float) -> np.float32:
+    """The float32 nearest to ``value`` that is not below it."""
+    f = np.float32(value)
+    return f if float(f) >= value else np.nextafter(f, np.float32(np.inf))
+
+
+def _upsample(g, m: nn.Upsample, x, shape, where, prefix):
+    if len(shape) != 4:
+        raise ValueError(f"export_onnx: layer {where} ({type(m).__name__}) gets an input of shape (batch, "
+                         f"{', '.join(map(str, shape[1:]))}); export handles images (N, C, H, W)")
+    in_sizes = shape[2:]
+    if m.mode == "nearest":
+        return _upsample_nearest(g, m, x, in_sizes, where)
+    out, scales = F.interpolate_sizes(in_sizes, m.size, m.scale_factor, m.recompute_scale_factor)
+    attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if m.align_corners else "half_pixel")
+    if scales[0] is None:
+        # sampled with in/out: the output size itself, after the input's (dynamic) batch and channels
+        batch_channels = g.op("Slice", [g.op("Shape", [x], where), g.const(f"{where}.starts", [0], np.int64),
+                                        g.const(f"{where}.ends", [2], np.int64)], where)
+        sizes = g.op("Concat", [batch_channels, g.const(f"{where}.size", list(out), np.int64)], where, axis=0)
+        return g.op("Resize", [x, "", "", sizes], where, **attrs)
+    # sampled with the given factor (1 where torch copies an axis whose size stays); ONNX sizes the output
+    # floor(in * scale) with the float32 scale, in float32 or in double: both must give torch's size
+    factors = [_float32_at_least(1.0 if o == n else f) for n, o, f in zip(in_sizes, out, scales)]
+    for n, o, f in zip(in_sizes, out, factors):
+        if not int(np.floor(n * float(f))) == int(np.floor(np.float32(n) * f)) == o:
+            raise ValueError(f"export_onnx: layer {where} ({type(m).__name__}) resizes {tuple(in_sizes)} to "
+                             f"{tuple(out)} with scale_factor={m.scale_factor!r}, whose float32 value (ONNX's scales) "
+                             f"does not give size {o} from {n}; give the layer a size, or recompute_scale_factor=True")
+    return g.op("Resize", [x, "", g.const(f"{where}.scales", [1.0, 1.0, *factors], np.float32)], where, **attrs)
+
+
+def _upsample_nearest(g, m, x, in_sizes, where):
+    """Resize when every axis takes o // k (an integer factor k: exact in any arithmetic), else one Gather per axis.
+
+    torch's nearest indices come from float32 products and runtimes compute
+    ONNX's ``o / scale`` in their own precision, so a fractional factor is
+    written as the indices themselves, which every runtime reads the same.
+    """
+    _, cache = F.interpolate_forward(np.zeros((1, 1, *in_sizes), np.float32), m.size, m.scale_factor, m.mode, None,
+                                     m.recompute_scale_factor)
+    index = {tap.axis: tap.index[0] for tap in cache.taps}
+    factors = []
+    for axis, n in zip((2, 3), in_sizes):
+        src = index.get(axis, np.arange(n))
+        k = len(src) // n
+        factors.append(k if len(src) == k * n and np.array_equal(src, np.arange(len(src)) // k) else None)
+    if None not in factors:
+        return g.op("Resize", [x, "", g.const(f"{where}.scales", [1.0, 1.0, *factors], np.float32)], where,
+                    mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    for tap in cache.taps:
+        x = g.op("Gather", [x, g.const(f"{where}.index{tap.axis}", tap.index[0], np.int64)], where, axis=tap.axis)
+    return x
+
+
 def _batchnorm(g, m, x, shape, where, prefix):
     c = m.num_features
     w = m.weight.data if m.affine else np.ones(c)
@@ -376,6 +462,11 @@ _CONVERTERS = {
     nn.Flatten: _flatten,
     nn.MaxPool2d: _maxpool,
     nn.AvgPool2d: _avgpool,
+    nn.AdaptiveAvgPool2d: _adaptive_pool("AveragePool", "GlobalAveragePool", count_include_pad=0),
+    nn.AdaptiveMaxPool2d: _adaptive_pool("MaxPool", "GlobalMaxPool"),
+    nn.Upsample: _upsample,
+    nn.UpsamplingNearest2d: _upsample,
+    nn.UpsamplingBilinear2d: _upsample,
     nn.BatchNorm1d: _batchnorm,
     nn.BatchNorm2d: _batchnorm,
     nn.ReLU: _simple("Relu"),

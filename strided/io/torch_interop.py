@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import functional as F
 from .. import nn
 from .._optional import require
 from ..nn.module import Module, Sequential
 
 __all__ = ["from_torch", "to_torch", "torch_gaussian", "torch_residual", "torch_concat", "SUPPORTED"]
 
-SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d", "ReLU",
+SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
+             "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "ReLU",
              "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity", "GELU", "SiLU", "ELU", "Hardswish", "BatchNorm1d",
              "BatchNorm2d", "GroupNorm", "LayerNorm", "Dropout", "Dropout2d", "Gaussian")
 
@@ -141,6 +143,19 @@ def _layer_from_torch(torch, m, where):
     if isinstance(m, T.AvgPool2d):
         return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
                             m.divisor_override)
+    if isinstance(m, T.AdaptiveAvgPool2d):
+        return nn.AdaptiveAvgPool2d(m.output_size)
+    if isinstance(m, T.AdaptiveMaxPool2d):
+        return nn.AdaptiveMaxPool2d(m.output_size, m.return_indices)
+    if type(m) is T.UpsamplingNearest2d:
+        return nn.UpsamplingNearest2d(m.size, m.scale_factor)
+    if type(m) is T.UpsamplingBilinear2d:
+        return nn.UpsamplingBilinear2d(m.size, m.scale_factor)
+    if type(m) is T.Upsample:
+        if m.mode not in F.INTERPOLATE_MODES:
+            raise _unsupported(where, f"an Upsample with mode={m.mode!r}",
+                               f"strided interpolates with the modes {', '.join(map(repr, F.INTERPOLATE_MODES))}")
+        return nn.Upsample(m.size, m.scale_factor, m.mode, m.align_corners, m.recompute_scale_factor)
     if isinstance(m, T.LeakyReLU):
         return nn.LeakyReLU(m.negative_slope, inplace=m.inplace)
     if type(m) is T.ReLU:
@@ -253,6 +268,16 @@ def _layer_to_torch(torch, m, where):
     if isinstance(m, nn.AvgPool2d):
         return T.AvgPool2d(c["kernel_size"], c["stride"], c["padding"], m.ceil_mode, m.count_include_pad,
                            m.divisor_override)
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return T.AdaptiveAvgPool2d(m.output_size)
+    if isinstance(m, nn.AdaptiveMaxPool2d):
+        return T.AdaptiveMaxPool2d(m.output_size, m.return_indices)
+    if type(m) is nn.UpsamplingNearest2d:
+        return T.UpsamplingNearest2d(c["size"], c["scale_factor"])
+    if type(m) is nn.UpsamplingBilinear2d:
+        return T.UpsamplingBilinear2d(c["size"], c["scale_factor"])
+    if type(m) is nn.Upsample:
+        return T.Upsample(c["size"], c["scale_factor"], m.mode, m.align_corners, m.recompute_scale_factor)
     if isinstance(m, nn.LeakyReLU):
         return T.LeakyReLU(m.negative_slope, inplace=m.inplace)
     if type(m) is nn.ReLU:

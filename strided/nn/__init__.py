@@ -8,10 +8,12 @@ from .linear import Flatten, Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter, Sequential
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
-from .pooling import AvgPool2d, MaxPool2d
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Gaussian", "Softmax", "Identity", "GELU", "SiLU", "ELU", "Hardswish",
     "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "Dropout", "Dropout2d", "CrossEntropyLoss", "NLLLoss",
     "BCELoss", "BCEWithLogitsLoss", "MSELoss", "init",

@@ -1,6 +1,6 @@
-"""``MaxPool2d`` and ``AvgPool2d`` with torch's arguments (overlapping, padded, ceil mode).
+"""``MaxPool2d`` and ``AvgPool2d`` with torch's arguments (overlapping, padded, ceil mode), and adaptive pooling.
 
-Both take x: (N, C, H, W) or an unbatched (C, H, W), and an empty batch, as torch does.
+All take x: (N, C, H, W) or an unbatched (C, H, W), and an empty batch, as torch does.
 """
 from __future__ import annotations
 
@@ -100,3 +100,85 @@ class AvgPool2d(_Pool2d):
     @IMAGES.backward
     def backward(self, dy, need_input_grad=True):
         return F.avg_pool2d_backward(dy, self._need_cache(self._cache))
+
+
+class AdaptiveAvgPool2d(Module):
+    """Mean over adaptive bins: x: (N, C, H, W) -> (N, C, OH, OW), whatever H and W (torch's bins).
+
+    Args:
+        output_size: ``OH`` for a square output or ``(OH, OW)``; None in the
+            pair keeps that input size (``(None, 7)``). ``1`` is global average
+            pooling, as at the end of a residual network.
+
+    Shape:
+        - Input: (N, C, H, W) or (C, H, W)
+        - Output: (N, C, OH, OW) or (C, OH, OW); row bin i covers input rows
+          ``[floor(i*H/OH), ceil((i+1)*H/OH))``, columns likewise
+
+    Examples::
+
+        >>> m = nn.AdaptiveAvgPool2d((5, 7))
+        >>> m(np.random.randn(1, 64, 8, 9)).shape
+        (1, 64, 5, 7)
+        >>> nn.AdaptiveAvgPool2d(1)(np.random.randn(2, 512, 7, 7)).shape
+        (2, 512, 1, 1)
+    """
+
+    def __init__(self, output_size):
+        _checks.optional_pair("output_size", output_size)
+        self.output_size = output_size
+        self._cache = None
+
+    def forward(self, x):
+        y, self._cache = F.adaptive_avg_pool2d_forward(x, self.output_size)
+        return y
+
+    def backward(self, dy, need_input_grad=True):
+        return F.adaptive_avg_pool2d_backward(dy, self._need_cache(self._cache))
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max over adaptive bins: x: (N, C, H, W) -> (N, C, OH, OW), whatever H and W (torch's bins).
+
+    Args:
+        output_size: ``OH`` for a square output or ``(OH, OW)``; None in the
+            pair keeps that input size.
+        return_indices: also return the position ``h*W + w`` of each maximum
+            in its plane (int64, the output's shape), as torch does. Default: False
+
+    Shape:
+        - Input: (N, C, H, W) or (C, H, W)
+        - Output: (N, C, OH, OW) or (C, OH, OW); ``(output, indices)`` with
+          ``return_indices=True``. Ties go to the first pixel, NaN wins.
+
+    Examples::
+
+        >>> m = nn.AdaptiveMaxPool2d((None, 3), return_indices=True)
+        >>> y, idx = m(np.random.randn(1, 4, 6, 10))
+        >>> y.shape, idx.dtype
+        ((1, 4, 6, 3), dtype('int64'))
+    """
+
+    def __init__(self, output_size, return_indices=False):
+        _checks.optional_pair("output_size", output_size)
+        if not isinstance(return_indices, (bool, np.bool_)):
+            raise TypeError(f"return_indices must be True or False, got {return_indices!r}")
+        self.output_size = output_size
+        self.return_indices = bool(return_indices)
+        self._cache = None
+
+    def forward(self, x):
+        y, self._cache = F.adaptive_max_pool2d_forward(x, self.output_size)
+        if not self.return_indices:
+            return y
+        indices = self._cache.indices
+        return y, (indices[0] if y.ndim == 3 else indices)
+
+    def backward(self, dy, need_input_grad=True):
+        return F.adaptive_max_pool2d_backward(dy, self._need_cache(self._cache))
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
