@@ -12,11 +12,18 @@ over every other axis (m values each).
 Backward in training mode (xhat the normalised input, g = dy * gamma):
 
     dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)
+
+Synchronised batch norm (data-parallel training) gives ``sum_over_replicas``,
+a function returning the elementwise sum of an array over the processes:
+m, mu and var are then those of the global batch (two reductions: the count
+and the sums, then the centred sum of squares, exactly the one-process
+formula), and backward's two means are over the global batch (one reduction
+of the sums of g and g * xhat). The parameter gradients stay local sums.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -30,6 +37,9 @@ class BatchNormCache:
     gamma: np.ndarray | None
     axes: tuple
     batch_stats: bool    # True when the batch's own statistics were used (gradient flows through them)
+    # synchronised batch norm: the sum over the processes and the global number of values per channel
+    sum_over_replicas: Callable[[np.ndarray], np.ndarray] | None = None
+    count: int = 0
 
 
 class BatchNormGrads(NamedTuple):
@@ -43,13 +53,15 @@ def _bshape(x):
 
 
 def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training=True,
-                       momentum=0.1, eps=1e-5, num_batches_tracked=None):
+                       momentum=0.1, eps=1e-5, num_batches_tracked=None, sum_over_replicas=None):
     """Normalise x per channel; returns ``(y, cache, new_running_mean, new_running_var)``.
 
     ``momentum=None`` uses a cumulative average (needs ``num_batches_tracked``,
     the count *after* this batch), as torch does. Running statistics may be
     None (``track_running_stats=False``): the batch statistics are then used
-    in eval mode too.
+    in eval mode too. ``sum_over_replicas`` (a float64 array -> its elementwise sum over
+    the processes, same shape) makes the batch statistics those of
+    every process's batch together; the cache keeps it for backward.
     """
     x = floating("x", x, (2, 3, 4, 5), "(N, C, *)")
     c = x.shape[1]
@@ -64,17 +76,27 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _bshape(x)
     use_batch = training or running_mean is None
+    count = 0
     if use_batch:
         m = x.size // x.shape[1]
+        if sum_over_replicas is not None:
+            # the count and the sums in float64 (exact counts), then the centred squares
+            sums = sum_over_replicas(np.concatenate([[m], x.sum(axis=axes, dtype=np.float64)]))
+            m = count = int(sums[0])
         # torch refuses this whenever it normalises with the batch's own
         # statistics, including eval mode without running statistics
         if m <= 1:
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
             )
-        mu = x.mean(axis=axes)
-        centred = x - mu.reshape(shape)
-        var = (centred * centred).mean(axis=axes)
+        if sum_over_replicas is None:
+            mu = x.mean(axis=axes)
+            centred = x - mu.reshape(shape)
+            var = (centred * centred).mean(axis=axes)
+        else:
+            mu = (sums[1:] / m).astype(x.dtype)
+            centred = x - mu.reshape(shape)
+            var = (sum_over_replicas((centred * centred).sum(axis=axes, dtype=np.float64)) / m).astype(x.dtype)
         if training and running_mean is not None:
             f = (1.0 / num_batches_tracked) if momentum is None else momentum
             f = x.dtype.type(f)
@@ -88,7 +110,8 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     y = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
     if bias is not None:
         y += bias.reshape(shape)
-    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch)
+    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch,
+                           sum_over_replicas if use_batch else None, count)
     return y, cache, running_mean, running_var
 
 
@@ -98,7 +121,11 @@ def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=T
     dgamma = (dy * cache.xhat).sum(axis=axes) if (need_weight and cache.gamma is not None) else None
     dbeta = dy.sum(axis=axes) if need_bias else None
     g = dy * cache.gamma.reshape(shape) if cache.gamma is not None else dy
-    if cache.batch_stats:
+    if cache.batch_stats and cache.sum_over_replicas is not None:
+        sums = np.stack([g.sum(axis=axes, dtype=np.float64), (g * cache.xhat).sum(axis=axes, dtype=np.float64)])
+        mean_g, mean_gx = (cache.sum_over_replicas(sums) / cache.count).astype(dy.dtype)
+        dx = (g - mean_g.reshape(shape) - cache.xhat * mean_gx.reshape(shape)) * cache.inv_std
+    elif cache.batch_stats:
         mean_g = g.mean(axis=axes, keepdims=True)
         mean_gx = (g * cache.xhat).mean(axis=axes, keepdims=True)
         dx = (g - mean_g - cache.xhat * mean_gx) * cache.inv_std

@@ -6,11 +6,11 @@ from .dropout import Dropout
 from .linear import Flatten, Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter, Sequential
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, SyncBatchNorm
 from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Gaussian", "Softmax", "Identity", "BatchNorm1d", "BatchNorm2d",
-    "Dropout", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss", "init",
+    "SyncBatchNorm", "Dropout", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss", "init",
 ]
