@@ -171,6 +171,43 @@ def test_ddp_in_a_single_process_is_the_model(rng):
         np.testing.assert_array_equal(v, before[k])
 
 
+def test_ddp_starts_each_bucket_as_soon_as_its_last_gradient_is_final(monkeypatch, rng):
+    _mpiexec()  # skips (or fails when MPI is required) without mpi4py
+    from mpi4py import MPI
+
+    from strided.distributed import parallel
+    events = []
+
+    class RecordingComm:  # MPI's own one-process communicator, recording each reduction started
+        def Get_size(self):
+            return 1
+
+        def Iallreduce(self, sendbuf, recvbuf, op):
+            events.append(f"reduce {recvbuf.size}")
+            return MPI.COMM_SELF.Iallreduce(sendbuf, recvbuf, op=op)
+
+    monkeypatch.setattr(parallel, "communicator", lambda group=None: RecordingComm())
+    strided.manual_seed(0)
+    model = worker.cnn()
+    strided.manual_seed(0)
+    ddp = distributed.DistributedDataParallel(worker.cnn(), bucket_cap_mb=0.0005)  # 524 bytes: 65 float64
+    for i, layer in enumerate(ddp.module):
+        def backward(dy, need_input_grad=True, i=i, original=layer.backward):
+            events.append(f"backward {i}")
+            return original(dy, need_input_grad=need_input_grad)
+        layer.backward = backward
+    x, dy = rng.normal(size=(5, 1, 8, 8)), rng.normal(size=(5, 3))
+    model(x), ddp(x)
+    np.testing.assert_array_equal(ddp.backward(dy), model.backward(dy))
+    # layers: 0 conv (4x1x3x3), 3 conv (6x4x3x3), 6 linear (12x54), 8 linear (3x12); buckets, last layer's first:
+    # [8.bias 8.weight 6.bias] and [6.weight] final after layer 6, [3.bias], [3.weight], then [0.bias 0.weight]
+    assert events == ["backward 8", "backward 7", "backward 6", "reduce 51", "reduce 648", "backward 5",
+                      "backward 4", "backward 3", "reduce 6", "reduce 216", "backward 2", "backward 1",
+                      "backward 0", "reduce 40"]
+    for p, q in zip(ddp.parameters(), model.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+
+
 def test_backward_steps_open_plain_sequentials_only():
     class Block(nn.Sequential):
         pass
