@@ -7,7 +7,7 @@ Packages: ``strided.functional`` (the stateless core), ``strided.nn``
 ``strided.io`` (save/load, checkpoints, torch and ONNX), ``strided.viz`` (figures).
 """
 from ._version import __version__
-from . import conv, data, functional, io, models, nn, optim, train
+from . import conv, data, distributed, functional, io, models, nn, optim, train
 from .gradcheck import GradcheckError, gradcheck
 from .io import export_onnx, load, save
 from .random import manual_seed

@@ -24,10 +24,18 @@ and leaves the running statistics as they were, as torch does.
     eval:     y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
 
 Backward in training mode: the formula above; in eval mode dx = g / sqrt(running_var + eps).
+
+Synchronised batch norm (data-parallel training) gives ``sum_over_replicas``,
+a function returning the elementwise sum of an array over the processes:
+m, mu and var are then those of the global batch (two reductions: the count
+and the sums, then the centred sum of squares, exactly the one-process
+formula), and backward's two means are over the global batch (one reduction
+of the sums of g and g * xhat). The parameter gradients stay local sums.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -98,6 +106,9 @@ class BatchNormCache:
     gamma: np.ndarray | None
     axes: tuple
     batch_stats: bool    # True when the batch's own statistics were used (gradient flows through them)
+    # synchronised batch norm: the sum over the processes and the global number of values per channel
+    sum_over_replicas: Callable[[np.ndarray], np.ndarray] | None = None
+    count: int = 0
 
 
 class NormGrads(NamedTuple):
@@ -115,13 +126,15 @@ def _bshape(x):
 
 
 def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, training=True,
-                       momentum=0.1, eps=1e-5, num_batches_tracked=None):
+                       momentum=0.1, eps=1e-5, num_batches_tracked=None, sum_over_replicas=None):
     """Normalise x per channel; returns ``(y, cache, new_running_mean, new_running_var)``.
 
     ``momentum=None`` uses a cumulative average (needs ``num_batches_tracked``,
     the count *after* this batch), as torch does. Running statistics may be
     None (``track_running_stats=False``): the batch statistics are then used
-    in eval mode too.
+    in eval mode too. ``sum_over_replicas`` (a float64 array -> its elementwise sum over
+    the processes, same shape) makes the batch statistics those of
+    every process's batch together; the cache keeps it for backward.
     """
     x = _checks.as_float_array("x", x)
     _checks.ndim("x", x, (2, 3, 4, 5), "(N, C, *)")
@@ -138,15 +151,28 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
         cache = BatchNormCache(xhat, np.ones(shape, x.dtype), weight, axes, False)
         return xhat.copy(), cache, running_mean, running_var
     use_batch = training or running_mean is None
+    count = 0
     if use_batch:
         m = x.size // x.shape[1]
+        if sum_over_replicas is not None:
+            # the count and the sums in float64 (exact counts), then the centred squares
+            sums = sum_over_replicas(np.concatenate([[m], x.sum(axis=axes, dtype=np.float64)]))
+            m = count = int(sums[0])
         # torch refuses this whenever it normalises with the batch's own
         # statistics, including eval mode without running statistics
         if m <= 1:
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
             )
-        xhat, inv_std, mu, var = _standardize(x, axes, eps)
+        if sum_over_replicas is None:
+            xhat, inv_std, mu, var = _standardize(x, axes, eps)
+        else:
+            mu = (sums[1:] / m).astype(x.dtype).reshape(shape)
+            centred = x - mu
+            var = (sum_over_replicas((centred * centred).sum(axis=axes, dtype=np.float64)) / m)
+            var = var.astype(x.dtype).reshape(shape)
+            inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+            xhat = centred * inv_std
         if training and running_mean is not None:
             f = (1.0 / num_batches_tracked) if momentum is None else momentum
             f = x.dtype.type(f)
@@ -156,7 +182,8 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
         inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
         xhat = (x - running_mean.reshape(shape)) * inv_std.reshape(shape)
     y = _affine(xhat, weight, bias, shape)
-    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch)
+    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch,
+                           sum_over_replicas if use_batch else None, count)
     return y, cache, running_mean, running_var
 
 
@@ -164,7 +191,11 @@ def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=T
     dy = grad_output(dy, cache.xhat.shape, cache.xhat.dtype)
     axes, shape = cache.axes, cache.inv_std.shape
     g, dgamma, dbeta = _affine_backward(dy, cache.xhat, cache.gamma, shape, axes, need_weight, need_bias)
-    if cache.batch_stats:
+    if cache.batch_stats and cache.sum_over_replicas is not None:
+        sums = np.stack([g.sum(axis=axes, dtype=np.float64), (g * cache.xhat).sum(axis=axes, dtype=np.float64)])
+        mean_g, mean_gx = (cache.sum_over_replicas(sums) / cache.count).astype(dy.dtype)
+        dx = (g - mean_g.reshape(shape) - cache.xhat * mean_gx.reshape(shape)) * cache.inv_std
+    elif cache.batch_stats:
         dx = _standardize_backward(g, cache.xhat, cache.inv_std, axes)
     else:
         dx = g * cache.inv_std

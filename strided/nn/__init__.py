@@ -15,6 +15,6 @@ __all__ = [
     "Module", "Parameter", "Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Gaussian", "Softmax", "Identity", "GELU", "SiLU", "ELU", "Hardswish",
-    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "Dropout", "Dropout2d", "CrossEntropyLoss", "NLLLoss",
-    "BCELoss", "BCEWithLogitsLoss", "MSELoss", "init",
+    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm", "Dropout", "Dropout2d",
+    "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss", "init",
 ]

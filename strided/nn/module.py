@@ -162,12 +162,13 @@ class Module:
 
     # -- registration -----------------------------------------------------
     def __setattr__(self, name, value):
+        # a parameter or module replaced by another of its kind keeps its place in the order, as in torch
+        keep = self._parameters if isinstance(value, Parameter) else self._modules if isinstance(value, Module) else None
         for store in (self._parameters, self._buffers, self._modules):
-            store.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+            if store is not keep:
+                store.pop(name, None)
+        if keep is not None:
+            keep[name] = value
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value: np.ndarray | None) -> None:

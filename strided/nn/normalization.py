@@ -18,7 +18,9 @@ class _Normalization(Module):
                                                      need_bias=self._needs_grad("bias")))
 
 
-class _BatchNorm(_Normalization):
+class BatchNormBase(_Normalization):
+    """What BatchNorm1d, BatchNorm2d and ``strided.distributed.SyncBatchNorm`` share (torch's ``_BatchNorm``)."""
+
     _backward = F.batch_norm_backward
     _ndims: tuple = ()
     _layout = ""
@@ -64,24 +66,28 @@ class _BatchNorm(_Normalization):
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
             training=self.training, momentum=self.momentum, eps=self.eps,
-            num_batches_tracked=int(count) if update else None)
+            num_batches_tracked=int(count) if update else None, sum_over_replicas=self._sum_over_replicas())
         if update:
             self._sync_buffer("num_batches_tracked", count)
             self._sync_buffer("running_mean", rm)
             self._sync_buffer("running_var", rv)
         return y
 
+    def _sum_over_replicas(self):
+        """The reduction that makes the batch statistics global (None: this process's batch alone)."""
+        return None
+
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
 
 
-class BatchNorm1d(_BatchNorm):
+class BatchNorm1d(BatchNormBase):
     """Batch norm over x: (N, C) or (N, C, L), statistics per feature C."""
     _ndims, _layout = (2, 3), "(N, C) or (N, C, L)"
 
 
-class BatchNorm2d(_BatchNorm):
+class BatchNorm2d(BatchNormBase):
     """Batch norm over x: (N, C, H, W), statistics per channel over (N, H, W).
 
     As torch's, it takes batches only (no unbatched (C, H, W)); an empty batch

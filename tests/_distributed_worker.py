@@ -1,0 +1,149 @@
+"""One process of the distributed tests, started by tests/test_distributed.py as
+``mpiexec -n N python tests/_distributed_worker.py SCENARIO OUT_FILE``.
+
+Scenarios (rank 0 writes what it finds to OUT_FILE, an .npz, unless said otherwise):
+  ddp       k SGD steps of a small CNN (float64) with DistributedDataParallel (tiny and default buckets,
+            and accumulating half batches with no_sync) and with all_reduce_gradients; each rank draws different initial weights (the wrapper
+            must broadcast rank 0's); also the shards of every rank and the metric reductions
+  syncbn    k SGD steps of a CNN whose BatchNorm2d/BatchNorm1d became SyncBatchNorm
+  mismatch  rank 1 builds a larger model: DistributedDataParallel must raise on every rank
+            (each rank writes what happened to OUT_FILE.RANK)
+  raise     rank 1 raises after a barrier while rank 0 waits in another: the job must end (non-zero)
+  kill      rank 1 kills itself with SIGKILL while rank 0 waits in a barrier: the job must end (non-zero)
+"""
+import os
+import signal
+import sys
+
+import numpy as np
+
+import strided
+from strided import distributed, nn, optim
+
+STEPS, BATCH, SEED, LR = 3, 4, 7, 0.1
+
+
+def cnn(bn: bool = False, extra: bool = False) -> nn.Sequential:
+    """A small float64 CNN on (N, 1, 8, 8); with ``bn`` a BatchNorm2d and a BatchNorm1d in it."""
+    layers = [nn.Conv2d(1, 4, 3, dtype=np.float64)]
+    layers += [nn.BatchNorm2d(4, dtype=np.float64)] if bn else []
+    layers += [nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1, dtype=np.float64), nn.Tanh(), nn.Flatten(),
+               nn.Linear(54, 12, dtype=np.float64)]
+    layers += [nn.BatchNorm1d(12, dtype=np.float64)] if bn else []
+    layers += [nn.ReLU(), nn.Linear(12, 3, dtype=np.float64)]
+    layers += [nn.Linear(3, 3, dtype=np.float64)] if extra else []
+    return nn.Sequential(*layers)
+
+
+def global_order(shards):
+    """The indices of the global batches, step after step: each step's slices of every rank's shard."""
+    return np.concatenate([shard[s * BATCH:(s + 1) * BATCH] for s in range(STEPS) for shard in shards])
+
+
+def dataset(world: int):
+    """Images (STEPS * world * BATCH, 1, 8, 8) float64 and labels int64 in [0, 3), the same on every rank."""
+    rng = np.random.default_rng(123)
+    n = STEPS * world * BATCH
+    return rng.normal(size=(n, 1, 8, 8)) * 2 + 0.5, rng.integers(0, 3, n)
+
+
+def train(model, step_backward, x, y, order, batch_size=BATCH, no_sync=None):
+    """STEPS SGD steps on consecutive ``batch_size`` slices of ``order`` (indices into x, y); returns the state dict.
+
+    With ``no_sync`` (a context manager factory) each batch goes in two halves, the first one's
+    backward inside ``no_sync()``: gradient accumulation, the same gradient as the whole batch.
+    """
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    for s in range(STEPS):
+        batch = order[s * batch_size:(s + 1) * batch_size]
+        opt.zero_grad()
+        if no_sync is None:
+            loss_fn(model(x[batch]), y[batch])
+            step_backward(model, loss_fn.backward())
+        else:
+            first, second = np.array_split(batch, 2)
+            with no_sync():
+                loss_fn(model(x[first]), y[first])
+                step_backward(model, loss_fn.backward() / 2)
+            loss_fn(model(x[second]), y[second])
+            step_backward(model, loss_fn.backward() / 2)
+        opt.step()
+    return model.state_dict()
+
+
+def replicas_identical(state) -> bool:
+    """Whether every rank holds bit-identical arrays."""
+    mine = b"".join(np.ascontiguousarray(v).tobytes() for v in state.values())
+    return all(other == mine for other in distributed.communicator().allgather(mine))
+
+
+def scenario_ddp(out):
+    world, rank = distributed.world_size(), distributed.rank()
+    x, y = dataset(world)
+    shard = distributed.shard_indices(len(x), epoch=0, seed=SEED, rank=rank, world_size=world)
+    results = {}
+    for name, wrap, backward, accumulate in (
+        ("ddp_tiny", lambda m: distributed.DistributedDataParallel(m, bucket_cap_mb=0.0005),
+         lambda m, dy: m.backward(dy), False),
+        ("ddp_default", distributed.DistributedDataParallel, lambda m, dy: m.backward(dy), False),
+        ("ddp_no_sync", distributed.DistributedDataParallel, lambda m, dy: m.backward(dy), True),
+        ("allreduce", lambda m: distributed.broadcast_parameters(m, root=0),
+         lambda m, dy: (m.backward(dy), distributed.all_reduce_gradients(m)), False),
+    ):
+        strided.manual_seed(rank)  # different weights on every rank: rank 0's must win
+        model = wrap(cnn())
+        state = train(model, backward, x, y, shard, no_sync=model.no_sync if accumulate else None)
+        results[f"{name}_identical"] = replicas_identical(state)
+        for key, value in state.items():
+            results[f"{name}/{key.removeprefix('module.')}"] = value
+    results["shards"] = np.stack(distributed.communicator().allgather(shard))
+    results["sum"] = distributed.all_reduce_sum(np.array([rank, 1], dtype=np.int64))
+    results["mean"] = distributed.all_reduce_mean(np.array([float(rank), 2.0]))
+    if rank == 0:
+        np.savez(out, **results)
+
+
+def scenario_syncbn(out):
+    world, rank = distributed.world_size(), distributed.rank()
+    x, y = dataset(world)
+    shard = distributed.shard_indices(len(x), epoch=0, seed=SEED, rank=rank, world_size=world)
+    strided.manual_seed(rank)
+    model = distributed.DistributedDataParallel(distributed.convert_sync_batchnorm(cnn(bn=True)))
+    state = train(model, lambda m, dy: m.backward(dy), x, y, shard)
+    identical = replicas_identical(state)
+    if rank == 0:
+        np.savez(out, identical=identical, **{k.removeprefix("module."): v for k, v in state.items()})
+
+
+def scenario_mismatch(out):
+    rank = distributed.rank()
+    try:
+        distributed.DistributedDataParallel(cnn(extra=rank == 1))
+    except ValueError as exc:
+        message = f"raised: {exc}"
+    else:
+        message = "did not raise"
+    with open(f"{out}.{rank}", "w") as f:
+        f.write(message)
+
+
+def scenario_raise(out):
+    distributed.barrier()
+    if distributed.rank() == 1:
+        raise RuntimeError("rank 1 fails on purpose")
+    distributed.barrier()  # never completes: rank 1 is gone
+
+
+def scenario_kill(out):
+    distributed.barrier()
+    if distributed.rank() == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    distributed.barrier()
+
+
+if __name__ == "__main__":
+    distributed.init()
+    if not distributed.is_distributed():
+        sys.exit("this worker must run under mpiexec with more than one process")
+    globals()[f"scenario_{sys.argv[1]}"](sys.argv[2])
