@@ -40,7 +40,7 @@ def _randomise_torch(torch, module):
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for m in module.modules():
-            if isinstance(m, torch.nn.modules.batchnorm.BatchNormBase) and m.track_running_stats:
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
                 m.running_mean.normal_(generator=g)
                 m.running_var.uniform_(0.5, 2.0, generator=g)
                 m.num_batches_tracked.fill_(11)
