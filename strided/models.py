@@ -73,12 +73,78 @@ def cifar_cnn(num_classes: int = 10, in_channels: int = 3, dtype=None) -> nn.Seq
     )
 
 
+def basic_block(cin: int, cout: int, stride: int = 1, dtype=None) -> nn.Sequential:
+    """A ResNet basic block (He et al. 2016): ``Sequential(Residual(body, shortcut), ReLU())``.
+
+    body = conv3x3(cin, cout, stride)-BN-ReLU-conv3x3(cout, cout)-BN, convolutions
+    without bias (batch norm follows). The shortcut is the identity (None) when
+    the shape is kept (``cin == cout`` and ``stride == 1``), else a strided 1x1
+    convolution without bias and batch norm (the paper's option B, a projection,
+    rather than option A's zero-padded identity). The ReLU comes after the sum.
+
+    x: (N, cin, H, W) -> (N, cout, ceil(H / stride), ceil(W / stride)).
+    """
+    body = nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False, dtype=dtype), nn.BatchNorm2d(cout, dtype=dtype),
+        nn.ReLU(),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False, dtype=dtype), nn.BatchNorm2d(cout, dtype=dtype),
+    )
+    shortcut = None
+    if stride != 1 or cin != cout:
+        shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False, dtype=dtype),
+                                 nn.BatchNorm2d(cout, dtype=dtype))
+    return nn.Sequential(nn.Residual(body, shortcut), nn.ReLU())
+
+
+def resnet20(num_classes: int = 10, in_channels: int = 3, dtype=None) -> nn.Sequential:
+    """ResNet-20 for CIFAR (He et al. 2016, section 4.2), with projection shortcuts (option B).
+
+    conv3x3(in_channels, 16)-BN-ReLU, three stages of three :func:`basic_block`
+    with 16, 32 and 64 channels (the first block of stages 2 and 3 halves the
+    resolution with stride 2 and a 1x1 conv + BN shortcut), global average
+    pooling, a dense layer. About 0.27M parameters.
+
+    x: (N, in_channels, 32, 32) -> logits (N, num_classes); stages give
+    16 x 32 x 32, 32 x 16 x 16, 64 x 8 x 8.
+    """
+    def stage(cin, cout, stride):
+        return nn.Sequential(basic_block(cin, cout, stride, dtype), basic_block(cout, cout, 1, dtype),
+                             basic_block(cout, cout, 1, dtype))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 16, 3, padding=1, bias=False, dtype=dtype), nn.BatchNorm2d(16, dtype=dtype), nn.ReLU(),
+        stage(16, 16, 1), stage(16, 32, 2), stage(32, 64, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(64, num_classes, dtype=dtype),
+    )
+
+
+def fashion_resnet(num_classes: int = 10, in_channels: int = 1, dtype=None) -> nn.Sequential:
+    """A small residual network for 28x28 grey images: a conv stem, three :func:`basic_block`, global pooling.
+
+    conv3x3(in_channels, 32)-BN-ReLU-maxpool(2) (32 x 14 x 14), blocks 32->32
+    (stride 1), 32->64 (stride 2, 7 x 7) and 64->128 (stride 2, 4 x 4) with
+    1x1 conv + BN shortcuts where the shape changes, global average pooling, a
+    dense layer. About 0.31M parameters.
+
+    x: (N, in_channels, 28, 28) -> logits (N, num_classes).
+    """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3, padding=1, bias=False, dtype=dtype), nn.BatchNorm2d(32, dtype=dtype), nn.ReLU(),
+        nn.MaxPool2d(2),
+        basic_block(32, 32, 1, dtype), basic_block(32, 64, 2, dtype), basic_block(64, 128, 2, dtype),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(128, num_classes, dtype=dtype),
+    )
+
+
 # name -> (builder, input shape (C, H, W), what it is)
 MODELS = {
     "lenet5": (lenet5, (1, 28, 28), "LeNet-5 (write-up 001): tanh, average pooling"),
     "two_class_net": (two_class_net, (1, 28, 28), "write-up 003: one 3x3 filter, dense, sigmoid (binary)"),
     "fashion_cnn": (fashion_cnn, (1, 28, 28), "two conv-pool-BN-ReLU blocks (16, 64 filters) with dropout"),
     "cifar_cnn": (cifar_cnn, (3, 32, 32), "VGG-style, three blocks, for CIFAR-10"),
+    "resnet20": (resnet20, (3, 32, 32), "ResNet-20 (He et al. 2016) for CIFAR-10, projection shortcuts"),
+    "fashion_resnet": (fashion_resnet, (1, 28, 28), "conv stem and three residual blocks (32, 64, 128)"),
 }
 
 

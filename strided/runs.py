@@ -131,9 +131,25 @@ def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool
     return _train(settings, run_dir, True, data_root, download, plots, progress)
 
 
+def check_model_input(model_name: str, image_shape) -> None:
+    """Raise ValueError unless the zoo model ``model_name`` takes images of ``image_shape`` (C, H, W).
+
+    The channel count adapts (the builders take ``in_channels``); height and
+    width must equal those of the model's input shape in ``models.MODELS``.
+    """
+    from . import models
+    if model_name not in models.MODELS:
+        raise ValueError(f"unknown model {model_name!r}; expected one of: {', '.join(models.MODELS)}")
+    expected = tuple(models.MODELS[model_name][1])
+    if tuple(image_shape)[1:] != expected[1:]:
+        raise ValueError(f"model {model_name!r} takes {expected[1]}x{expected[2]} images, "
+                         f"got a dataset of {'x'.join(map(str, tuple(image_shape)[1:]))} images")
+
+
 def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, plots: bool, progress: bool) -> int:
     from . import io, models, nn
     from . import random as _random
+    from .data import dataset_info
     from .io import write_json_atomic
     from .train import EarlyStopping, evaluate as evaluate_model, fit
     if cfg["model"] not in models.MODELS:
@@ -145,6 +161,7 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
     if cfg["lr"] <= 0:
         raise ValueError(f"--lr must be > 0, got {cfg['lr']}")
 
+    check_model_input(cfg["model"], dataset_info(cfg["dataset"]).image_shape)  # before any data is read
     ds, train_xy, valid, test, std = prepare_data(cfg["dataset"], cfg["classes"], cfg["valid_fraction"],
                                                   cfg["seed"], root=data_root, download=download)
     binary = cfg["model"] == "two_class_net"
