@@ -125,3 +125,29 @@ def test_save_load_round_trip(tmp_path):
     x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype(np.float32)
     assert isinstance(back, nn.ConvTranspose2d) and back.output_padding == (1, 0)
     np.testing.assert_array_equal(back(x), m(x))
+
+
+@pytest.mark.torch
+def test_torch_interop_round_trip(torch):
+    T = torch.nn
+    tm = T.Sequential(T.ConvTranspose2d(4, 6, (3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2),
+                                        groups=2, dilation=(1, 2), dtype=torch.float64), T.ReLU())
+    ours = strided.io.from_torch(tm)
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 4))
+    expected = tm(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours(x), expected, rtol=1e-10, atol=1e-12)
+    back = strided.io.to_torch(ours)
+    assert isinstance(back[0], T.ConvTranspose2d) and back[0].output_padding == (1, 2)
+    np.testing.assert_allclose(back(torch.tensor(x)).detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_onnx_grouped_in_onnxruntime(tmp_path):
+    """Groups and output padding at least the stride (onnx's reference evaluator has no grouped ConvTranspose)."""
+    ort = pytest.importorskip("onnxruntime", reason="pip install strided[onnx]")
+    m = nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 2), output_padding=(1, 1), groups=2,
+                           dilation=(1, 2), rng=0)
+    path = strided.io.export_onnx(m, tmp_path / "m.onnx", (4, 5, 4))
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 4)).astype(np.float32)
+    session = ort.InferenceSession(str(path))
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, m(x), rtol=1e-5, atol=1e-5)
