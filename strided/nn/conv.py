@@ -14,6 +14,14 @@ from .module import Module, Parameter
 PADDING_MODES = F.PADDING_MODES
 
 
+def _repr_tail(m) -> str:
+    """The arguments Conv2d and ConvTranspose2d show alike when not at their defaults."""
+    s = f", dilation={m.dilation}" if m.dilation != (1, 1) else ""
+    s += f", groups={m.groups}" if m.groups != 1 else ""
+    s += ", bias=False" if m.bias is None else ""
+    return s + (f", algorithm={m.algorithm!r}" if m.algorithm != "auto" else "")
+
+
 class Conv2d(Module):
     """2-D convolution (cross-correlation) over x: (N, in_channels, H, W) -> (N, out_channels, OH, OW).
 
@@ -96,15 +104,7 @@ class Conv2d(Module):
             s += f", padding={self.padding!r}"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode!r}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.algorithm != "auto":
-            s += f", algorithm={self.algorithm!r}"
-        return s
+        return s + _repr_tail(self)
 
 
 class ConvTranspose2d(Module):
@@ -174,12 +174,4 @@ class ConvTranspose2d(Module):
             s += f", padding={self.padding}"
         if self.output_padding != (0, 0):
             s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.algorithm != "auto":
-            s += f", algorithm={self.algorithm!r}"
-        return s
+        return s + _repr_tail(self)
