@@ -11,6 +11,8 @@ from .activation import (elu_backward, elu_forward, gaussian_backward, gaussian_
                          sigmoid_forward, silu_backward, silu_forward, softmax, softmax_backward, softmax_forward,
                          tanh_backward, tanh_forward)
 from .conv import PADDING_MODES, Conv2dCache, Conv2dGrads, conv2d_backward, conv2d_forward
+from .conv_transpose import (ConvTranspose2dCache, check_output_padding, conv_transpose2d_backward,
+                             conv_transpose2d_forward, conv_transpose2d_output_size)
 from .dropout import Dropout2dCache, dropout2d_backward, dropout2d_forward, dropout_backward, dropout_forward
 from .linear import LinearCache, LinearGrads, linear_backward, linear_forward
 from .loss import (LossCache, bce_forward, bce_with_logits_forward, cross_entropy_forward, loss_backward,

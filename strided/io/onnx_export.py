@@ -11,6 +11,8 @@ strided            ONNX
 Sequential         its children chained, output to input
 Residual           Add(body(x), shortcut(x)) (x itself for the identity)
 Concat             Concat(branch0(x), branch1(x), ..., axis=dim)
+ConvTranspose2d    ConvTranspose (strides, pads with the output padding taken off
+                   the end padding where it fits, output_padding, dilations, group)
 Conv2d             Conv (strides, explicit pads (top, left, bottom, right) so
                    ``'same'`` with an even kernel is exact, dilations, group);
                    padding_mode 'reflect' and 'replicate': Pad (mode reflect,
@@ -176,6 +178,17 @@ def _conv(g, m: nn.Conv2d, x, shape, where, prefix):
         inputs.append(g.const(f"{prefix}bias", m.bias.data))
     return g.op("Conv", inputs, where, kernel_shape=list(m.kernel_size), strides=list(m.stride),
                 pads=_pads(*pads), dilations=list(m.dilation), group=m.groups)
+
+
+def _conv_transpose(g, m: nn.ConvTranspose2d, x, shape, where, prefix):
+    inputs = [x, g.const(f"{prefix}weight", m.weight.data)]
+    if m.bias is not None:
+        inputs.append(g.const(f"{prefix}bias", m.bias.data))
+    # output padding as less padding at the end where it fits (onnxruntime rejects output_padding >= stride)
+    (ph, pw), (oph, opw) = m.padding, m.output_padding
+    return g.op("ConvTranspose", inputs, where, kernel_shape=list(m.kernel_size), strides=list(m.stride),
+                pads=_pads(ph, max(ph - oph, 0), pw, max(pw - opw, 0)),
+                output_padding=[max(oph - ph, 0), max(opw - pw, 0)], dilations=list(m.dilation), group=m.groups)
 
 
 def _linear(g, m: nn.Linear, x, shape, where, prefix):
@@ -458,6 +471,7 @@ _CONTAINERS = {Sequential: _sequential, nn.Residual: _residual, nn.Concat: _conc
 # ----------------------------------------------------------------------------- layers
 _CONVERTERS = {
     nn.Conv2d: _conv,
+    nn.ConvTranspose2d: _conv_transpose,
     nn.Linear: _linear,
     nn.Flatten: _flatten,
     nn.MaxPool2d: _maxpool,

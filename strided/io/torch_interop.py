@@ -28,7 +28,7 @@ from ..nn.module import Module, Sequential
 
 __all__ = ["from_torch", "to_torch", "torch_gaussian", "torch_residual", "torch_concat", "SUPPORTED"]
 
-SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
+SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "ConvTranspose2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
              "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "ReLU",
              "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Identity", "GELU", "SiLU", "ELU", "Hardswish", "BatchNorm1d",
              "BatchNorm2d", "GroupNorm", "LayerNorm", "Dropout", "Dropout2d", "Gaussian")
@@ -134,6 +134,9 @@ def _layer_from_torch(torch, m, where):
     if isinstance(m, T.Conv2d):
         return nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
                          bias=m.bias is not None, padding_mode=m.padding_mode, dtype=dt)
+    if isinstance(m, T.ConvTranspose2d):
+        return nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                  m.output_padding, m.groups, bias=m.bias is not None, dilation=m.dilation, dtype=dt)
     if isinstance(m, T.Linear):
         return nn.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=dt)
     if isinstance(m, T.Flatten):
@@ -259,6 +262,10 @@ def _layer_to_torch(torch, m, where):
     if isinstance(m, nn.Conv2d):
         return T.Conv2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"], c["padding"],
                         c["dilation"], c["groups"], bias=m.bias is not None, padding_mode=m.padding_mode, dtype=dt)
+    if isinstance(m, nn.ConvTranspose2d):
+        return T.ConvTranspose2d(c["in_channels"], c["out_channels"], c["kernel_size"], c["stride"], c["padding"],
+                                 c["output_padding"], c["groups"], bias=m.bias is not None, dilation=c["dilation"],
+                                 dtype=dt)
     if isinstance(m, nn.Linear):
         return T.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=dt)
     if isinstance(m, nn.Flatten):
