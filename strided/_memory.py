@@ -18,10 +18,15 @@ circulation exactly as long as a freshly allocated one would live.
 
 At most ``MAX_BUFFERS_PER_SIZE`` buffers of each size and ``MAX_BYTES`` in
 all are kept; :func:`release` drops them.
+
+A fork waits until no thread is inside the cache, and the child starts
+with a lock of its own: a process forked while another thread allocates
+can allocate at once.
 """
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 
@@ -87,6 +92,26 @@ def _take(nbytes: int) -> np.ndarray:
             kept.append(buf)
             _kept += nbytes
         return buf
+
+
+def _before_fork() -> None:
+    # fork only while no thread is inside the cache, so the child inherits it whole
+    _lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    # the child has one thread, and the lock taken for it in _before_fork belongs to the parent's copy
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def release() -> None:

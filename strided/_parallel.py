@@ -83,16 +83,33 @@ def set_num_threads(n: int) -> None:
             _pool = None
 
 
-def _reset_after_fork() -> None:
-    # a forked child inherits the pool object but not its threads
-    global _pool, _pool_lock, _blas_lock
+def _before_fork() -> None:
+    # fork only while no thread is switching BLAS's thread count, so the child inherits a whole state
+    _blas_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _blas_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    """The child has only the forking thread: a new pool, new locks, and BLAS's thread count restored.
+
+    The pool object came over without its threads, and a lock another thread held at the fork
+    would stay held for ever. A parent thread inside ``single_threaded_blas`` does not exist
+    here: BLAS gets back the thread count it had before.
+    """
+    global _pool, _pool_lock, _blas_lock, _local, _blas_depth
     _pool = None
     _pool_lock = threading.Lock()
     _blas_lock = threading.Lock()
+    _local = threading.local()
+    _blas_depth = 0
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 class _Worker:
@@ -258,12 +275,11 @@ def map_chunks(fn, n: int, *, blas: bool = False, macs: int | None = None) -> li
     pool of one thread. The first exception (in chunk order) is re-raised
     once every started chunk has ended.
     """
-    if _no_pool(blas):
-        return [fn(i) for i in range(n)]
-    # BLAS stays on one thread even for a single chunk: OpenBLAS's threads spin for a while after each
-    # product and slowed the pool's threads down
+    # BLAS stays on one thread for every chunk that calls it, wherever the chunk runs: OpenBLAS's threaded
+    # products add up in another order than its single-threaded ones (the bits would depend on the pool
+    # being on), and its threads spin for a while after each product and slow the pool's threads down
     with _SingleThreadedBlas() if blas else contextlib.nullcontext():
-        if _not_worth_it(n, macs):
+        if _no_pool(blas) or _not_worth_it(n, macs):
             return [fn(i) for i in range(n)]
         return _run(fn, n, min(_threads, n))
 
