@@ -208,6 +208,14 @@ def inplace_target(x) -> np.ndarray:
     return x
 
 
+def cache(value, expected: type, forward: str):
+    """value, when it is the ``expected`` cache that ``forward`` returned (a backward's second argument)."""
+    if not isinstance(value, expected):
+        raise TypeError(f"cache must be the {expected.__name__} that {forward} returned, "
+                        f"got {type(value).__name__}: {value!r:.80}")
+    return value
+
+
 def integer(name: str, value) -> int:
     """value as an int (any integral type, bool refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

@@ -22,6 +22,7 @@ import numpy as np
 from . import _checks
 from . import random as _random
 from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, Module
+from .optim import LRScheduler, Optimizer
 from .progress import EpochProgress
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
@@ -281,6 +282,12 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         raise TypeError(f"model must be a strided Module, got {type(model).__name__}")
     if not hasattr(loss, "backward"):
         raise TypeError(f"loss must be a loss module such as nn.CrossEntropyLoss(), got {type(loss).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a strided optimizer such as optim.SGD(model.parameters(), lr=0.1), "
+                        f"got {type(optimizer).__name__}: {optimizer!r}")
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        raise TypeError(f"scheduler must be a learning-rate scheduler such as optim.lr_scheduler.StepLR(opt, 10) "
+                        f"or None, got {type(scheduler).__name__}: {scheduler!r}")
     if run_dir is None and resume is not None and Path(resume).is_dir():
         run_dir = resume
     callbacks = list(callbacks)

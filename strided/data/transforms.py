@@ -62,6 +62,13 @@ def _images(name: str, x) -> np.ndarray:
     return x
 
 
+def _check_divisor(std: np.ndarray, eps: float) -> None:
+    """Refuse ``std[c] + eps == 0`` (a constant channel without eps): the standardised values would be infinite."""
+    if eps == 0 and np.any(std == 0):
+        raise ValueError(f"std is 0 for channel(s) {np.flatnonzero(std == 0).tolist()} and eps is 0: the standardised "
+                         f"values would be infinite; expected eps > 0 (the default is 1e-7) or std > 0")
+
+
 class Standardize:
     """Per-channel standardisation ``(x - mean[c]) / (std[c] + eps)`` fitted on training images.
 
@@ -106,6 +113,7 @@ class Standardize:
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
             raise ValueError("images contain NaN or infinite values; cannot fit mean and std")
         self.mean, self.std = mean.astype(np.float32), std.astype(np.float32)
+        _check_divisor(self.std, self.eps)
         return self
 
     def __call__(self, x, dtype=None) -> np.ndarray:
@@ -170,9 +178,9 @@ class Standardize:
             raise ValueError(f"mean and std must be equal-length (C,) arrays, got shapes {mean.shape} and {std.shape}")
         if np.any(std < 0) or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
             raise ValueError(f"std must be finite and >= 0 and mean finite, got mean={mean}, std={std}")
-        self.mean, self.std = mean, std
-        if "eps" in state:
-            self.eps = _checks.positive_float("eps", state["eps"], allow_zero=True)
+        eps = _checks.positive_float("eps", state["eps"], allow_zero=True) if "eps" in state else self.eps
+        _check_divisor(std, eps)
+        self.mean, self.std, self.eps = mean, std, eps
         return self
 
     def __repr__(self) -> str:

@@ -98,6 +98,7 @@ def conv2d_backward(dy, cache: Conv2dCache, need_x: bool = True, need_weight: bo
     dbias = sum of dy over (N, OH, OW); the other two come from the algorithm.
     Gradients not needed (frozen weights, the network's input) are not computed.
     """
+    _checks.cache(cache, Conv2dCache, "conv2d_forward")
     geom = cache.geom
     dy = grad_output(dy, geom.y_shape, cache.x.dtype)
     dx, dw, db = cache.algorithm.backward(dy, cache.x, cache.weight, geom, cache.saved, need_x, need_weight,

@@ -108,6 +108,7 @@ def conv_transpose2d_backward(dy, cache: ConvTranspose2dCache, need_x: bool = Tr
     dx is the convolution of dy with the weight, dweight that convolution's
     weight gradient with dy as its input and x as its output gradient, dbias dy summed over (N, OH, OW).
     """
+    _checks.cache(cache, ConvTranspose2dCache, "conv_transpose2d_forward")
     geom, x = cache.geom, cache.x
     dy = grad_output(dy, geom.x_shape, x.dtype)
     dx = dw = None

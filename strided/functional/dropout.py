@@ -80,5 +80,6 @@ def dropout2d_forward(x, p: float, rng: np.random.Generator, inplace: bool = Fal
 
 def dropout2d_backward(dy, cache: Dropout2dCache):
     """dy: x's shape; returns dx = dy * mask / (1 - p), x's shape."""
+    _checks.cache(cache, Dropout2dCache, "dropout2d_forward")
     dy = grad_output(dy, cache.shape, cache.scale.dtype)
     return dy * cache.scale

@@ -61,6 +61,7 @@ def _checks_x(x):
 
 def linear_backward(dy, cache: LinearCache, need_x=True, need_weight=True, need_bias=True) -> LinearGrads:
     """dx = dy @ W, dW = dy.T @ x, db = sum of dy over rows."""
+    _checks.cache(cache, LinearCache, "linear_forward")
     dy = grad_output(dy, (*cache.x_shape[:-1], cache.weight.shape[0]), cache.x.dtype)
     dy2 = dy.reshape(-1, cache.weight.shape[0])
     dx = None

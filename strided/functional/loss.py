@@ -71,6 +71,7 @@ def loss_backward(cache: LossCache, dloss=1.0) -> np.ndarray:
     For the class losses dloss has the per-element loss's shape, the input's
     without its class axis (axis 1, or 0 for an unbatched (C,) input).
     """
+    _checks.cache(cache, LossCache, "a loss forward")
     g = cache.grad
     if cache.reduction == "none" or np.ndim(dloss) or dloss != 1.0:
         dloss = np.asarray(dloss, dtype=g.dtype)

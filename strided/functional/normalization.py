@@ -188,6 +188,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
 
 
 def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=True) -> BatchNormGrads:
+    _checks.cache(cache, BatchNormCache, "batch_norm_forward")
     dy = grad_output(dy, cache.xhat.shape, cache.xhat.dtype)
     axes, shape = cache.axes, cache.inv_std.shape
     g, dgamma, dbeta = _affine_backward(dy, cache.xhat, cache.gamma, shape, axes, need_weight, need_bias)
@@ -241,6 +242,7 @@ def group_norm_forward(x, num_groups: int, weight=None, bias=None, eps: float = 
 
 def group_norm_backward(dy, cache: GroupNormCache, need_weight=True, need_bias=True) -> NormGrads:
     """dy: x's shape; returns NormGrads(x: x's shape, weight: (C,) or None, bias: (C,) or None)."""
+    _checks.cache(cache, GroupNormCache, "group_norm_forward")
     xhat = cache.xhat
     dy = grad_output(dy, xhat.shape, xhat.dtype)
     g, dweight, dbias = _affine_backward(dy, xhat, cache.weight, (-1,) + (1,) * (xhat.ndim - 2),
@@ -280,6 +282,7 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps: float =
 
 def layer_norm_backward(dy, cache: LayerNormCache, need_weight=True, need_bias=True) -> NormGrads:
     """dy: x's shape; returns NormGrads(x: x's shape, weight and bias: normalized_shape or None)."""
+    _checks.cache(cache, LayerNormCache, "layer_norm_forward")
     xhat = cache.xhat
     dy = grad_output(dy, xhat.shape, xhat.dtype)
     weight = cache.weight

@@ -139,6 +139,7 @@ def _fold_axis(g: np.ndarray, axis: int, size: int, before: int, after: int, mod
 
 def pad_backward(dxp, cache: PadCache) -> np.ndarray:
     """dx: (N, C, H, W), the gradient of x given dxp: (N, C, Hp, Wp), the gradient of :func:`pad_forward`'s xp."""
+    _checks.cache(cache, PadCache, "pad_forward")
     n, c, h, w = cache.x_shape
     top, bottom, left, right = cache.padding
     shape = (n, c, h + top + bottom, w + left + right)

@@ -182,6 +182,7 @@ def _route_neg_inf(y, argmax, win: Window) -> None:
 
 def max_pool2d_backward(dy, cache: MaxPool2dCache) -> np.ndarray:
     """dx: (N, C, H, W): each output gradient goes to the input pixel that won its window."""
+    _checks.cache(cache, MaxPool2dCache, "max_pool2d_forward")
     win = cache.window
     n, c = cache.x_shape[:2]
     dy = _like(grad_output(dy, (n, c, win.out_height, win.out_width), cache.dtype), is_batch_last(cache.argmax))
@@ -276,6 +277,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
 
 def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
     """dx: (N, C, H, W): each window spreads its gradient evenly over its pixels."""
+    _checks.cache(cache, AvgPool2dCache, "avg_pool2d_forward")
     win = cache.window
     n, c = cache.x_shape[:2]
     dy = _like(grad_output(dy, (n, c, win.out_height, win.out_width), cache.divisor.dtype), cache.batch_last)
@@ -405,6 +407,7 @@ def adaptive_avg_pool2d_forward(x, output_size):
 
 def adaptive_avg_pool2d_backward(dy, cache: AdaptiveAvgPool2dCache) -> np.ndarray:
     """dx: the input's shape; each bin spreads its gradient evenly over its pixels (pixels in two bins get both)."""
+    _checks.cache(cache, AdaptiveAvgPool2dCache, "adaptive_avg_pool2d_forward")
     unbatched = len(cache.x_shape) == 3
     n, c, h, w = (1, *cache.x_shape) if unbatched else cache.x_shape
     oh, ow = cache.out_size
@@ -467,6 +470,7 @@ def adaptive_max_pool2d_forward(x, output_size):
 
 def adaptive_max_pool2d_backward(dy, cache: AdaptiveMaxPool2dCache) -> np.ndarray:
     """dx: the input's shape; each output gradient goes to its maximum (added up where bins share one)."""
+    _checks.cache(cache, AdaptiveMaxPool2dCache, "adaptive_max_pool2d_forward")
     unbatched = len(cache.x_shape) == 3
     n, c, h, w = (1, *cache.x_shape) if unbatched else cache.x_shape
     out_shape = cache.indices.shape

@@ -234,6 +234,7 @@ def _sum_runs(a: np.ndarray, index: np.ndarray, size: int, axis: int) -> np.ndar
 
 def interpolate_backward(dy, cache: InterpolateCache) -> np.ndarray:
     """dx: the input's shape: each output's gradient goes back to the pixels it was read from, times their weights."""
+    _checks.cache(cache, InterpolateCache, "interpolate_forward")
     shape = list(cache.x_shape)
     for tap in cache.taps:
         shape[tap.axis] = len(tap.index[0])

@@ -70,7 +70,7 @@ class LeakyReLU(Module):
     """
 
     def __init__(self, negative_slope=0.01, inplace=False):
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _checks.finite_float("negative_slope", negative_slope)
         self.inplace = _inplace(inplace)
         self._cache = None
 
