@@ -125,7 +125,11 @@ def interpolate_sizes(in_sizes, size=None, scale_factor=None, recompute_scale_fa
     if size is not None:
         out, scales = tuple(int(v) for v in values), (None,) * dims
     else:
-        out = tuple(int(math.floor(s * float(f))) for s, f in zip(in_sizes, values))
+        real = tuple(s * float(f) for s, f in zip(in_sizes, values))
+        if not all(math.isfinite(r) for r in real):
+            raise ValueError(f"scale_factor={scale_factor!r} makes an infinite output size from input {tuple(in_sizes)}; "
+                             "expected a finite output size")
+        out = tuple(int(math.floor(r)) for r in real)
         scales = (None,) * dims if recompute_scale_factor else tuple(float(f) for f in values)
     if min(out) < 1:
         raise ValueError(f"Input and output sizes should be greater than 0, got input {tuple(in_sizes)} and output "
