@@ -89,8 +89,14 @@ def relu_forward(x, inplace=False):
 
 
 def relu_backward(dy, y):
+    """dx = dy where y > 0 or y is NaN, else 0 (torch's: a NaN input passes dy through, an infinite dy is cut)."""
     dy = grad_output(dy, y.shape, y.dtype)
-    return _map(lambda o, d, a: np.multiply(d, a > 0, out=o), empty_like(y), dy, y)
+
+    def grad(o, d, a):
+        np.copyto(o, d)
+        np.copyto(o, 0, where=a <= 0)
+
+    return _map(grad, empty_like(y), dy, y)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, inplace=False):
