@@ -121,7 +121,9 @@ def dtype_of(name: str, dtype) -> np.dtype:
 def as_float_array(name: str, x, dtype=None) -> np.ndarray:
     """Return ``x`` as a float32/float64 ndarray.
 
-    Floats pass through untouched (no copy). Integer and boolean arrays are
+    Floats pass through untouched (no copy); float32/float64 in the other
+    byte order (big-endian data on a little-endian machine) are converted to
+    the native order, keeping their precision. Integer and boolean arrays are
     cast to ``dtype`` (float32 by default) as torch would require the user to
     do; anything else (complex, object, strings) is rejected.
     """
@@ -132,6 +134,8 @@ def as_float_array(name: str, x, dtype=None) -> np.ndarray:
             raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
     if x.dtype in FLOAT_DTYPES:
         return x
+    if x.dtype.newbyteorder("=") in FLOAT_DTYPES:
+        return x.astype(x.dtype.newbyteorder("="))
     if x.dtype.kind in "biuf":
         return x.astype(np.float32 if dtype is None else dtype)
     raise TypeError(f"{name} must be a real-valued array, got dtype {x.dtype}")
@@ -198,7 +202,7 @@ def inplace_target(x) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype not in FLOAT_DTYPES:
         got = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
         raise TypeError(f"x must be a float32 or float64 NumPy array with inplace=True (the result is written "
-                        f"into it), got {got}; convert it first or use inplace=False")
+                        f"into it, in the machine's byte order), got {got}; convert it first or use inplace=False")
     if not x.flags.writeable:
         raise ValueError(f"x of shape {tuple(x.shape)} is read-only, but inplace=True writes the result into it; "
                          "pass a writeable array (x.copy()) or use inplace=False")

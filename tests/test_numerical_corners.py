@@ -34,3 +34,31 @@ def test_activation_gradients_at_nan_and_infinite_inputs_are_torchs(torch, name)
     yt = theirs(torch)(xt)
     yt.backward(torch.full_like(yt, 2.0))
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=0, equal_nan=True)
+
+
+BYTE_ORDER_LAYERS = {
+    "MaxPool2d": lambda: nn.MaxPool2d(2), "AvgPool2d": lambda: nn.AvgPool2d(2),
+    "AdaptiveAvgPool2d": lambda: nn.AdaptiveAvgPool2d(3), "AdaptiveMaxPool2d": lambda: nn.AdaptiveMaxPool2d(3),
+    "Flatten": lambda: nn.Flatten(), "ReLU": lambda: nn.ReLU(), "Sigmoid": lambda: nn.Sigmoid(),
+    "GELU": lambda: nn.GELU(), "Softmax": lambda: nn.Softmax(1), "Upsample": lambda: nn.Upsample(scale_factor=2),
+    "Conv2d": lambda: nn.Conv2d(3, 4, 3, rng=0).to(np.float64), "BatchNorm2d": lambda: nn.BatchNorm2d(3).to(np.float64),
+}
+
+
+@pytest.mark.parametrize("name", BYTE_ORDER_LAYERS)
+def test_the_other_byte_order_is_computed_in_its_own_precision(name):
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    swapped = x.astype(x.dtype.newbyteorder("S"))
+    native_layer, swapped_layer = BYTE_ORDER_LAYERS[name](), BYTE_ORDER_LAYERS[name]()
+    y, y_swapped = native_layer(x), swapped_layer(swapped)
+    assert y_swapped.dtype == np.float64 and y_swapped.dtype.isnative
+    np.testing.assert_array_equal(y_swapped, y)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_array_equal(swapped_layer.backward(dy.astype(dy.dtype.newbyteorder("S"))),
+                                  native_layer.backward(dy))
+
+
+def test_in_place_on_the_other_byte_order_is_refused_by_name():
+    x = np.ones((2, 3)).astype(np.dtype(np.float64).newbyteorder("S"))
+    with pytest.raises(TypeError, match="with inplace=True .*in the machine's byte order.*got dtype >f8"):
+        nn.ReLU(inplace=True)(x)
