@@ -80,6 +80,10 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
         x, pad_cache = pad_forward(x, geom.padding, padding_mode, batch_last=True)
         geom = _conv_geometry(x.shape, weight.shape, stride, 0, dilation, groups)
     y, saved = alg.forward(x, weight, geom, bias, validated=True)
+    if saved is None and pad_cache is None:
+        # the gradients will read x itself: keep it as it is now, whatever the caller does to x before backward
+        # (an algorithm that saved its work, the padded copy of a padding_mode, are already the layer's own)
+        x = x.copy(order="K")
     return y, Conv2dCache(x, weight, bias is not None, geom, alg, saved, pad_cache)
 
 

@@ -89,7 +89,8 @@ def conv_transpose2d_forward(x, weight, bias=None, stride=1, padding=0, output_p
     y = alg.grad_input(_fit(x, geom.y_shape), weight, geom)
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
-    return y, ConvTranspose2dCache(x, weight, bias is not None, geom, alg)
+    # the weight gradient reads x: keep it as it is now, whatever the caller does to x before backward
+    return y, ConvTranspose2dCache(x.copy(order="K"), weight, bias is not None, geom, alg)
 
 
 def _fit(x, shape):

@@ -49,6 +49,9 @@ def linear_forward(x, weight, bias=None):
     y = matmul(x2, weight.T)
     if bias is not None:
         y += bias
+    if np.may_share_memory(x2, x):
+        # the weight gradient reads x: keep it as it is now, whatever the caller does to x before backward
+        x2 = x2.copy(order="K")
     return y.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x2, x.shape, weight, bias is not None)
 
 
