@@ -106,3 +106,23 @@ def test_changing_x_after_forward_does_not_change_the_gradients(name, batch_last
         pytest.skip(str(exc))
     for got, want in zip(_gradients_after(layer_fn, x, mutate=True), expected):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("algorithm", ["naive", "im2col", "gather", "scipy", "winograd"])
+def test_large_float32_inputs_stay_finite_where_the_default_does(algorithm):
+    # a float32 transform of a plane of values near 1e37 overflowed in the scipy algorithm
+    pytest.importorskip("scipy")
+    import strided.functional as F
+    x = (np.random.default_rng(0).standard_normal((2, 3, 8, 8)) * 1e37).astype(np.float32)
+    w = (np.random.default_rng(1).standard_normal((4, 3, 3, 3)) * 0.1).astype(np.float32)
+    dy = np.full((2, 4, 8, 8), 1e-3, np.float32)
+    y_ref, cache_ref = F.conv2d_forward(x, w, padding=1, algorithm="window_rows")
+    ref = F.conv2d_backward(dy, cache_ref)
+    assert np.isfinite(y_ref).all() and np.isfinite(ref.x).all() and np.isfinite(ref.weight).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        y, cache = F.conv2d_forward(x, w, padding=1, algorithm=algorithm)
+        got = F.conv2d_backward(dy, cache)
+    assert y.dtype == got.weight.dtype == np.float32
+    np.testing.assert_allclose(y, y_ref, rtol=1e-4, atol=1e-6 * float(np.abs(y_ref).max()))
+    np.testing.assert_allclose(got.weight, ref.weight, rtol=1e-4, atol=1e-6 * float(np.abs(ref.weight).max()))

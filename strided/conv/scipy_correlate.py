@@ -40,8 +40,25 @@ def _signal():
     return require("scipy.signal", FEATURE, extra="scipy")
 
 
+# A float32 transform sums a whole plane: 64 values of 1e37 already overflow it, where a direct sum of
+# a window's products (every other algorithm) does not. Operands whose planes could reach this bound
+# are transformed in float64 and the result rounded back to float32.
+_FLOAT32_TRANSFORM_BOUND = float(np.finfo(np.float32).max) / 1e6
+
+
 def _convolve(a, b, mode):
-    """Convolve the last two axes of a and b, broadcasting every other axis (scipy.signal.fftconvolve)."""
+    """Convolve the last two axes of a and b, broadcasting every other axis (scipy.signal.fftconvolve).
+
+    float32 operands large enough for a plane's transform to overflow float32
+    are convolved in float64; the result keeps the operands' dtype.
+    """
+    dtype = np.result_type(a, b)
+    if dtype == np.float32 and a.size and b.size:
+        bound = (float(np.abs(a).max()) * float(np.abs(b).max())
+                 * a.shape[-2] * a.shape[-1] * b.shape[-2] * b.shape[-1])
+        if not bound < _FLOAT32_TRANSFORM_BOUND:
+            wide = _signal().fftconvolve(a.astype(np.float64), b.astype(np.float64), mode=mode, axes=(-2, -1))
+            return wide.astype(np.float32)
     return _signal().fftconvolve(a, b, mode=mode, axes=(-2, -1))
 
 
