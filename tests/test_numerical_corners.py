@@ -108,9 +108,9 @@ def test_changing_x_after_forward_does_not_change_the_gradients(name, batch_last
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("algorithm", ["naive", "im2col", "gather", "scipy", "winograd"])
+@pytest.mark.parametrize("algorithm", ["naive", "im2col", "gather", "scipy", "fft", "winograd"])
 def test_large_float32_inputs_stay_finite_where_the_default_does(algorithm):
-    # a float32 transform of a plane of values near 1e37 overflowed in the scipy algorithm
+    # a float32 transform of a plane of values near 1e37 overflowed in the scipy and fft algorithms
     pytest.importorskip("scipy")
     import strided.functional as F
     x = (np.random.default_rng(0).standard_normal((2, 3, 8, 8)) * 1e37).astype(np.float32)

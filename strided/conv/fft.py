@@ -74,6 +74,29 @@ def per_frequency(a, b):
     return out
 
 
+# A float32 transform sums whole planes (and the products sum channels): values near 1e37 overflow it where
+# a direct window sum does not. An operand that could reach this bound is transformed divided by a power
+# of two (exact: the same relative rounding) and the result multiplied back.
+_FLOAT32_TRANSFORM_BOUND = float(np.finfo(np.float32).max) / 1e6
+
+
+def _scale(a, size, channels: int) -> float:
+    """1.0, or the power of two a float32 operand is divided by before its transform so that it cannot overflow."""
+    if a.dtype != np.float32 or not a.size:
+        return 1.0
+    peak = float(np.abs(a).max())
+    if peak * size[0] * size[1] * channels < _FLOAT32_TRANSFORM_BOUND or not np.isfinite(peak):
+        return 1.0
+    return float(2.0 ** min(127, np.ceil(np.log2(peak))))     # 2^127: the largest power of two float32 holds
+
+
+def _spectrum(a, size, groups, scale):
+    """(F, G, N, C/G) spectrum of a / scale (a power of two, so the division is exact)."""
+    if scale != 1.0:
+        a = a * a.dtype.type(1.0 / scale)
+    return _by_frequency(np.fft.rfft2(a, s=size), groups)
+
+
 def _by_frequency(spec, groups):
     """(N, C, fh, fw') spectrum -> (F, G, N, C/G) contiguous, the operand of the per-frequency matmul."""
     n, c = spec.shape[:2]
@@ -105,24 +128,27 @@ class Spectra:
     is transformed once per backward pass; it is dropped once both have used it.
     """
 
-    __slots__ = ("dy", "ks", "users", "xs", "zs")
+    __slots__ = ("dy", "ks", "users", "x_scale", "xs", "z_scale", "zs")
 
-    def __init__(self, xs, ks):
-        self.xs, self.ks = xs, ks
+    def __init__(self, xs, ks, x_scale=1.0):
+        self.xs, self.ks, self.x_scale = xs, ks, x_scale
         self.dy = self.zs = None
+        self.z_scale = 1.0
         self.users = set()
 
 
 def _dy_spectrum(dy, geom, size, saved, user):
-    """Z: (F, G, N, Og), the spectrum of dy spread by the stride; shared through ``saved`` when possible."""
+    """``(Z, scale)``: Z (F, G, N, Og), the spectrum of dy spread by the stride and divided by ``scale`` (see
+    :func:`_scale`); shared through ``saved`` when possible."""
     if saved is not None and saved.dy is dy and user not in saved.users:
-        zs = saved.zs
+        zs, scale = saved.zs, saved.z_scale
         saved.dy = saved.zs = None
-        return zs
-    zs = _by_frequency(np.fft.rfft2(spread(dy, geom.stride), s=size), geom.groups)
+        return zs, scale
+    scale = _scale(dy, size, geom.out_channels)
+    zs = _spectrum(spread(dy, geom.stride), size, geom.groups, scale)
     if saved is not None:
-        saved.dy, saved.zs, saved.users = dy, zs, {user}
-    return zs
+        saved.dy, saved.zs, saved.z_scale, saved.users = dy, zs, scale, {user}
+    return zs, scale
 
 
 class FFT(ConvAlgorithm):
@@ -136,28 +162,42 @@ class FFT(ConvAlgorithm):
 
     def _forward(self, x, w, geom):
         size, win = _size(geom), geom.window
-        xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups)    # (F, G, N, Cg)
+        scale = _scale(x, size, geom.in_channels)
+        xs = _spectrum(pad(x, geom.padding), size, geom.groups, scale)                  # (F, G, N, Cg)
         ks = _kernel_spectrum(w, geom, size)                                            # (F, G, Cg, Og)
         ys = _to_images(per_frequency(xs, ks.conj()), (size[0], size[1] // 2 + 1))      # (N, O, fh, fw')
         lags = np.fft.irfft2(ys, s=size)
         (sh, sw), oh, ow = win.stride, win.out_height, win.out_width
         y = np.ascontiguousarray(lags[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw])
-        return y, Spectra(xs, ks)
+        if scale != 1.0:
+            y *= y.dtype.type(scale)
+        return y, Spectra(xs, ks, scale)
 
     def _grad_input(self, dy, w, geom, saved):
         size, win = _size(geom), geom.window
         ks = _kernel_spectrum(w, geom, size) if saved is None else saved.ks
-        zs = _dy_spectrum(dy, geom, size, saved, "input")                               # (F, G, N, Og)
+        zs, z_scale = _dy_spectrum(dy, geom, size, saved, "input")                      # (F, G, N, Og)
         dxs = _to_images(per_frequency(zs, ks.transpose(0, 1, 3, 2)), (size[0], size[1] // 2 + 1))
         dxp = np.fft.irfft2(dxs, s=size)[:, :, :win.padded_height, :win.padded_width]
-        return np.ascontiguousarray(unpad(dxp, geom.padding))
+        dx = np.ascontiguousarray(unpad(dxp, geom.padding))
+        if z_scale != 1.0:
+            dx *= dx.dtype.type(z_scale)
+        return dx
 
     def _grad_weight(self, dy, x, geom, saved):
         size, win = _size(geom), geom.window
-        xs = _by_frequency(np.fft.rfft2(pad(x, geom.padding), s=size), geom.groups) if saved is None else saved.xs
-        zs = _dy_spectrum(dy, geom, size, saved, "weight")                              # (F, G, N, Og)
+        if saved is None:
+            x_scale = _scale(x, size, geom.in_channels)
+            xs = _spectrum(pad(x, geom.padding), size, geom.groups, x_scale)
+        else:
+            xs, x_scale = saved.xs, saved.x_scale
+        zs, z_scale = _dy_spectrum(dy, geom, size, saved, "weight")                     # (F, G, N, Og)
         prod = per_frequency(zs.conj().transpose(0, 1, 3, 2), xs)                      # (F, G, Og, Cg)
         dws = np.ascontiguousarray(prod.transpose(1, 2, 3, 0)).reshape(*geom.weight_shape[:2], size[0], -1)
         lags = np.fft.irfft2(dws, s=size)                                               # (O, Cg, fh, fw)
         (kh, kw), (dh, dw) = win.kernel, win.dilation
-        return np.ascontiguousarray(lags[:, :, :(kh - 1) * dh + 1:dh, :(kw - 1) * dw + 1:dw])
+        dw_ = np.ascontiguousarray(lags[:, :, :(kh - 1) * dh + 1:dh, :(kw - 1) * dw + 1:dw])
+        for scale in (x_scale, z_scale):
+            if scale != 1.0:
+                dw_ *= dw_.dtype.type(scale)
+        return dw_
