@@ -22,9 +22,18 @@ results are therefore the same, bit for bit, from run to run and for any
 number of threads, including one.
 
 While chunks that call BLAS run, BLAS is limited to one thread so that
-the two levels of threads do not compete; this needs ``threadpoolctl``
-(``pip install strided[speed]``). Without it such chunks run one after the
-other in the calling thread, with BLAS's own threads.
+the two levels of threads do not compete, and so that a chunk's products
+add up in the same order wherever it runs (OpenBLAS's threaded products
+round differently from its single-threaded ones): also with the pool off.
+This needs ``threadpoolctl`` (``pip install strided[speed]``). Without it
+such chunks run one after the other in the calling thread, with BLAS's own
+threads, for any number of strided threads: the bits are again the same
+for any ``STRIDED_NUM_THREADS``, but may differ from those computed with
+threadpoolctl installed (they depend on BLAS's thread count instead).
+
+A forked child starts with a new pool and new locks (``os.register_at_fork``),
+so it can train at once even when another thread of the parent was inside
+the pool or switching BLAS's threads at the fork.
 
 ``set_num_threads(n)`` (or ``STRIDED_NUM_THREADS=n`` in the environment)
 sets the number of threads; 1 switches the pool off. The default is the
