@@ -162,6 +162,9 @@ def finite(name: str, x: np.ndarray) -> None:
 
 
 def choice(name: str, value, options) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of: {', '.join(map(repr, options))}; got {type(value).__name__}: "
+                        f"{value!r:.80}")
     if value not in options:
         raise ValueError(f"unknown {name} {value!r}; expected one of: {', '.join(map(repr, options))}")
     return value
@@ -177,6 +180,8 @@ def floating(name: str, x, ndims, layout: str) -> np.ndarray:
 
 def same_dtype(x: np.ndarray, name: str, other: np.ndarray | None) -> None:
     """Refuse mixed float32/float64 operands, as torch does, rather than silently promote."""
+    if other is not None and not isinstance(other, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array of {x.dtype} (or None), got {type(other).__name__}: {other!r:.80}")
     if other is not None and other.dtype != x.dtype:
         raise TypeError(
             f"{name} has dtype {other.dtype} but the input has dtype {x.dtype}; "

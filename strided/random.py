@@ -26,14 +26,14 @@ def default_generator() -> np.random.Generator:
     return _generator
 
 
-def resolve(rng=None) -> np.random.Generator:
-    """``rng`` if given (a Generator or an int seed), else the global generator."""
+def resolve(rng=None, name: str = "rng") -> np.random.Generator:
+    """``rng`` if given (a Generator or an int seed), else the global generator; ``name``: the argument's, for errors."""
     if rng is None:
         return _generator
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0:
-        raise TypeError(f"rng must be None, a numpy Generator or a non-negative int seed, got {rng!r}")
+        raise TypeError(f"{name} must be None, a numpy Generator or a non-negative int seed, got {rng!r}")
     return np.random.default_rng(int(rng))
 
 

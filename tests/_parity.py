@@ -70,8 +70,8 @@ def torch_max_pool_is_safe(torch, x, kernel_size, stride, padding, dilation, cei
     return not bool(torch.isinf(y).any())
 
 
-class KeepUniforms:
-    """A stand-in generator for dropout: its uniforms keep exactly the elements (or channels) where ``kept`` is True.
+class KeepUniforms(np.random.Generator):
+    """A generator for dropout whose uniforms keep exactly the elements (or channels) where ``kept`` is True.
 
     Dropout keeps an element when its uniform is >= p, so True becomes 1 (kept for
     any p) and False 0 (dropped for any p > 0): torch's mask, read off torch's
@@ -79,6 +79,7 @@ class KeepUniforms:
     """
 
     def __init__(self, kept):
+        super().__init__(np.random.PCG64(0))
         self.kept = kept
 
     def random(self, shape, dtype):

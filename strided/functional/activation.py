@@ -55,7 +55,7 @@ def _arr(x):
 
 def _any_input(x, inplace: bool) -> np.ndarray:
     """x for an element-wise op that takes any shape, empty included: x itself with ``inplace=True``."""
-    return _checks.inplace_target(x) if inplace else _checks.as_float_array("x", x)
+    return _checks.inplace_target(x) if _checks.boolean("inplace", inplace) else _checks.as_float_array("x", x)
 
 
 class _InplaceNegativeSlope:
@@ -83,7 +83,7 @@ def _map(fn, out, *arrays):
 
 def relu_forward(x, inplace=False):
     """y = max(x, 0), written into x with ``inplace=True``; the cache is y."""
-    x = _checks.inplace_target(x) if inplace else _arr(x)
+    x = _any_input(x, inplace)
     y = _map(lambda o, a: np.maximum(a, 0, out=o), x if inplace else empty_like(x), x)
     return y, y
 
@@ -101,8 +101,8 @@ def relu_backward(dy, y):
 
 def leaky_relu_forward(x, negative_slope=0.01, inplace=False):
     """y = x if x > 0 else s*x, written into x with ``inplace=True``; the cache is x (y when in place)."""
-    x = _checks.inplace_target(x) if inplace else _arr(x)
-    s = x.dtype.type(negative_slope)
+    x = _any_input(x, inplace)
+    s = x.dtype.type(_checks.finite_float("negative_slope", negative_slope))
     y = _map(lambda o, a: np.copyto(o, np.where(a > 0, a, a * s)), x if inplace else empty_like(x), x)
     if not inplace:
         return y, x
@@ -233,8 +233,7 @@ def softmax_forward(x, dim=1):
     """
     x = _checks.as_float_array("x", x)
     nd = max(x.ndim, 1)
-    if dim is None:
-        dim = implicit_softmax_dim(x.ndim)
+    dim = implicit_softmax_dim(x.ndim) if dim is None else _checks.integer("dim", dim)
     if not -nd <= dim < nd:
         raise ValueError(f"dim must be in [{-nd}, {nd - 1}] for x of shape {tuple(x.shape)}, got {dim}")
     if x.size == 0:
@@ -353,7 +352,7 @@ def elu_forward(x, alpha=1.0, inplace=False):
     y <= 0), or, in place with alpha < 0, a marker that makes the backward raise.
     """
     x = _any_input(x, inplace)
-    a = x.dtype.type(alpha)
+    a = x.dtype.type(_checks.finite_float("alpha", alpha))
     # expm1 of min(x, 0): the branch not taken never overflows
     y = _map(lambda o, v: np.copyto(o, np.where(v <= 0, np.expm1(np.minimum(v, 0)) * a, v)),
              x if inplace else empty_like(x), x)

@@ -34,6 +34,14 @@ def _scaled_mask(out: np.ndarray, p: float, rng: np.random.Generator) -> np.ndar
     return out
 
 
+def _probability_and_generator(p, rng) -> float:
+    """p as a float in [0, 1], once rng is checked to be the generator the mask is drawn from."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}: {rng!r:.80}")
+    return _checks.probability("p", p)
+
+
 def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False):
     """Returns ``(y, scaled_mask)``; the mask (x's shape and dtype) is the cache.
 
@@ -41,7 +49,8 @@ def dropout_forward(x, p: float, rng: np.random.Generator, inplace: bool = False
     writeable float32/float64 array, and x is returned; the mask drawn is the
     same either way.
     """
-    x = _checks.inplace_target(x) if inplace else _checks.as_float_array("x", x)
+    x = _checks.inplace_target(x) if _checks.boolean("inplace", inplace) else _checks.as_float_array("x", x)
+    p = _probability_and_generator(p, rng)
     # the scaled mask in x's memory order (the same seed gives the same mask in any order): in another
     # order than x, x * mask and every later pass would stride across memory (after a flattened
     # batch-last activation the backward pass of the layer before took 4x as long)
@@ -69,7 +78,8 @@ def dropout2d_forward(x, p: float, rng: np.random.Generator, inplace: bool = Fal
     0. With ``inplace=True`` y is written into x (a writeable float array) and
     x is returned; the mask is the same either way.
     """
-    x = _checks.inplace_target(x) if inplace else _checks.as_float_array("x", x)
+    x = _checks.inplace_target(x) if _checks.boolean("inplace", inplace) else _checks.as_float_array("x", x)
+    p = _probability_and_generator(p, rng)
     if x.ndim < 2:
         raise ValueError(f"x must have at least 2 dimensions (N, C, *) for channel dropout, got shape "
                          f"{tuple(x.shape)}")

@@ -138,6 +138,15 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     """
     x = _checks.as_float_array("x", x)
     _checks.ndim("x", x, (2, 3, 4, 5), "(N, C, *)")
+    _checks.boolean("training", training)
+    eps = _checks.positive_float("eps", eps, allow_zero=True)
+    if momentum is not None:
+        momentum = _checks.finite_float("momentum", momentum)
+    elif training and running_mean is not None and num_batches_tracked is None:
+        raise ValueError("momentum=None (a cumulative average) needs num_batches_tracked, the count after this batch")
+    if sum_over_replicas is not None and not callable(sum_over_replicas):
+        raise TypeError(f"sum_over_replicas must be a function (array -> its sum over the processes) or None, "
+                        f"got {type(sum_over_replicas).__name__}")
     c = x.shape[1]
     _check_parameters(x, (c,), running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
     if (running_mean is None) != (running_var is None):
@@ -230,6 +239,8 @@ def group_norm_forward(x, num_groups: int, weight=None, bias=None, eps: float = 
         raise ValueError(f"x must have at least 2 dimensions (N, C, *), got shape {tuple(x.shape)} "
                          f"({x.ndim} dimension{'s' if x.ndim != 1 else ''})")
     n, c = x.shape[:2]
+    num_groups = _checks.positive_int("num_groups", num_groups)
+    eps = _checks.positive_float("eps", eps, allow_zero=True)
     if c % num_groups:
         raise ValueError(f"x must have a number of channels divisible by num_groups={num_groups}, "
                          f"got shape {tuple(x.shape)} ({c} channels)")
@@ -269,7 +280,8 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps: float =
     training and evaluation; the leading axes may be absent or of size 0.
     """
     x = _checks.as_float_array("x", x)
-    shape = tuple(normalized_shape)
+    shape = _checks.shape("normalized_shape", normalized_shape)
+    eps = _checks.positive_float("eps", eps, allow_zero=True)
     k = len(shape)
     if x.ndim < k or x.shape[x.ndim - k:] != shape:
         raise ValueError(f"x must end with normalized_shape {shape}, i.e. have shape (*, "

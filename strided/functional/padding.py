@@ -95,6 +95,8 @@ def pad_forward(x, padding, mode: str = "reflect", batch_last: bool | None = Non
     128, C-ordered input: 2.3 ms through a C-ordered xp, 0.6 ms batch-last).
     """
     x = floating("x", x, 4, "(N, C, H, W)")
+    if batch_last is not None:
+        _checks.boolean("batch_last", batch_last)
     pad = _check_padding(x.shape, padding, mode)
     cache = PadCache(tuple(x.shape), x.dtype, pad, mode)
     if not any(pad):

@@ -59,6 +59,7 @@ class AvgPool2dCache:
 
 def _window_of(x, kernel_size, stride, padding, dilation, ceil_mode):
     x = floating("x", x, 4, "(N, C, H, W)")
+    _checks.boolean("ceil_mode", ceil_mode)
     try:
         return x, _cached_window(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     except TypeError:   # unhashable arguments (lists): validate without the cache
@@ -247,6 +248,7 @@ def avg_divisor(win: Window, padding: tuple[int, int], count_include_pad: bool, 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                        divisor_override=None):
     """Average pooling of x: (N, C, H, W) (write-up 001); returns ``(y, cache)`` with y: (N, C, OH, OW)."""
+    _checks.boolean("count_include_pad", count_include_pad)
     x, win = _window_of(x, kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None and (isinstance(divisor_override, bool) or
                                          not isinstance(divisor_override, (int, np.integer)) or

@@ -22,10 +22,8 @@ class _DropoutBase(Module):
     def __init__(self, p=0.5, inplace=False, seed=None):
         self.p = _checks.probability("p", p)
         self.inplace = _inplace(inplace)
-        if seed is not None and (_checks.integer("seed", seed) < 0):
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         self.seed = seed
-        self.own_generator = None if seed is None else np.random.default_rng(seed)
+        self.own_generator = None if seed is None else _random.resolve(seed, "seed")
         self._cache = None
 
     @property
