@@ -102,11 +102,12 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    """The child has only the forking thread: a new pool, new locks, and BLAS's thread count restored.
+    """The child has only the forking thread: a new pool and new locks.
 
     The pool object came over without its threads, and a lock another thread held at the fork
     would stay held for ever. A parent thread inside ``single_threaded_blas`` does not exist
-    here: BLAS gets back the thread count it had before.
+    here, so the nesting count starts again from 0; BLAS itself is not called from this hook
+    (it keeps the thread count the fork found, one if such a thread had set it).
     """
     global _pool, _pool_lock, _blas_lock, _local, _blas_depth
     _pool = None
