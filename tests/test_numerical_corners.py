@@ -91,19 +91,14 @@ MUTATION_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", MUTATION_CASES)
-@pytest.mark.parametrize("batch_last", [False, True])
+@pytest.mark.parametrize("name, batch_last", [(name, batch_last) for name, (_, shape) in MUTATION_CASES.items()
+                                              for batch_last in ((False, True) if len(shape) == 4 else (False,))])
 def test_changing_x_after_forward_does_not_change_the_gradients(name, batch_last):
     layer_fn, shape = MUTATION_CASES[name]
     x = np.random.default_rng(0).standard_normal(shape)
-    if batch_last:
-        if x.ndim != 4:
-            pytest.skip("batch-last memory is a 4-d layout")
+    if batch_last:       # (N, C, H, W) with the batch innermost in memory, as after a convolution
         x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 0, -1)), -1, 0)
-    try:
-        expected = _gradients_after(layer_fn, x, mutate=False)
-    except ValueError as exc:       # an algorithm that does not take this geometry (depthwise, winograd)
-        pytest.skip(str(exc))
+    expected = _gradients_after(layer_fn, x, mutate=False)
     for got, want in zip(_gradients_after(layer_fn, x, mutate=True), expected):
         np.testing.assert_array_equal(got, want)
 
