@@ -167,8 +167,8 @@ def _build(description, arrays, where, built) -> Module:
     cls = _BY_NAME.get(name)
     if cls is None:
         raise ArchitectureError(
-            f"{where}: unknown module type {name!r}. If it is your own class, call "
-            f"strided.io.register_module({name}) before loading. Known types: {', '.join(sorted(_BY_NAME))}"
+            f"{where}: unknown module type {name!r:.80}. If it is your own class, call "
+            f"strided.io.register_module({name:.80}) before loading. Known types: {', '.join(sorted(_BY_NAME))}"
         )
     layers = []
     if "children" in description:
@@ -182,15 +182,19 @@ def _build(description, arrays, where, built) -> Module:
             return build(value["__module__"], arrays, at, built)
         return None
 
-    config = tree.decode(description.get("config", {}), arrays, f"{where} ({name}) argument", hook=modules_inside)
+    try:
+        config = tree.decode(description.get("config", {}), arrays, f"{where} ({name}) argument",
+                             hook=modules_inside)
+    except tree.DecodeError as exc:
+        raise ArchitectureError(str(exc)) from exc
     if not isinstance(config, dict):
         raise ArchitectureError(f"{where}: the arguments of {name} must be a dict, got {type(config).__name__}")
     try:
         return cls(*layers, **config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:
         what = f"{name}({_args(config)})" + (f" from its {len(layers)} children" if layers else "")
         raise ArchitectureError(f"{where}: cannot rebuild {what}: {exc}") from exc
 
 
 def _args(config: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in config.items())
+    return ", ".join(f"{k}={v!r:.80}" for k, v in config.items())
