@@ -99,15 +99,19 @@ _MAX_NPY_HEADER = 1 << 16
 _KINDS = "biufc"  # numeric and boolean arrays only: no objects, strings, records or datetimes
 
 _STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def json_depth(text: str) -> int:
     """How deeply objects and arrays nest in the JSON ``text`` (strings skipped), computed without recursion."""
-    bare = _STRINGS.sub("", text).encode("utf-8", "replace")
-    codes = np.frombuffer(bare, dtype=np.uint8)
-    steps = (np.isin(codes, (ord("{"), ord("["))).astype(np.int64)
-             - np.isin(codes, (ord("}"), ord("]"))).astype(np.int64))
-    return int(np.cumsum(steps).max(initial=0))
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text)).encode("ascii")
+    depth = deepest = 0
+    for start in range(0, len(brackets), READ_CHUNK):
+        codes = np.frombuffer(brackets, dtype=np.uint8, count=min(READ_CHUNK, len(brackets) - start), offset=start)
+        steps = np.where((codes == ord("{")) | (codes == ord("[")), 1, -1).astype(np.int32)
+        running = np.cumsum(steps, dtype=np.int64) + depth
+        deepest, depth = max(deepest, int(running.max())), int(running[-1])
+    return deepest
 
 
 def parse_json(path, text: str, what: str = "description"):
@@ -158,6 +162,10 @@ _NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, Valu
                NotImplementedError, RuntimeError)
 
 
+_USUAL_NPY_HEADER = re.compile(r"\{'descr': '(?P<descr>[<>|=]?[biuf][1-8]|\|b1)', 'fortran_order': "
+                               r"(?P<fortran>True|False), 'shape': \((?P<shape>(?:\d{1,19}, ?)*\d{0,19})\), \} *\n")
+
+
 def _npy_header(path, name: str, f, entry_size: int) -> Header:
     """Read and check the ``.npy`` header at the start of an archive entry of ``entry_size`` bytes."""
     magic = f.read(8)
@@ -174,9 +182,16 @@ def _npy_header(path, name: str, f, entry_size: int) -> Header:
     if len(text) != length:
         raise FileFormatError(path, f"entry {name!r} ends inside its .npy header")
     try:
-        header = ast.literal_eval(text.decode("utf-8" if magic[6] == 3 else "latin1"))
-        dtype = np.lib.format.descr_to_dtype(header["descr"])
-        shape, fortran = header["shape"], header["fortran_order"]
+        text = text.decode("utf-8" if magic[6] == 3 else "latin1")
+        usual = _USUAL_NPY_HEADER.fullmatch(text)
+        if usual:  # what np.save writes, read without the Python parser
+            dtype = np.dtype(usual["descr"])
+            shape = tuple(int(s) for s in usual["shape"].replace(",", " ").split())
+            fortran = usual["fortran"] == "True"
+        else:
+            header = ast.literal_eval(text)
+            dtype = np.lib.format.descr_to_dtype(header["descr"])
+            shape, fortran = header["shape"], header["fortran_order"]
     except Exception as exc:  # literal_eval and descr_to_dtype raise many kinds of errors on bad text
         raise FileFormatError(path, f"entry {name!r} has a malformed .npy header ({type(exc).__name__}: "
                                     f"{str(exc):.120})") from exc
@@ -193,7 +208,8 @@ def _npy_header(path, name: str, f, entry_size: int) -> Header:
 
 
 class _Npz:
-    """An ``.npz`` opened for checked reading: headers first, each array read in bounded pieces on demand."""
+    """An ``.npz`` opened for checked reading: the archive's directory is checked first, each entry's ``.npy``
+    header when the entry is first asked for, each array read in bounded pieces on demand."""
 
     def __init__(self, path):
         self.path = path
@@ -203,30 +219,37 @@ class _Npz:
         except _NPZ_ERRORS as exc:
             raise FileFormatError(path, f"truncated or corrupt .npz archive ({exc})") from exc
         try:
-            self.headers, self._infos = self._read_headers(size)
+            self._infos = self._check_directory(size)
         except BaseException:
             self._zip.close()
             raise
+        self._headers: dict = {}
+        self.names = tuple(self._infos)
 
-    def _read_headers(self, size: int):
+    def _check_directory(self, size: int) -> dict:
         path, infos = self.path, self._zip.infolist()
         if any(i.filename.endswith(".pkl") for i in infos):
             raise FileFormatError(
                 path, "this is a PyTorch file (torch.save), not a strided file; load it with torch and convert "
                 "with strided.io.from_torch(module) or model.load_state_dict({k: v.numpy() ...})")
         stored = compressed = expanded = 0
+        by_key = {}
         for i in infos:
             if i.compress_type == zipfile.ZIP_STORED:
                 if i.file_size != i.compress_size:
-                    raise FileFormatError(path, f"entry {i.filename!r} is stored uncompressed but declares "
+                    raise FileFormatError(path, f"entry {i.filename!r:.80} is stored uncompressed but declares "
                                                 f"{i.file_size} bytes in {i.compress_size}")
                 stored += i.compress_size
             elif i.compress_type == zipfile.ZIP_DEFLATED:
                 compressed += i.compress_size
                 expanded += i.file_size
             else:
-                raise FileFormatError(path, f"entry {i.filename!r} uses zip compression method {i.compress_type}; "
-                                            "only stored and deflated entries are read")
+                raise FileFormatError(path, f"entry {i.filename!r:.80} uses zip compression method "
+                                            f"{i.compress_type}; only stored and deflated entries are read")
+            key = i.filename[:-4] if i.filename.endswith(".npy") else i.filename
+            if key in by_key:
+                raise FileFormatError(path, f"entry {key!r:.80} appears twice in the archive")
+            by_key[key] = i
         if stored + compressed > size:
             raise FileFormatError(path, f"its entries declare {stored + compressed} bytes, more than the file's "
                                         f"{size}: truncated or corrupt")
@@ -235,22 +258,25 @@ class _Npz:
                 path, f"its compressed entries declare {expanded} bytes uncompressed from {compressed} bytes; at "
                       f"most {MAX_EXPANSION}x plus {FREE_EXPANSION >> 20} MiB is accepted (re-save it uncompressed: "
                       "np.savez or strided.io.save)")
-        headers, by_key = {}, {}
-        for i in infos:
-            key = i.filename[:-4] if i.filename.endswith(".npy") else i.filename
-            if key in headers:
-                raise FileFormatError(path, f"entry {key!r} appears twice in the archive")
+        return by_key
+
+    def header(self, key: str) -> Header:
+        """The checked ``.npy`` header of entry ``key`` (read once)."""
+        if key not in self._headers:
+            info = self._infos[key]
             try:
-                with self._zip.open(i) as f:
-                    headers[key] = _npy_header(path, key, f, i.file_size)
+                with self._zip.open(info) as f:
+                    self._headers[key] = _npy_header(self.path, key, f, info.file_size)
+            except FileFormatError:
+                raise
             except _NPZ_ERRORS as exc:
-                raise FileFormatError(path, f"entry {key!r} cannot be read: truncated or corrupt ({exc})") from exc
-            by_key[key] = i
-        return headers, by_key
+                raise FileFormatError(self.path, f"entry {key!r} cannot be read: truncated or corrupt "
+                                                 f"({exc})") from exc
+        return self._headers[key]
 
     def read(self, key: str) -> np.ndarray:
         """The array stored under ``key``, allocated at its checked size and filled piece by piece."""
-        header, info = self.headers[key], self._infos[key]
+        header, info = self.header(key), self._infos[key]
         out = np.empty(header.shape[::-1] if header.order == "F" else header.shape, dtype=header.dtype)
         view = memoryview(out.reshape(-1).view(np.uint8))
         try:
@@ -264,6 +290,8 @@ class _Npz:
                                                          f"{len(view)} bytes: truncated")
                     filled += got
                 f.read(1)  # reaching the entry's end checks its CRC
+        except FileFormatError:
+            raise
         except _NPZ_ERRORS as exc:
             raise FileFormatError(self.path, f"entry {key!r} cannot be read: truncated or corrupt ({exc})") from exc
         return out.T if header.order == "F" else out
@@ -334,6 +362,13 @@ class _Safetensors:
             headers[name], self._offsets[name] = h, offsets[0]
         return headers, meta
 
+    @property
+    def names(self) -> tuple:
+        return tuple(self.headers)
+
+    def header(self, key: str) -> Header:
+        return self.headers[key]
+
     def read(self, key: str) -> np.ndarray:
         header = self.headers[key]
         out = np.empty(header.shape, dtype=header.dtype)
@@ -352,9 +387,30 @@ class _Safetensors:
 
 
 # ----------------------------------------------------------------------------- checked reading
+class _Headers(Mapping):
+    """Name -> :class:`Header` of a container's arrays, each header read and checked when first asked for."""
+
+    def __init__(self, names, header):
+        self._names, self._header = {n: None for n in names}, header
+
+    def __getitem__(self, key: str) -> Header:
+        if key not in self._names:
+            raise KeyError(key)
+        return self._header(key)
+
+    def __contains__(self, key) -> bool:
+        return key in self._names
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class Container(Mapping):
-    """A strided file opened for reading: ``headers`` (name -> :class:`Header`) and ``meta`` (JSON text or None)
-    are known and checked; ``container[name]`` reads one array (at most once, in bounded pieces).
+    """A strided file opened for reading: ``headers`` (name -> :class:`Header`, each checked when first used)
+    and ``meta`` (JSON text or None); ``container[name]`` reads one array (at most once, in bounded pieces).
 
     Use it as a context manager (``with containers.open_checked(path) as c:``).
     """
@@ -365,7 +421,8 @@ class Container(Mapping):
         self._reader = _Npz(path) if self.kind == "npz" else _Safetensors(path)
         self._cache: dict = {}
         try:
-            self.headers = dict(self._reader.headers)
+            self.headers = _Headers([n for n in self._reader.names if n != META_KEY or self.kind != "npz"],
+                                    self._reader.header)
             self.meta = self._meta_text()
         except BaseException:
             self._reader.close()
@@ -374,9 +431,9 @@ class Container(Mapping):
     def _meta_text(self):
         if self.kind == "safetensors":
             return self._reader.meta
-        header = self.headers.pop(META_KEY, None)
-        if header is None:
+        if META_KEY not in self._reader.names:
             return None
+        header = self._reader.header(META_KEY)
         if header.dtype != np.uint8 or len(header.shape) != 1:
             raise FileFormatError(self.path, f"entry {META_KEY!r} must be UTF-8 bytes, got an array {header.dtype} "
                                              f"{header.shape}")
