@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import zlib
 
 from ..io import FileFormatError
