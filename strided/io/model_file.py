@@ -126,13 +126,13 @@ def check_tensors(path, index, container, prefix: str) -> OrderedDict:
 def state_shapes(model: Module) -> "OrderedDict[str, tuple]":
     """Name -> shape of every tensor of ``model.state_dict()``, without copying any."""
     out = OrderedDict()
-    for mname, m in model.named_modules(remove_duplicate=False):
+    for mname, m in model.named_modules(remove_duplicate=False):  # a shared module at each of its places
         pre = f"{mname}." if mname else ""
-        for pname, p in m._parameters.items():
-            if p is not None:
+        for pname, p in m.named_parameters():
+            if "." not in pname:  # the module's own, not its children's
                 out[pre + pname] = tuple(p.shape)
-        for bname, b in m._buffers.items():
-            if b is not None:
+        for bname, b in m.named_buffers():
+            if "." not in bname:
                 out[pre + bname] = tuple(np.shape(b))
     return out
 
