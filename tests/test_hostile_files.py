@@ -138,3 +138,22 @@ def test_a_live_writers_temporary_file_is_kept(tmp_path):
     mine.write_bytes(b"in progress")
     sio.save(nn.Linear(2, 2), target)
     assert mine.exists()
+
+
+def test_large_gzip_idx_is_read_in_pieces(tmp_path, monkeypatch, rng):
+    import gzip
+    import struct
+
+    from strided import data
+    from strided.data import idx
+
+    monkeypatch.setattr(idx, "GZIP_DIRECT_BYTES", 1024)
+    monkeypatch.setattr(idx, "GZIP_PIECE_BYTES", 700)
+    images = rng.integers(0, 256, (30, 20, 20), dtype=np.uint8)
+    header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", *images.shape)
+    whole, cut = tmp_path / "whole.gz", tmp_path / "cut.gz"
+    whole.write_bytes(gzip.compress(header + images.tobytes()))
+    np.testing.assert_array_equal(data.read_idx(whole), images)
+    cut.write_bytes(gzip.compress(header + images.tobytes()[:5000]))
+    with pytest.raises(FileFormatError, match=r"cut\.gz: truncated IDX data .* declares 12000 bytes .* holds 5000"):
+        data.read_idx(cut)

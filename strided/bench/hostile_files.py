@@ -319,6 +319,17 @@ def _idx_gzip_claims(d, scale):
     return path, data.read_idx
 
 
+def _idx_gzip_bomb(d, scale):
+    """A 1 MB gzip IDX file whose honest header declares 1 GiB of zeros."""
+    size = int((1 << 30) * scale)
+    header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", size // 4096, 64, 64)
+    deflated, crc = _zeros_deflate(header, len(header) + size // 4096 * 4096)
+    path = d / "idx_gzip_bomb.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + deflated
+                     + struct.pack("<II", crc, (len(header) + size // 4096 * 4096) & 0xFFFFFFFF))
+    return path, data.read_idx
+
+
 #: name -> crafter(directory, scale) returning (path, reader)
 CASES = {
     "arch_huge_linear": _arch_huge_linear,
@@ -343,6 +354,7 @@ CASES = {
     "cifar_bomb": _cifar_bomb,
     "idx_255_dims": _idx_many_dims,
     "idx_gzip_claims": _idx_gzip_claims,
+    "idx_gzip_bomb": _idx_gzip_bomb,
 }
 
 

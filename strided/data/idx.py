@@ -40,6 +40,8 @@ MAX_DIMS = 16
 #: larger ones in pieces of GZIP_PIECE_BYTES, so a header that lies costs only what the stream holds
 GZIP_DIRECT_BYTES = 48 << 20
 GZIP_PIECE_BYTES = 16 << 20
+#: a gzip payload may declare at most this many times the compressed file's size (plus GZIP_DIRECT_BYTES)
+GZIP_MAX_EXPANSION = 64
 
 
 def read_idx(path) -> np.ndarray:
@@ -113,7 +115,8 @@ def _check_payload_size(f, path, dims, dtype, header_bytes: int) -> None:
 
     A raw file's size is known exactly. A gzip file's is not, but deflate
     expands at most ~1032:1, which still rules out a corrupt count asking
-    for terabytes.
+    for terabytes; beyond :data:`GZIP_MAX_EXPANSION` (real image and label
+    files expand about 5x) the file is refused as well.
     """
     declared = int(np.prod(dims, dtype=object)) * dtype.itemsize
     size = os.path.getsize(path)
@@ -121,6 +124,12 @@ def _check_payload_size(f, path, dims, dtype, header_bytes: int) -> None:
         if declared > 1032 * size + 1024:
             raise DataFileError(
                 path, f"the header declares shape {dims} ({declared} bytes), impossible for a {size}-byte gzip file"
+            )
+        if declared > GZIP_MAX_EXPANSION * size + GZIP_DIRECT_BYTES:
+            raise DataFileError(
+                path, f"the header declares shape {dims} ({declared} bytes) from a {size}-byte gzip file, an "
+                      f"expansion over {GZIP_MAX_EXPANSION}x (MNIST's files expand about 5x); if the file is "
+                      "genuine, decompress it first (gunzip) and read the raw file"
             )
         return
     available = size - header_bytes
