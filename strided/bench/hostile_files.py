@@ -217,9 +217,9 @@ def _deep_json(d, scale):
 
 
 def _many_modules(d, scale):
-    """A valid-looking Sequential of 300,000 ReLUs (5 MB of JSON) next to a tensor it does not have."""
+    """A valid-looking Sequential of 280,000 ReLUs (5 MB of JSON) next to a tensor it does not have."""
     def edit(meta):
-        meta["architecture"]["children"] += [{"type": "ReLU"}] * int(300_000 * scale)
+        meta["architecture"]["children"] += [{"type": "ReLU"}] * int(280_000 * scale)
         meta["architecture"]["children"].append({"type": "Linear", "config": {"in_features": 3, "out_features": 3}})
         return meta
     return _edited(_small_model(d / "small.npz"), d / "many_modules.npz", edit), sio.load

@@ -11,7 +11,8 @@ Reading never trusts a size it has not checked. :func:`open_checked` reads
 every entry's header (dtype, shape, byte count) and checks it against the
 archive's own record of the entry and against the file's real size;
 compressed entries may expand at most :data:`MAX_EXPANSION` times (plus
-:data:`FREE_EXPANSION`), JSON may nest at most :data:`MAX_JSON_DEPTH` deep.
+:data:`FREE_EXPANSION`), JSON may nest at most :data:`MAX_JSON_DEPTH` deep and
+hold at most :data:`MAX_JSON_CONTAINERS` objects and arrays.
 Only then is an array allocated, at its checked size, and filled in pieces
 of :data:`READ_CHUNK` bytes, so a crafted file cannot make the reader
 allocate more than the file can hold.
@@ -39,7 +40,7 @@ from .._optional import require
 from .atomic import atomic_write
 
 __all__ = ["FileFormatError", "META_KEY", "Container", "Header", "write", "read", "open_checked", "kind_of", "parse_json",
-           "json_depth", "MAX_JSON_DEPTH", "MAX_EXPANSION", "FREE_EXPANSION"]
+           "json_depth", "json_structure", "MAX_JSON_DEPTH", "MAX_JSON_CONTAINERS", "MAX_EXPANSION", "FREE_EXPANSION"]
 
 META_KEY = "__strided__"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -89,6 +90,9 @@ def kind_of(path) -> str:
 #: JSON deeper than this (objects and arrays inside each other) is refused before it is parsed;
 #: strided's own descriptions are a few levels deep per nested container
 MAX_JSON_DEPTH = 100
+#: and more objects and arrays than this (each costs a few hundred bytes once parsed) are refused too;
+#: a model of MAX_MODULES layers and its checkpoint need a small fraction of it
+MAX_JSON_CONTAINERS = 200_000
 #: compressed entries (``np.savez_compressed``) may expand to this many times their compressed
 #: size, plus :data:`FREE_EXPANSION` bytes; strided itself writes uncompressed entries
 MAX_EXPANSION = 8
@@ -98,27 +102,48 @@ READ_CHUNK = 1 << 20
 _MAX_NPY_HEADER = 1 << 16
 _KINDS = "biufc"  # numeric and boolean arrays only: no objects, strings, records or datetimes
 
-_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_NOT_MARKS = bytes(c for c in range(256) if c not in b'[]{}"')
 
 
 def json_depth(text: str) -> int:
-    """How deeply objects and arrays nest in the JSON ``text`` (strings skipped), computed without recursion."""
-    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text)).encode("ascii")
-    depth = deepest = 0
-    for start in range(0, len(brackets), READ_CHUNK):
-        codes = np.frombuffer(brackets, dtype=np.uint8, count=min(READ_CHUNK, len(brackets) - start), offset=start)
-        steps = np.where((codes == ord("{")) | (codes == ord("[")), 1, -1).astype(np.int32)
+    """How deeply objects and arrays nest in the JSON ``text`` (brackets inside strings skipped)."""
+    return json_structure(text)[0]
+
+
+def json_structure(text: str) -> tuple:
+    """``(depth, containers)``: how deeply objects and arrays nest in the JSON ``text`` and how many there are
+    (brackets inside strings skipped).
+
+    Computed without recursion or a Python loop over characters: escaped
+    backslashes and quotes are dropped, everything but brackets and quotes
+    deleted (``bytes.translate``), and the depth is a running sum over the
+    brackets outside strings (an even number of quotes before them).
+    """
+    marks = text.replace("\\\\", "").replace('\\"', "").encode("utf-8", "replace").translate(None, _NOT_MARKS)
+    depth = deepest = containers = 0
+    inside = 0  # 1 while within a string, carried from piece to piece
+    for start in range(0, len(marks), READ_CHUNK):
+        codes = np.frombuffer(marks, dtype=np.uint8, count=min(READ_CHUNK, len(marks) - start), offset=start)
+        quotes = (codes == ord('"')).astype(np.uint8)
+        within = np.bitwise_xor.accumulate(quotes) ^ inside  # 1 inside a string (a closing quote counts as 0)
+        inside = int(within[-1])
+        opening = (codes == ord("{")) | (codes == ord("["))
+        closing = (codes == ord("}")) | (codes == ord("]"))
+        steps = np.where(within == 1, 0, opening.astype(np.int8) - closing.astype(np.int8))
+        containers += int(np.count_nonzero(steps == 1))
         running = np.cumsum(steps, dtype=np.int64) + depth
         deepest, depth = max(deepest, int(running.max())), int(running[-1])
-    return deepest
+    return deepest, containers
 
 
 def parse_json(path, text: str, what: str = "description"):
     """Decode JSON ``text`` read from ``path``, refusing nesting deeper than :data:`MAX_JSON_DEPTH`."""
-    depth = json_depth(text)
+    depth, count = json_structure(text)
     if depth > MAX_JSON_DEPTH:
         raise FileFormatError(path, f"its {what} nests {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted")
+    if count > MAX_JSON_CONTAINERS:
+        raise FileFormatError(path, f"its {what} holds {count} JSON objects and arrays; at most "
+                                    f"{MAX_JSON_CONTAINERS} are accepted")
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an int of more digits than Python converts
