@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import zlib
+
+from ..io import FileFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-class DataFileError(ValueError):
-    """A data file exists but its content is not what its format requires."""
-
-    def __init__(self, path, problem: str):
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+class DataFileError(FileFormatError):
+    """A data file exists but its content is not what its format requires (a :class:`~strided.io.FileFormatError`)."""
 
 
 def is_gzip(path) -> bool:

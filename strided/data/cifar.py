@@ -35,6 +35,12 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 META = "batches.meta"
 IMAGE_SHAPE = (3, 32, 32)
+#: no file of the official archive is larger (its batches are 31,035,320 to 31,035,999 bytes,
+#: batches.meta 158): a larger member or file is refused before it is read
+MAX_BATCH_BYTES = 31_100_000
+MAX_META_BYTES = 4096
+#: the official archive holds 8 members (the directory, 7 files)
+MAX_MEMBERS = 64
 
 # the globals a pickled ndarray refers to, under NumPy 1 and NumPy 2 module names
 _ALLOWED_GLOBALS = {
@@ -132,22 +138,54 @@ def find_batches(path) -> Path | None:
     return None
 
 
-def _read_members(archive: Path) -> dict[str, bytes]:
-    """The batch files of a ``.tar.gz``, read in one streaming pass (no extraction to disk)."""
+def _size_cap(name: str) -> int:
+    return MAX_META_BYTES if name == META else MAX_BATCH_BYTES
+
+
+def _read_members(archive: Path) -> dict:
+    """The batches of a ``.tar.gz``, read in one streaming pass (no extraction to disk) and parsed as they come.
+
+    Every member's declared size is checked against the official files' sizes before
+    it is read, so a crafted archive cannot make the reader inflate more than that.
+    """
     wanted = {*TRAIN_BATCHES, TEST_BATCH, META}
-    found: dict[str, bytes] = {}
+    found: dict = {}
     try:
         # streaming mode: members are read in archive order without seeking back in the gzip stream
         with tarfile.open(archive, "r|gz") as tar:
-            for member in tar:
+            for count, member in enumerate(tar, 1):
                 name = member.name.rsplit("/", 1)[-1]
+                if count > MAX_MEMBERS:
+                    raise DataFileError(archive, f"the archive holds more than {MAX_MEMBERS} members; the "
+                                                 "official CIFAR-10 archive holds 8")
+                cap = _size_cap(name) if name in wanted else MAX_BATCH_BYTES
+                if member.size > cap:
+                    raise DataFileError(archive, f"member {member.name!r:.120} declares {member.size} bytes; no file "
+                                                 f"of the CIFAR-10 archive is larger than {cap}")
                 if member.isfile() and name in wanted:
-                    found[name] = tar.extractfile(member).read()
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                    source = f"{archive}:{name}"
+                    payload = tar.extractfile(member).read()
+                    found[name] = parse_meta(payload, source) if name == META else parse_batch(payload, source)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
         raise DataFileError(archive, f"truncated or corrupt archive: {type(exc).__name__}: {exc}") from exc
     missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in found]
     if missing:
         raise DataFileError(archive, f"the archive lacks the CIFAR-10 batch file(s) {missing}")
+    return found
+
+
+def _read_directory(location: Path) -> dict:
+    """The batches of a directory, each file's size checked before it is read."""
+    found = {}
+    for name in (*TRAIN_BATCHES, TEST_BATCH, META):
+        path = location / name
+        if not path.is_file():
+            continue
+        if path.stat().st_size > _size_cap(name):
+            raise DataFileError(path, f"{path.stat().st_size} bytes; the official {name} is at most "
+                                      f"{_size_cap(name)} bytes")
+        payload = path.read_bytes()
+        found[name] = parse_meta(payload, path) if name == META else parse_batch(payload, path)
     return found
 
 
@@ -163,18 +201,10 @@ def read_cifar10(path) -> dict:
             f"no CIFAR-10 batches in {os.fspath(path)}: expected {ARCHIVE}, a {BATCH_DIR}/ directory, "
             f"or the files {', '.join((*TRAIN_BATCHES, TEST_BATCH))}"
         )
-    if location.is_file():
-        members = _read_members(location)
-        source = {name: f"{location}:{name}" for name in members}
-    else:
-        members = {n: (location / n).read_bytes() for n in (*TRAIN_BATCHES, TEST_BATCH, META)
-                   if (location / n).is_file()}
-        source = {name: location / name for name in members}
-    train = [parse_batch(members[n], source[n]) for n in TRAIN_BATCHES]
-    test = parse_batch(members[TEST_BATCH], source[TEST_BATCH])
-    classes = parse_meta(members[META], source[META]) if META in members else None
+    parsed = _read_members(location) if location.is_file() else _read_directory(location)
+    train = [parsed[n] for n in TRAIN_BATCHES]
     return {
         "train": (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
-        "test": test,
-        "classes": classes,
+        "test": parsed[TEST_BATCH],
+        "classes": parsed.get(META),
     }

@@ -16,6 +16,7 @@ published) or raw (as after ``gunzip``); the content decides, not the name.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 
@@ -31,6 +32,16 @@ IDX_TYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+
+
+#: the most dimensions an IDX header may declare (NumPy arrays have at most 64)
+MAX_DIMS = 16
+#: gzip payloads up to this size are read straight into the output (MNIST's largest is 47 MB);
+#: larger ones in pieces of GZIP_PIECE_BYTES, so a header that lies costs only what the stream holds
+GZIP_DIRECT_BYTES = 48 << 20
+GZIP_PIECE_BYTES = 16 << 20
+#: a gzip payload may declare at most this many times the compressed file's size (plus GZIP_DIRECT_BYTES)
+GZIP_MAX_EXPANSION = 64
 
 
 def read_idx(path) -> np.ndarray:
@@ -54,11 +65,17 @@ def read_idx(path) -> np.ndarray:
                 "(0x00000803 for images, 0x00000801 for labels)",
             )
         ndim = magic[3]
+        if ndim > MAX_DIMS:
+            raise DataFileError(path, f"the IDX header declares {ndim} dimensions; at most {MAX_DIMS} are read "
+                                      "(images have 3, labels 1)")
         dims = struct.unpack(f">{ndim}I", read_exactly(f, 4 * ndim, path, f"IDX header ({ndim} dimension sizes)"))
         dtype = IDX_TYPES[magic[2]]
         _check_payload_size(f, path, dims, dtype, header_bytes=4 + 4 * ndim)
-        out = np.empty(dims, dtype=dtype)
-        read_into(f, out.reshape(-1).view(np.uint8), path, f"IDX data of shape {dims}")
+        if isinstance(f, gzip.GzipFile):
+            out = _read_gzip_payload(f, path, dims, dtype)
+        else:
+            out = np.empty(dims, dtype=dtype)
+            read_into(f, out.reshape(-1).view(np.uint8), path, f"IDX data of shape {dims}")
         if f.read(1):
             raise DataFileError(
                 path,
@@ -68,12 +85,38 @@ def read_idx(path) -> np.ndarray:
     return out.astype(dtype.newbyteorder("="), copy=False)
 
 
+def _read_gzip_payload(f, path, dims, dtype) -> np.ndarray:
+    """The values of a gzip file, read in pieces so that a header claiming more than the stream holds
+    costs only what the stream holds; the output is allocated once the data is known to be there."""
+    declared = math.prod(dims) * dtype.itemsize
+    if declared <= GZIP_DIRECT_BYTES:
+        out = np.empty(dims, dtype=dtype)
+        read_into(f, out.reshape(-1).view(np.uint8), path, f"IDX data of shape {dims}")
+        return out
+    pieces, total = [], 0
+    while total < declared:
+        piece = f.read(min(GZIP_PIECE_BYTES, declared - total))
+        if not piece:
+            raise DataFileError(path, f"truncated IDX data of shape {dims}: the header declares {declared} bytes "
+                                      f"of data but the file holds {total}")
+        pieces.append(piece)
+        total += len(piece)
+    out = np.empty(dims, dtype=dtype)
+    flat, at = out.reshape(-1).view(np.uint8), 0
+    while pieces:
+        piece = pieces.pop(0)
+        flat[at:at + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        at += len(piece)
+    return out
+
+
 def _check_payload_size(f, path, dims, dtype, header_bytes: int) -> None:
     """Refuse a header whose counts cannot match the file before allocating for them.
 
     A raw file's size is known exactly. A gzip file's is not, but deflate
     expands at most ~1032:1, which still rules out a corrupt count asking
-    for terabytes.
+    for terabytes; beyond :data:`GZIP_MAX_EXPANSION` (real image and label
+    files expand about 5x) the file is refused as well.
     """
     declared = int(np.prod(dims, dtype=object)) * dtype.itemsize
     size = os.path.getsize(path)
@@ -81,6 +124,12 @@ def _check_payload_size(f, path, dims, dtype, header_bytes: int) -> None:
         if declared > 1032 * size + 1024:
             raise DataFileError(
                 path, f"the header declares shape {dims} ({declared} bytes), impossible for a {size}-byte gzip file"
+            )
+        if declared > GZIP_MAX_EXPANSION * size + GZIP_DIRECT_BYTES:
+            raise DataFileError(
+                path, f"the header declares shape {dims} ({declared} bytes) from a {size}-byte gzip file, an "
+                      f"expansion over {GZIP_MAX_EXPANSION}x (MNIST's files expand about 5x); if the file is "
+                      "genuine, decompress it first (gunzip) and read the raw file"
             )
         return
     available = size - header_bytes

@@ -4,9 +4,13 @@ The content goes to a temporary file in the destination's directory (the same
 file system, so the final ``os.replace`` is atomic on POSIX and Windows); it
 is flushed and fsynced, then renamed over the destination. If anything fails
 in between (an exception, Ctrl-C, a full disk) the temporary file is removed
-and the previous file, if there was one, is left exactly as it was. A crash
-of the whole process can at worst leave a ``.<name>.*.tmp`` file next to the
-destination, never a half-written destination.
+and the previous file, if there was one, is left exactly as it was. A process
+killed mid-write can leave its temporary file next to the destination, never
+a half-written destination; the temporary file is named
+``.<name>.tmp-<pid>-<16 hex digits>`` after the process that writes it, and
+the next write to the same destination removes the ones whose process has
+ended (:func:`remove_stale_temporaries`), so killed saves leave nothing behind
+for long. A file of another name is never touched.
 
 Every writer in the library goes through :func:`atomic_write`.
 """
@@ -15,13 +19,62 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_bytes_atomic", "write_json_atomic", "write_text_atomic", "TEMP_SUFFIX"]
+__all__ = ["atomic_write", "write_bytes_atomic", "write_json_atomic", "write_text_atomic", "TEMP_MARK",
+           "temporary_path", "remove_stale_temporaries"]
 
-TEMP_SUFFIX = ".tmp"
+TEMP_MARK = ".tmp-"
+_TEMP_TAIL = re.compile(r"(?P<pid>[1-9][0-9]{0,9})-[0-9a-f]{16}")
+
+
+def temporary_path(path: Path) -> Path:
+    """A fresh temporary name next to ``path``: ``.<name>.tmp-<this process id>-<16 random hex digits>``."""
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(8)}")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists (another user's), or we cannot tell: keep its file
+    return True
+
+
+def remove_stale_temporaries(path) -> list:
+    """Remove the temporary files that earlier writes to ``path`` left behind when their process was killed.
+
+    Only names of the form :func:`temporary_path` gives for ``path`` are
+    considered, and only those whose process has ended are removed (a write
+    under way in another process keeps its file). Returns the removed paths.
+    Does nothing on Windows, where a process cannot be probed safely.
+    """
+    path = Path(os.fspath(path))
+    if os.name == "nt":
+        return []
+    prefix = f".{path.name}{TEMP_MARK}"
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        tail = _TEMP_TAIL.fullmatch(entry.name[len(prefix):])
+        if tail is None or _process_alive(int(tail["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _umask() -> int:
@@ -40,7 +93,7 @@ def _umask() -> int:
 
 
 def _default_mode() -> int:
-    # mkstemp creates 0600 files; a saved model or figure should get the
+    # the temporary file is created 0600; a saved model or figure should get the
     # permissions an ordinary open() would give it (0666 minus the umask).
     return 0o666 & ~_umask()
 
@@ -83,7 +136,9 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = "utf-8", newline
         file_mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         file_mode = _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    remove_stale_temporaries(path)
+    tmp = temporary_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.chmod(tmp, file_mode)
         kwargs = {} if mode == "wb" else {"encoding": encoding, "newline": newline}

@@ -78,27 +78,31 @@ def load_checkpoint(path, model: Module | None = None, optimizer=None, scheduler
     :class:`FileFormatError` before the model is changed. Random generators
     are not touched here: restore them from ``rng_state`` (as ``fit`` does).
     """
-    meta, arrays = model_file.read_meta(path, (model_file.CHECKPOINT_FORMAT,))
-    try:
-        decoded = {name: tree.decode(meta.get(name), arrays, name) for name in _SECTIONS}
-        states = {name: (None if meta.get(name) is None else
-                         tree.decode(meta[name].get("state"), arrays, f"{name} state"))
-                  for name in ("optimizer", "scheduler")}
-    except (KeyError, AttributeError, TypeError, ValueError) as exc:
-        raise FileFormatError(path, f"its saved state is incomplete or malformed: {exc}") from exc
-
-    section = meta.get("model")
-    if model is None:
-        model = model_file.model_from_section(path, section, arrays, "model/")
-        filled_later = None
-    else:
-        if not isinstance(model, Module):
-            raise TypeError(f"model must be a strided.nn.Module or None, got {type(model).__name__}")
+    if model is not None and not isinstance(model, Module):
+        raise TypeError(f"model must be a strided.nn.Module or None, got {type(model).__name__}")
+    with model_file.opened(path, (model_file.CHECKPOINT_FORMAT,)) as (meta, container):
+        section = meta.get("model")
         if not isinstance(section, dict):
             raise FileFormatError(path, "its model description is missing or malformed")
-        state = model_file.check_tensors(path, section.get("tensors"), arrays, "model/")
-        model_file.match_architecture(path, model, state)
-        filled_later = state
+        # the model first: its tensors are checked against the architecture before any other array is read
+        if model is None:
+            model = model_file.model_from_section(path, section, container, "model/")
+            filled_later = None
+        else:
+            index = model_file.check_index(path, section.get("tensors"), container.headers, "model/")
+            model_file.match_architecture(path, model_file.state_shapes(model),
+                                          {k: h.shape for k, h in index.items()})
+            filled_later = model_file.read_tensors(container, index, "model/")
+        for name in ("optimizer", "scheduler"):
+            if meta.get(name) is not None and not isinstance(meta[name], dict):
+                raise FileFormatError(path, f"its {name} section is malformed: {meta[name]!r:.80}")
+        try:
+            decoded = {name: tree.decode(meta.get(name), container, name) for name in _SECTIONS}
+            states = {name: (None if meta.get(name) is None else
+                             tree.decode(meta[name].get("state"), container, f"{name} state"))
+                      for name in ("optimizer", "scheduler")}
+        except (tree.DecodeError, RecursionError) as exc:
+            raise FileFormatError(path, f"its saved state is incomplete or malformed: {exc}") from exc
 
     targets = [(name, obj) for name, obj in (("optimizer", optimizer), ("scheduler", scheduler)) if obj is not None]
     for name, obj in targets:

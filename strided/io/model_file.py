@@ -10,14 +10,17 @@ default, ``.safetensors`` when the path ends so) holding
   shape), which parameters are frozen, train/eval mode, and optionally the
   input shape and any JSON-friendly metadata (class names, normalisation).
 
-Loading checks everything before building anything it returns: the format
-version, that every indexed tensor is present with its dtype and shape, and
-that the rebuilt architecture has exactly these tensors. Each problem is a
+Loading checks everything before it allocates or builds anything: the
+format version, that every indexed tensor is stored with its dtype and shape
+(from the entries' headers, checked against the file's size by
+:mod:`strided.io.containers`), and that the architecture, built first with
+placeholder parameters that take no memory, has exactly these tensors. Only
+then are the tensors read and the model built. Each problem is a
 :class:`~strided.io.FileFormatError` naming the file.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..nn import init
 from ..nn.module import Module
 from . import containers, serialize, tree
 from .containers import FileFormatError
@@ -82,78 +86,129 @@ def model_section(model: Module, arrays: dict, prefix: str = "") -> dict:
     }
 
 
-def check_tensors(path, index, arrays: dict, prefix: str) -> OrderedDict:
-    """The state dict that the index describes, each tensor checked to be present with its dtype and shape."""
+def check_index(path, index, headers: dict, prefix: str) -> "OrderedDict[str, containers.Header]":
+    """Name -> header of every tensor the index lists, each checked to be stored with its dtype and shape.
+
+    Only the headers are compared: nothing is read or allocated.
+    """
     if not isinstance(index, dict):
         raise FileFormatError(path, "its tensor index is malformed (expected a dict of name -> dtype and shape)")
-    state = OrderedDict()
+    out = OrderedDict()
     for name, spec in index.items():
         key = prefix + name
-        if key not in arrays:
-            raise FileFormatError(path, f"missing tensor {name!r}, which its index lists (the file is incomplete "
+        if key not in headers:
+            raise FileFormatError(path, f"missing tensor {name!r:.80}, which its index lists (the file is incomplete "
                                         "or was modified after saving)")
-        a = arrays[key]
+        h = headers[key]
         try:
             dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
-        except (TypeError, KeyError) as exc:
-            raise FileFormatError(path, f"the index entry of tensor {name!r} is malformed: {spec!r}") from exc
-        if a.dtype != dtype or a.shape != shape:
-            raise FileFormatError(path, f"tensor {name!r} is {a.dtype} {a.shape} but its index says {dtype} {shape} "
-                                        "(the file was modified after saving)")
-        state[name] = a
-    return state
+        except (TypeError, KeyError, ValueError) as exc:
+            raise FileFormatError(path, f"the index entry of tensor {name!r} is malformed: {spec!r:.80}") from exc
+        if h.dtype != dtype or h.shape != shape:
+            raise FileFormatError(path, f"tensor {name!r} is {h.dtype} {h.shape} but its index says {dtype} "
+                                        f"{shape!r:.80} (the file was modified after saving)")
+        if h.dtype.kind not in "biuf":
+            raise FileFormatError(path, f"tensor {name!r} has dtype {h.dtype}; expected a real number array")
+        out[name] = h
+    return out
 
 
-def match_architecture(path, model: Module, state: dict) -> None:
-    """Check that ``state`` has exactly ``model``'s keys and shapes (before anything is loaded)."""
-    expected = {k: v.shape for k, v in model.state_dict().items()}
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(s)}" for k, s in expected.items()
-             if k in state and tuple(state[k].shape) != tuple(s)]
+def read_tensors(container, index: dict, prefix: str) -> OrderedDict:
+    """The arrays of a checked index (:func:`check_index`), read from the container."""
+    return OrderedDict((name, container[prefix + name]) for name in index)
+
+
+def check_tensors(path, index, container, prefix: str) -> OrderedDict:
+    """The state dict that the index describes, each tensor checked to be present with its dtype and shape."""
+    return read_tensors(container, check_index(path, index, container.headers, prefix), prefix)
+
+
+def state_shapes(model: Module) -> "OrderedDict[str, tuple]":
+    """Name -> shape of every tensor of ``model.state_dict()``, without copying any."""
+    out = OrderedDict()
+    for mname, m in model.named_modules(remove_duplicate=False):  # a shared module at each of its places
+        pre = f"{mname}." if mname else ""
+        for pname, p in m.named_parameters():
+            if "." not in pname:  # the module's own, not its children's
+                out[pre + pname] = tuple(p.shape)
+        for bname, b in m.named_buffers():
+            if "." not in bname:
+                out[pre + bname] = tuple(np.shape(b))
+    return out
+
+
+def match_architecture(path, expected: dict, stored: dict) -> None:
+    """Check that the stored tensors (name -> shape) are exactly the architecture's (before anything is loaded)."""
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
+    wrong = [f"{k}: file {tuple(stored[k])} vs model {tuple(s)}" for k, s in expected.items()
+             if k in stored and tuple(stored[k]) != tuple(s)]
     if missing or unexpected or wrong:
         parts = []
         if missing:
-            parts.append(f"missing {missing}")
+            parts.append(f"missing {_few(missing)}")
         if unexpected:
-            parts.append(f"unexpected {unexpected}")
+            parts.append(f"unexpected {_few(unexpected)}")
         if wrong:
-            parts.append(f"wrong shapes [{'; '.join(wrong)}]")
+            parts.append(f"wrong shapes [{'; '.join(_few(wrong))}]")
         raise FileFormatError(path, "the tensors do not match the architecture: " + ", ".join(parts))
-    for k, v in state.items():
-        if v.dtype.kind not in "biuf":
-            raise FileFormatError(path, f"tensor {k!r} has dtype {v.dtype}; expected a real number array")
 
 
-def model_from_section(path, section, arrays: dict, prefix: str = "") -> Module:
-    """Rebuild the model that :func:`model_section` described, from the arrays read from ``path``.
+def _few(names: list, n: int = 10) -> list:
+    return names if len(names) <= n else [*names[:n], f"... {len(names) - n} more"]
 
-    The model keeps the file's floating dtype (a float64 model comes back
-    float64), frozen parameters and train/eval modes.
+
+def _names(path, section: dict, key: str) -> set:
+    value = section.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FileFormatError(path, f"its {key!r} entry must be a list of names, got {value!r:.80}")
+    return set(value)
+
+
+def _build(path, architecture, container, shapes_only: bool = False) -> Module:
+    try:
+        if shapes_only:
+            with init.shapes_only():
+                return serialize.build(architecture, container)
+        return serialize.build(architecture, container)
+    except (serialize.ArchitectureError, RecursionError) as exc:
+        raise FileFormatError(path, f"its architecture cannot be rebuilt: {exc}") from exc
+
+
+def model_from_section(path, section, container, prefix: str = "") -> Module:
+    """Rebuild the model that :func:`model_section` described, from the checked container opened on ``path``.
+
+    First the architecture is built with placeholder parameters
+    (:func:`strided.nn.init.shapes_only`: no memory, no random draws) and its
+    tensor names and shapes compared with the file's checked headers; only
+    when they agree are the tensors read and the model built. The model
+    keeps the file's floating dtype (a float64 model comes back float64),
+    frozen parameters and train/eval modes.
     """
     if not isinstance(section, dict) or "tensors" not in section:
         raise FileFormatError(path, "its model description is missing or malformed")
-    state = check_tensors(path, section["tensors"], arrays, prefix)
+    index = check_index(path, section["tensors"], container.headers, prefix)
     if section.get("architecture") is None:
         raise FileFormatError(path, "it holds only a state dict, no architecture; build the model in code and "
                                     "call model.load_state_dict(strided.io.load_state_dict(path))")
-    try:
-        model = serialize.build(section["architecture"], arrays)
-    except (serialize.ArchitectureError, KeyError) as exc:
-        raise FileFormatError(path, f"its architecture cannot be rebuilt: {exc}") from exc
-    match_architecture(path, model, state)
+    frozen, other = _names(path, section, "frozen"), _names(path, section, "other_mode")
+    training = section.get("training", True)
+    if not isinstance(training, bool):
+        raise FileFormatError(path, f"its 'training' entry must be true or false, got {training!r:.80}")
+    skeleton = _build(path, section["architecture"], container, shapes_only=True)
+    match_architecture(path, state_shapes(skeleton), {k: h.shape for k, h in index.items()})
+    del skeleton
+    state = read_tensors(container, index, prefix)
+    model = _build(path, section["architecture"], container)
     floats = {v.dtype for v in state.values() if v.dtype.kind == "f"}
     if len(floats) == 1:
         (dt,) = floats
         if dt in (np.dtype(np.float32), np.dtype(np.float64)) and model.dtype != dt:
             model.to(dt)
     model.load_state_dict(state)
-    frozen = set(section.get("frozen", ()))
     for name, p in model.named_parameters():
         p.requires_grad = name not in frozen
-    training = bool(section.get("training", True))
     model.train(training)
-    other = set(section.get("other_mode", ()))
     for name, m in model.named_modules():
         if name in other:
             m.training = not training
@@ -161,10 +216,11 @@ def model_from_section(path, section, arrays: dict, prefix: str = "") -> Module:
 
 
 # ----------------------------------------------------------------------------- reading the description
-def read_meta(path, formats=FORMATS) -> tuple[dict, dict]:
-    """``(meta, arrays)`` of a strided file, after checking its format name and version."""
-    _, arrays, text = containers.read(path)
-    return parse_meta(path, text, formats), arrays
+@contextlib.contextmanager
+def opened(path, formats=FORMATS):
+    """``with opened(path) as (meta, container)``: a strided file's checked description and its arrays."""
+    with containers.open_checked(path) as container:
+        yield parse_meta(path, container.meta, formats), container
 
 
 def parse_meta(path, text: str | None, formats=FORMATS) -> dict:
@@ -172,21 +228,18 @@ def parse_meta(path, text: str | None, formats=FORMATS) -> dict:
     if text is None:
         raise FileFormatError(path, "not a strided file: it has no strided description (a plain .npz of arrays? "
                                     "read it with strided.io.load_state_dict(path) or np.load)")
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(path, f"its description is not valid JSON ({exc})") from exc
+    meta = containers.parse_json(path, text)
     if not isinstance(meta, dict):
         raise FileFormatError(path, "its description is not a JSON object")
     fmt, version = meta.get("format"), meta.get("format_version")
     if fmt not in FORMATS:
-        raise FileFormatError(path, f"unknown file format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise FileFormatError(path, f"unknown file format {fmt!r:.80}; expected one of {', '.join(FORMATS)}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise FileFormatError(path, f"unknown format version {version!r}; "
+        raise FileFormatError(path, f"unknown format version {version!r:.80}; "
                                     f"expected an int from 1 to {FORMAT_VERSION}")
     if version > FORMAT_VERSION:
         raise FileFormatError(
-            path, f"format version {version} was written by a newer strided ({meta.get('strided_version', '?')}); "
+            path, f"format version {version} was written by a newer strided ({meta.get('strided_version', '?')!s:.40}); "
                   f"this strided {__version__} reads versions up to {FORMAT_VERSION}: upgrade strided")
     if fmt not in formats:
         hint = " (read it with strided.io.load_checkpoint)" if fmt == CHECKPOINT_FORMAT else ""
@@ -224,21 +277,21 @@ def load(path) -> Module:
     file that is not a strided model, truncated, of an unknown format
     version, or whose tensors do not match its architecture.
     """
-    meta, arrays = read_meta(path, FORMATS)
-    if meta["format"] == CHECKPOINT_FORMAT:
-        return model_from_section(path, meta.get("model"), arrays, "model/")
-    return model_from_section(path, meta, arrays)
+    with opened(path) as (meta, container):
+        if meta["format"] == CHECKPOINT_FORMAT:
+            return model_from_section(path, meta.get("model"), container, "model/")
+        return model_from_section(path, meta, container)
 
 
 def info(path) -> dict:
     """What a strided file holds, without building anything: format, version, architecture, tensors, metadata..."""
-    meta, arrays = read_meta(path)
-    out = dict(meta)
-    if "metadata" in out:
-        try:
-            out["metadata"] = tree.decode(out["metadata"], arrays, "metadata")
-        except KeyError as exc:
-            raise FileFormatError(path, f"its metadata is incomplete: {exc}") from exc
+    with opened(path) as (meta, container):
+        out = dict(meta)
+        if "metadata" in out:
+            try:
+                out["metadata"] = tree.decode(out["metadata"], container, "metadata")
+            except (tree.DecodeError, RecursionError) as exc:
+                raise FileFormatError(path, f"its metadata is incomplete or malformed: {exc}") from exc
     out["path"] = os.fspath(path)
     return out
 
@@ -271,10 +324,12 @@ def save_state_dict(model_or_state, path, *, format: str | None = None) -> Path:
 
 def load_state_dict(path) -> "OrderedDict[str, np.ndarray]":
     """The weights stored at ``path``: a model file, a state-dict file, or a plain ``.npz`` of arrays."""
-    _, arrays, text = containers.read(path)
-    if text is None:
-        return OrderedDict(arrays)
-    meta = parse_meta(path, text)
-    if meta["format"] == CHECKPOINT_FORMAT:
-        return check_tensors(path, (meta.get("model") or {}).get("tensors"), arrays, "model/")
-    return check_tensors(path, meta.get("tensors"), arrays, "")
+    with containers.open_checked(path) as container:
+        if container.meta is None:
+            return OrderedDict((k, container[k]) for k in container)
+        meta = parse_meta(path, container.meta)
+        if meta["format"] == CHECKPOINT_FORMAT:
+            model = meta.get("model")
+            return check_tensors(path, model.get("tensors") if isinstance(model, dict) else None, container,
+                                 "model/")
+        return check_tensors(path, meta.get("tensors"), container, "")

@@ -146,8 +146,37 @@ def describe(module: Module, arrays: dict, where: str = "model", prefix: str = "
     return out
 
 
+#: the most modules a stored architecture may describe (a ResNet-152 has about 500); counted before
+#: anything is built, so a crafted description cannot keep the loader constructing for minutes
+MAX_MODULES = 4096
+
+
+def count_modules(description) -> int:
+    """How many layer descriptions (dicts with a ``"type"``) ``description`` holds, counted without recursion
+    (the count stops just past :data:`MAX_MODULES`)."""
+    count, stack = 0, [description]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            count += "type" in value
+            if count > MAX_MODULES:
+                break
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
+
+
 def build(description, arrays, where: str = "model", _built=None) -> Module:
-    """Rebuild a module from :func:`describe`'s output (raises :class:`ArchitectureError` on a bad description)."""
+    """Rebuild a module from :func:`describe`'s output (raises :class:`ArchitectureError` on a bad description).
+
+    A description of more than :data:`MAX_MODULES` modules is refused before anything is built.
+    """
+    if _built is None:
+        count = count_modules(description)
+        if count > MAX_MODULES:
+            raise ArchitectureError(f"{where}: the architecture describes more than {MAX_MODULES} modules, which "
+                                    "is the most rebuilt (raise strided.io.serialize.MAX_MODULES for a larger model)")
     built = {} if _built is None else _built  # where -> module, for the references of shared modules
     if isinstance(description, dict) and set(description) == {"same_as"}:
         target = built.get(description["same_as"]) if isinstance(description["same_as"], str) else None
@@ -167,8 +196,8 @@ def _build(description, arrays, where, built) -> Module:
     cls = _BY_NAME.get(name)
     if cls is None:
         raise ArchitectureError(
-            f"{where}: unknown module type {name!r}. If it is your own class, call "
-            f"strided.io.register_module({name}) before loading. Known types: {', '.join(sorted(_BY_NAME))}"
+            f"{where}: unknown module type {name!r:.80}. If it is your own class, call "
+            f"strided.io.register_module({name:.80}) before loading. Known types: {', '.join(sorted(_BY_NAME))}"
         )
     layers = []
     if "children" in description:
@@ -182,15 +211,19 @@ def _build(description, arrays, where, built) -> Module:
             return build(value["__module__"], arrays, at, built)
         return None
 
-    config = tree.decode(description.get("config", {}), arrays, f"{where} ({name}) argument", hook=modules_inside)
+    try:
+        config = tree.decode(description.get("config", {}), arrays, f"{where} ({name}) argument",
+                             hook=modules_inside)
+    except tree.DecodeError as exc:
+        raise ArchitectureError(str(exc)) from exc
     if not isinstance(config, dict):
         raise ArchitectureError(f"{where}: the arguments of {name} must be a dict, got {type(config).__name__}")
     try:
         return cls(*layers, **config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:
         what = f"{name}({_args(config)})" + (f" from its {len(layers)} children" if layers else "")
         raise ArchitectureError(f"{where}: cannot rebuild {what}: {exc}") from exc
 
 
 def _args(config: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in config.items())
+    return ", ".join(f"{k}={v!r:.80}" for k, v in config.items())

@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["encode", "decode", "dumps", "loads", "TreeError"]
+__all__ = ["encode", "decode", "dumps", "loads", "TreeError", "DecodeError"]
 
 _MARKERS = ("__array__", "__tuple__", "__dict__", "__float__", "__scalar__", "__dtype__", "__module__")
 
@@ -97,10 +97,12 @@ def encode(value, arrays: dict, where: str = "value", prefix: str = "", hook=Non
 
 
 def decode(value, arrays, where: str = "value", hook=None):
-    """Inverse of :func:`encode`; ``arrays`` maps keys to arrays (a dict or an open ``NpzFile``).
+    """Inverse of :func:`encode`; ``arrays`` maps keys to arrays (a dict or a checked container).
 
     ``hook(value, where)`` undoes :func:`encode`'s hook (``None``: not its value).
-    Raises ``KeyError`` naming the missing array when a reference has no array.
+    Raises :class:`DecodeError` naming the place for a reference to a missing
+    array or a malformed marker (an unknown scalar kind, a tuple that is not a
+    list...), never another exception on a crafted tree.
     """
     if hook is not None:
         custom = hook(value, where)
@@ -113,28 +115,79 @@ def decode(value, arrays, where: str = "value", hook=None):
     if len(value) == 1:
         (marker, body), = value.items()
         if marker == "__array__":
-            if body not in arrays:
-                raise KeyError(f"{where} refers to the array {body!r}, which is missing")
+            if not isinstance(body, str) or body not in arrays:
+                raise DecodeError(f"{where} refers to the array {body!r:.80}, which is missing")
             return arrays[body]
         if marker == "__tuple__":
-            return tuple(decode(v, arrays, f"{where}[{i}]", hook) for i, v in enumerate(body))
+            return tuple(decode(v, arrays, f"{where}[{i}]", hook) for i, v in enumerate(_list(body, where, marker)))
         if marker == "__dict__":
             out = {}
-            for k, v in body:
-                key = decode(k, arrays, f"{where} key", hook)
-                out[key] = decode(v, arrays, f"{where}[{key!r}]", hook)
+            for item in _list(body, where, marker):
+                if not isinstance(item, list) or len(item) != 2:
+                    raise DecodeError(f"{where}: a '__dict__' item must be a [key, value] pair, got {item!r:.80}")
+                key = decode(item[0], arrays, f"{where} key", hook)
+                try:
+                    out[key] = decode(item[1], arrays, f"{where}[{key!r:.40}]", hook)
+                except TypeError:  # an unhashable key (a list)
+                    raise DecodeError(f"{where}: the key {key!r:.80} cannot be a dict key") from None
             return out
         if marker == "__float__":
-            return float(body)  # "inf", "-inf" or "nan"
+            if body not in ("inf", "-inf", "nan"):
+                raise DecodeError(f"{where}: '__float__' must be 'inf', '-inf' or 'nan', got {body!r:.80}")
+            return float(body)
         if marker == "__dtype__":
-            return np.dtype(body)
+            return _numeric_dtype(body, where)
     if set(value) == {"__scalar__", "value"}:
-        kind, v = value["__scalar__"], value["value"]
-        if kind == "array":
-            return decode(v, arrays, where)[()]
-        v = decode(v, arrays, where)
-        return np.bool_(v) if kind == "bool" else np.dtype(kind).type(v)
-    return {k: decode(v, arrays, f"{where}[{k!r}]", hook) for k, v in value.items()}
+        return _scalar(value["__scalar__"], value["value"], arrays, where)
+    return {k: decode(v, arrays, f"{where}[{k!r:.40}]", hook) for k, v in value.items()}
+
+
+class DecodeError(ValueError):
+    """A JSON tree that :func:`encode` cannot have written (a crafted or damaged file)."""
+
+
+_SCALAR_KINDS = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64")
+
+
+def _list(body, where: str, marker: str) -> list:
+    if not isinstance(body, list):
+        raise DecodeError(f"{where}: {marker!r} must hold a list, got {type(body).__name__}")
+    return body
+
+
+def _numeric_dtype(body, where: str) -> np.dtype:
+    try:
+        dtype = np.dtype(body) if isinstance(body, str) else None
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
+        raise DecodeError(f"{where}: '__dtype__' must name a numeric dtype such as '<f4', got {body!r:.80}")
+    return dtype
+
+
+def _scalar(kind, v, arrays, where: str):
+    if kind == "array":
+        a = decode(v, arrays, where)
+        if not isinstance(a, np.ndarray) or a.shape != ():
+            raise DecodeError(f"{where}: an array scalar must refer to a 0-d array, got {a!r:.80}")
+        return a[()]
+    if kind not in _SCALAR_KINDS:
+        raise DecodeError(f"{where}: unknown scalar kind {kind!r:.40}; expected one of {', '.join(_SCALAR_KINDS)} "
+                          "or 'array'")
+    v = decode(v, arrays, where)
+    if isinstance(v, bool) != (kind == "bool") or not isinstance(v, (int, float)):
+        raise DecodeError(f"{where}: a {kind} scalar must hold a {'bool' if kind == 'bool' else 'number'}, "
+                          f"got {v!r:.80}")
+    if kind == "bool":
+        return np.bool_(v)
+    dtype = np.dtype(kind)
+    if dtype.kind in "iu" and (not isinstance(v, int) or not np.iinfo(dtype).min <= v <= np.iinfo(dtype).max):
+        raise DecodeError(f"{where}: {v!r:.40} is not a {kind} value")
+    try:
+        return dtype.type(v)
+    except OverflowError:
+        raise DecodeError(f"{where}: {v!r:.40} is not a {kind} value") from None
 
 
 def dumps(tree) -> str:

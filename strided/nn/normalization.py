@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _checks
 from .. import functional as F
+from . import init
 from .module import Module, Parameter
 
 
@@ -33,11 +34,11 @@ class BatchNormBase(_Normalization):
         self.momentum = momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
-        self.weight = Parameter(np.ones(num_features, dt)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dt)) if affine else None
+        self.weight = Parameter(init.full(num_features, 1, dt)) if affine else None
+        self.bias = Parameter(init.full(num_features, 0, dt)) if affine else None
         if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dt))
-            self.register_buffer("running_var", np.ones(num_features, dt))
+            self.register_buffer("running_mean", init.full(num_features, 0, dt))
+            self.register_buffer("running_var", init.full(num_features, 1, dt))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
@@ -132,8 +133,8 @@ class GroupNorm(_Normalization):
         self.eps = _checks.positive_float("eps", eps)
         self.affine = _checks.boolean("affine", affine)
         dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
-        self.weight = Parameter(np.ones(num_channels, dt)) if self.affine else None
-        self.bias = Parameter(np.zeros(num_channels, dt)) if self.affine and _checks.boolean("bias", bias) else None
+        self.weight = Parameter(init.full(num_channels, 1, dt)) if self.affine else None
+        self.bias = Parameter(init.full(num_channels, 0, dt)) if self.affine and _checks.boolean("bias", bias) else None
         self._cache = None
 
     def forward(self, x):
@@ -179,8 +180,8 @@ class LayerNorm(_Normalization):
         with_bias = _checks.boolean("bias", bias)
         dt = _checks.dtype_of("dtype", np.float32 if dtype is None else dtype)
         affine = self.elementwise_affine
-        self.weight = Parameter(np.ones(self.normalized_shape, dt)) if affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape, dt)) if affine and with_bias else None
+        self.weight = Parameter(init.full(self.normalized_shape, 1, dt)) if affine else None
+        self.bias = Parameter(init.full(self.normalized_shape, 0, dt)) if affine and with_bias else None
         self._cache = None
 
     def forward(self, x):
