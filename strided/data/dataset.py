@@ -51,6 +51,15 @@ class Dataset(abc.ABC):
         """Sample ``index``: ``(image (C, H, W), label)``."""
 
 
+def _sample_index(index, n: int) -> int:
+    """``index`` (an int, negative counting from the end) as 0..n-1; TypeError or IndexError otherwise."""
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index must be an int, got {index!r} (ArrayDataset.take gives several samples)")
+    if not -n <= index < n:
+        raise IndexError(f"index {index} is out of range for {n} samples")
+    return int(index) % n
+
+
 def _check_transform(transform) -> None:
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be a callable (x (N, C, H, W), rng) -> x or None, got {transform!r}")
@@ -93,12 +102,7 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, index):
         """``(image, label)`` of sample ``index`` (an int, negative counting from the end)."""
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {index!r} (use take() for several samples)")
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} is out of range for {n} samples")
-        index = int(index) % n
+        index = _sample_index(index, len(self))
         image = self.images[index:index + 1]
         if self.transform is not None:
             image = self.transform(image, _random.default_generator())

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _optional
 from .. import random as _random
-from .dataset import Dataset, _check_transform
+from .dataset import Dataset, _check_transform, _sample_index
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg")
 # Pillow modes read as one channel; every other mode is converted to RGB
@@ -89,11 +89,7 @@ class ImageFolder(Dataset):
 
     def __getitem__(self, index):
         """``(image uint8 (C, H, W) or as the transform makes it, label int)`` of sample ``index``."""
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an int, got {index!r}")
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} images")
-        path, label = self.samples[index]
+        path, label = self.samples[_sample_index(index, len(self))]
         image = read_image(path)
         if self.transform is not None:
             image = self.transform(image[None], _random.default_generator())[0]
