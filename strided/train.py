@@ -62,7 +62,7 @@ def predict_labels(loss, out: np.ndarray) -> np.ndarray:
 
 def _as_dataset(name, data):
     """A pair (images, labels) of arrays as an ArrayDataset; anything else as it is."""
-    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(a, np.ndarray) for a in data):
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(a, np.ndarray) for a in data):
         try:
             return ArrayDataset(*data)
         except (TypeError, ValueError) as exc:

@@ -76,7 +76,7 @@ def test_fit_with_a_data_loader_takes_its_batches_standardised_in_its_order():
 
 def test_fit_with_arrays_or_a_dataset_batches_them_itself():
     x, y = quadrants(50)
-    for train in ((x, y), data.ArrayDataset(x, y)):
+    for train in ((x, y), [x, y], data.ArrayDataset(x, y)):
         strided.manual_seed(0)
         model = small_net()
         opt = CountingSGD(model.parameters(), lr=0.01)
@@ -195,7 +195,10 @@ def test_data_loader_yields_float32_batches_kept_uint8_until_drawn():
     assert not (ds.labels == 99).any()
     dropped = data.DataLoader(ds, 4, drop_last=True)
     assert len(dropped) == 2 and [len(t) for _, t in dropped] == [4, 4]
-    assert data.DataLoader(ds, 4, dtype=np.float64).__iter__().__next__()[0].dtype == np.float64
+    std = data.Standardize().fit(x)
+    exact, _ = next(iter(data.DataLoader(ds, 4, transform=std, dtype=np.float64)))
+    assert exact.dtype == np.float64   # standardised in float64, not float32 cast up
+    np.testing.assert_allclose(exact, std(x[:4].astype(np.float64)), rtol=1e-14)
 
 
 def test_data_loader_order_is_a_function_of_seed_and_epoch():

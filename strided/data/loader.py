@@ -189,8 +189,11 @@ class DataLoader:
         seed: the int every order and transform draw comes from; None draws
             one from :mod:`strided.random`'s global generator (so
             ``strided.manual_seed`` fixes it too). Read it back as ``.seed``.
-        dtype: float32 or float64 for batches of integer images (default
-            float32; float images keep their dtype unless it is given).
+        dtype: float32 or float64: each batch is converted to it as soon as
+            it is gathered, so the transforms (standardisation included) run
+            at that precision on the raw values. Default None: integer images
+            are transformed as stored and come out float32, float images keep
+            their dtype.
 
     Shape:
         Yields ``(x, y)``: x float (B, C, H, W), y int64 (B,), fresh arrays.
@@ -282,10 +285,14 @@ class DataLoader:
                 x, y = ds.images[index], ds.labels[index]      # one gather, in the stored dtype
                 if isinstance(index, slice):
                     y = y.copy()
+                if self.dtype is not None:
+                    x = x.astype(self.dtype)
                 if own is not None:
                     x = own(x, rng)
             else:
                 x, y = _collate(ds, index)                     # fresh arrays already
+                if self.dtype is not None:
+                    x = x.astype(self.dtype, copy=False)
             if self.transform is not None:
                 x = self.transform(x, rng)
             yield _as_float_batch(x, ds.images if arrays else None, self.dtype), y
