@@ -34,6 +34,9 @@ MODEL_INITIAL = "model_initial.npz"
 MODEL = "model.npz"
 METRICS = "metrics.json"
 
+# images per forward pass when validating and testing: the activations of a larger batch would dominate
+# the run's memory (the dataset itself stays uint8)
+EVAL_BATCH_SIZE = 256
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULERS = ("none", "step", "cosine")
 DEFAULTS = dict(model="lenet5", dataset="fashion-mnist", classes=None, epochs=5, batch_size=64,
@@ -88,19 +91,26 @@ def loss_for(model_name: str):
     return nn.BCELoss() if model_name == "two_class_net" else nn.CrossEntropyLoss()
 
 
-def prepare_data(dataset, classes, valid_fraction, seed, root=None, download=False):
-    """Load, subset, split and standardise (statistics from the training split only).
+def prepare_data(dataset, classes, valid_fraction, seed, root=None, download=False, *, batch_size: int = 64,
+                 augment: bool = False):
+    """Load, subset, split, standardise (statistics from the training split only) and batch a dataset.
 
-    Returns ``(ds, train, valid, test, standardize)``: train, valid (None when
-    empty) and test are pairs (images (N, C, H, W) float32, labels (N,)).
+    Returns ``(ds, loaders)``: the loaded dataset (its ``train`` the training
+    part, without the validation images) and ``data.make_loaders``'s
+    ``Loaders`` (train: ``batch_size`` images shuffled from ``seed``, with
+    ``data.default_augmentation`` on the raw pixels when ``augment``, then
+    standardised; ``val`` None when empty; test; the fitted ``standardize``).
+    Images stay uint8 until a batch is drawn, so the dataset is never held as floats.
     """
+    from dataclasses import replace
+
     from . import data
     ds = data.load_dataset(dataset, root=root, download=download, classes=classes)
-    train, valid = data.train_valid_split(ds.train, valid_fraction, seed=seed)
-    std = data.Standardize().fit(train.images)
-    as_float = lambda s: None if s is None else (std.transform(s.images), s.labels)  # noqa: E731
-    return ds, as_float(train), as_float(valid) if valid is not None and len(valid) else None, \
-        as_float(ds.test), std
+    loaders = data.make_loaders(ds, validation=valid_fraction, batch_size=batch_size, seed=seed,
+                                augment=data.default_augmentation(dataset) if augment else None,
+                                eval_batch_size=max(batch_size, EVAL_BATCH_SIZE))
+    # the full training split is no longer needed once split: keep only its training part
+    return replace(ds, train=loaders.train.dataset), loaders
 
 
 def train(settings: dict, run_dir=None, *, data_root=None, download: bool = False, plots: bool = True,
@@ -147,7 +157,7 @@ def check_model_input(model_name: str, image_shape) -> None:
 
 
 def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, plots: bool, progress: bool) -> int:
-    from . import io, models, nn
+    from . import _memory, io, models, nn
     from . import random as _random
     from .data import dataset_info
     from .io import write_json_atomic
@@ -162,8 +172,9 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
         raise ValueError(f"--lr must be > 0, got {cfg['lr']}")
 
     check_model_input(cfg["model"], dataset_info(cfg["dataset"]).image_shape)  # before any data is read
-    ds, train_xy, valid, test, std = prepare_data(cfg["dataset"], cfg["classes"], cfg["valid_fraction"],
-                                                  cfg["seed"], root=data_root, download=download)
+    ds, loaders = prepare_data(cfg["dataset"], cfg["classes"], cfg["valid_fraction"], cfg["seed"], root=data_root,
+                               download=download, batch_size=cfg["batch_size"], augment=cfg["augment"])
+    std = loaders.standardize
     binary = cfg["model"] == "two_class_net"
     if binary and ds.num_classes != 2:
         raise ValueError(f"two_class_net needs exactly two classes (e.g. --classes 1,3), got {ds.num_classes}")
@@ -181,10 +192,6 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
     callbacks = []
     if cfg["patience"]:
         callbacks.append(EarlyStopping("val_loss", patience=cfg["patience"]))
-    augment = None
-    if cfg["augment"]:
-        from .data import default_augmentation
-        augment = default_augmentation(cfg["dataset"])
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resumed:
         cfg.update(class_names=list(ds.classes), image_shape=[c, h, w], standardize=std.state_dict(),
@@ -192,25 +199,30 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
         write_json_atomic(run_dir / CONFIG, cfg)
         io.save(model, run_dir / MODEL_INITIAL)
     print(f"training {cfg['model']} ({model.num_parameters():,} parameters) on {cfg['dataset']}"
-          f"{' classes ' + str(list(ds.classes)) if cfg['classes'] else ''}: {len(train_xy[1])} train, "
-          f"{0 if valid is None else len(valid[1])} validation, {len(test[1])} test images; run directory {run_dir}")
+          f"{' classes ' + str(list(ds.classes)) if cfg['classes'] else ''}: {len(loaders.train.dataset)} train, "
+          f"{0 if loaders.val is None else len(loaders.val.dataset)} validation, {len(ds.test)} test images; "
+          f"run directory {run_dir}")
     try:
         # no figure callback: plot_run below draws every figure, curves and filters included
-        fit(model, loss, opt, train_xy, valid, epochs=cfg["epochs"], batch_size=cfg["batch_size"], scheduler=sched,
-            callbacks=callbacks, seed=cfg["seed"], augment=augment, run_dir=run_dir,
-            resume=run_dir if resumed else None, progress=progress)
+        # the loaders carry the batch size, seed, augmentation and standardisation
+        fit(model, loss, opt, loaders.train, loaders.val, epochs=cfg["epochs"], scheduler=sched,
+            callbacks=callbacks, run_dir=run_dir, resume=run_dir if resumed else None, progress=progress)
     except KeyboardInterrupt:
         print(f"interrupted: resume with  strided train --resume {run_dir}", file=sys.stderr)
         return 130
     io.save(model, run_dir / MODEL, input_shape=(c, h, w),
             metadata={"class_names": list(ds.classes), "standardize": std.state_dict()})
-    metrics = evaluate_model(model, test, loss, num_classes=ds.num_classes)
+    metrics = evaluate_model(model, loaders.test, loss, num_classes=ds.num_classes)
     metrics["class_names"] = list(ds.classes)
     metrics = {"test_accuracy": metrics.pop("accuracy"), "test_loss": metrics.pop("loss"), **metrics}
     write_json_atomic(run_dir / METRICS, metrics)
     print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}")
     if plots:
-        _draw_figures(run_dir, model=model, images=test[0], labels=test[1])
+        from .viz.run import PREDICT_AT_MOST
+        test = ds.test.take(slice(0, PREDICT_AT_MOST))
+        del ds, loaders    # the figures need neither the training images
+        _memory.release()  # nor the buffers kept between training steps
+        _draw_figures(run_dir, model=model, images=std(test.images), labels=test.labels)
     print(f"saved model, metrics and figures in {run_dir}")
     return 0
 
@@ -253,6 +265,6 @@ def evaluate(run_dir, data_root=None):
     classes = cfg.get("classes")
     ds = data.load_dataset(cfg["dataset"], root=data_root, classes=None if classes is None else tuple(classes))
     std = data.Standardize.from_state_dict(cfg["standardize"])
-    metrics = evaluate_model(model, (std.transform(ds.test.images), ds.test.labels), loss_for(cfg["model"]),
-                             num_classes=ds.num_classes)
+    test = data.DataLoader(ds.test, EVAL_BATCH_SIZE, transform=std)
+    metrics = evaluate_model(model, test, loss_for(cfg["model"]), num_classes=ds.num_classes)
     return cfg, list(ds.classes), metrics

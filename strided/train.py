@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from . import _checks
 from . import random as _random
+from .data import ArrayDataset, DataLoader, Dataset
 from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, Module
 from .optim import LRScheduler, Optimizer
 from .progress import EpochProgress
@@ -30,6 +32,7 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
 EVAL_BATCH_SIZE = 1000   # images per forward pass when evaluating (no gradients kept: larger batches)
+DEFAULT_BATCH_SIZE = 64  # fit's batch size for arrays and datasets
 
 
 class TrainingDiverged(ValueError):
@@ -58,56 +61,106 @@ def predict_labels(loss, out: np.ndarray) -> np.ndarray:
     return (out.reshape(len(out)) > threshold).astype(np.int64)
 
 
-def _as_xy(name, data):
-    if data is None:
-        return None
-    if hasattr(data, "images") and hasattr(data, "labels"):
-        data = (data.images, data.labels)
-    if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise TypeError(f"{name} must be a pair (images, labels) or have .images/.labels, got {type(data).__name__}")
-    x, y = np.asarray(data[0]), np.asarray(data[1])
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"{name} images must be a non-empty batch (N, ...), got shape {x.shape}")
-    if y.shape != (len(x),):
-        raise ValueError(f"{name} labels must have shape ({len(x)},) to match the images, got {y.shape}")
-    if y.dtype.kind not in "iu":
-        raise TypeError(f"{name} labels must be integers, got dtype {y.dtype}")
-    return x, y.astype(np.int64, copy=False)
+def _as_dataset(name, data):
+    """A pair (images, labels) of arrays as an ArrayDataset; anything else as it is."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(a, np.ndarray) for a in data):
+        try:
+            return ArrayDataset(*data)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name}: {exc}") from None
+    return data
+
+
+def _batches_of(name, data, batch_size, *, default_batch_size, shuffle, augment=None, seed=None):
+    """What ``fit``/``evaluate`` iterate for ``data``: a DataLoader or a re-iterable of (x, y) batches.
+
+    data: a pair (images (N, ...), labels (N,)) of arrays or a Dataset (batched
+    here with ``batch_size`` (None: ``default_batch_size``), ``augment`` and
+    ``seed`` (None: 0)), a DataLoader (used as configured, so those three must
+    be None), or any re-iterable of (x, y) batches (a list, a custom loader;
+    not a one-pass generator).
+    """
+    data = _as_dataset(name, data)
+    if isinstance(data, Dataset):
+        if len(data) == 0:
+            raise ValueError(f"{name} has no samples")
+        return DataLoader(data, default_batch_size if batch_size is None else batch_size, shuffle=shuffle,
+                          transform=augment, seed=0 if seed is None else seed)
+    given = [k for k, v in (("batch_size", batch_size), ("augment", augment), ("seed", seed)) if v is not None]
+    kind = "a DataLoader" if isinstance(data, DataLoader) else "an iterable of batches"
+    if isinstance(data, DataLoader) or (isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict))):
+        if given:
+            raise ValueError(f"{name} is {kind}, which forms its own batches: {' and '.join(given)} cannot also be "
+                             f"given (set them on the DataLoader, e.g. DataLoader(dataset, batch_size=..., "
+                             f"shuffle=True, transform=..., seed=...))")
+        if isinstance(data, Iterator):
+            raise TypeError(f"{name} is a one-pass iterator ({type(data).__name__}); pass something iterable once "
+                            "per epoch: a DataLoader, a list of (x, y) batches or a pair (images, labels)")
+        return data
+    raise TypeError(f"{name} must be a pair (images, labels), a strided.data.Dataset, a DataLoader or an iterable "
+                    f"of (x, y) batches, got {type(data).__name__}")
+
+
+def _check_finite_images(name, batches) -> None:
+    """Refuse NaN/inf in the float images of an array-backed loader (one pass, cheap next to an epoch)."""
+    if not (isinstance(batches, DataLoader) and isinstance(batches.dataset, ArrayDataset)):
+        return
+    images = batches.dataset.images
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        bad = int(images.size - np.count_nonzero(np.isfinite(images)))
+        raise ValueError(f"{name} images contain {bad} NaN or infinite value(s); expected finite numbers "
+                         "(pass check_finite=False to train anyway)")
+
+
+def _batch_labels(y, n: int) -> np.ndarray:
+    """The labels of a batch of ``n`` images as int64 (n,), with a clear error for anything else."""
+    y = np.asarray(y)
+    if y.shape != (n,) or y.dtype.kind not in "iu":
+        raise ValueError(f"a batch of {n} images needs integer labels of shape ({n},), got {y.dtype} {y.shape}")
+    return y.astype(np.int64, copy=False)
 
 
 # ----------------------------------------------------------------------------- evaluation
-def evaluate(model: Module, data, loss=None, batch_size: int = EVAL_BATCH_SIZE, num_classes: int | None = None) -> dict:
+def evaluate(model: Module, data, loss=None, batch_size: int | None = None, num_classes: int | None = None) -> dict:
     """Accuracy, mean loss, per-class accuracy and the confusion matrix of ``model`` on ``data``.
 
-    data: (images, labels) or an object with .images/.labels. The model runs in
-    eval mode (restored afterwards). ``confusion[i, j]`` counts true class i predicted as j.
+    data: what ``fit`` takes: (images, labels), a Dataset (in order, ``batch_size``
+    images per forward pass, default ``EVAL_BATCH_SIZE``), a DataLoader or an
+    iterable of (x, y) batches (as they come; then no ``batch_size``). The model
+    runs in eval mode (restored afterwards). ``confusion[i, j]`` counts true
+    class i predicted as j.
     """
-    x, y = _as_xy("data", data)
-    batch_size = _checks.positive_int("batch_size", batch_size)
-    return _evaluate(model, x, y, CrossEntropyLoss() if loss is None else loss, batch_size, num_classes)
+    if batch_size is not None:
+        batch_size = _checks.positive_int("batch_size", batch_size)
+    batches = _batches_of("data", data, batch_size, default_batch_size=EVAL_BATCH_SIZE, shuffle=False)
+    return _evaluate(model, batches, CrossEntropyLoss() if loss is None else loss, num_classes)
 
 
-def _evaluate(model: Module, x: np.ndarray, y: np.ndarray, loss, batch_size: int, num_classes: int | None) -> dict:
-    """``evaluate`` on arguments it has checked already: x (N, ...), y (N,) int64 (fit's validation data)."""
+def _evaluate(model: Module, batches, loss, num_classes: int | None) -> dict:
+    """``evaluate`` on checked arguments: ``batches`` as ``_batches_of`` returns them (fit's validation data)."""
     was_training = model.training
     model.eval()
-    preds, total = [], 0.0
+    preds, labels, total = [], [], 0.0
     try:
-        for i in range(0, len(x), batch_size):
-            xb = _float(x[i:i + batch_size], model)
+        for xb, yb in batches:
+            xb = _float(np.asarray(xb), model)
+            yb = _batch_labels(yb, len(xb))
             out = model(xb)
-            total += float(loss(out, _targets(loss, y[i:i + batch_size], out))) * len(xb)
+            total += float(loss(out, _targets(loss, yb, out))) * len(xb)
             preds.append(predict_labels(loss, out))
+            labels.append(yb)
     finally:
         model.train(was_training)
-    pred = np.concatenate(preds)
+    if not preds:
+        raise ValueError("evaluate: the data yielded no batch")
+    pred, y = np.concatenate(preds), np.concatenate(labels)
     k = num_classes or int(max(pred.max(), y.max()) + 1)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y, pred), 1)  # a k x k histogram, not a hot path
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     return {
         "accuracy": float((pred == y).mean()),
-        "loss": total / len(x),
+        "loss": total / len(y),
         "per_class_accuracy": per_class.tolist(),
         "confusion": confusion.tolist(),
     }
@@ -204,17 +257,19 @@ class Trainer:
         self.history = {k: [] for k in HISTORY_KEYS}
 
 
-def _rng_states(model: Module, shuffle: np.random.Generator) -> dict:
+def _rng_states(model: Module, loader) -> dict:
+    # a DataLoader's order is a function of its seed and the epoch (fit calls set_epoch): its state is the seed
     return {
-        "shuffle": shuffle.bit_generator.state,
+        "loader": loader.state_dict() if isinstance(loader, DataLoader) else None,
         "global": _random.get_state(),
         "modules": {name: m.own_generator.bit_generator.state for name, m in model.named_modules()
                     if m.own_generator is not None},
     }
 
 
-def _set_rng_states(model: Module, shuffle: np.random.Generator, states: dict) -> None:
-    shuffle.bit_generator.state = states["shuffle"]
+def _set_rng_states(model: Module, loader, states: dict) -> None:
+    if isinstance(loader, DataLoader) and states.get("loader") is not None:
+        loader.load_state_dict(states["loader"])
     _random.set_state(states["global"])
     mods = dict(model.named_modules())
     for name, st in states.get("modules", {}).items():
@@ -226,18 +281,18 @@ def _lr(optimizer) -> float | None:
     return float(groups[0]["lr"]) if groups else None
 
 
-def _save_checkpoint(trainer: Trainer, shuffle, callbacks) -> None:
+def _save_checkpoint(trainer: Trainer, loader, callbacks) -> None:
     from .io import save_checkpoint, write_json_atomic
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         trainer.run_dir / CHECKPOINT, trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler,
-        epoch=trainer.epoch, history=trainer.history, rng_state=_rng_states(trainer.model, shuffle),
+        epoch=trainer.epoch, history=trainer.history, rng_state=_rng_states(trainer.model, loader),
         extra={"callbacks": [cb.state_dict() for cb in callbacks]},
     )
     write_json_atomic(trainer.run_dir / HISTORY, trainer.history)
 
 
-def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
+def _resume(trainer: Trainer, source, loader, callbacks) -> None:
     from .io import load_checkpoint
     path = Path(source)
     if path.is_dir():
@@ -248,36 +303,41 @@ def _resume(trainer: Trainer, source, shuffle, callbacks) -> None:
     trainer.epoch = int(ck["epoch"])
     trainer.resumed_from = path
     trainer.history = {k: list(ck["history"].get(k, [])) for k in HISTORY_KEYS}
-    _set_rng_states(trainer.model, shuffle, ck["rng_state"])
+    _set_rng_states(trainer.model, loader, ck["rng_state"])
     for cb, st in zip(callbacks, ck.get("extra", {}).get("callbacks", [])):
         cb.load_state_dict(st)
     trainer.log(f"resumed from {path} after epoch {trainer.epoch}")
 
 
-def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, batch_size: int = 64,
-        scheduler=None, callbacks=(), seed: int = 0, augment=None, run_dir=None, resume=None,
+def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, batch_size: int | None = None,
+        scheduler=None, callbacks=(), seed: int | None = None, augment=None, run_dir=None, resume=None,
         progress: bool = True, check_finite: bool = True, log=print) -> dict:
     """Train ``model`` for ``epochs`` epochs; returns the history (lists per epoch, keys ``HISTORY_KEYS``).
 
-    train, valid: (images (N, C, H, W) float, labels (N,) int) or objects with .images/.labels.
-    augment: optional ``f(batch, rng) -> batch`` applied to training batches only.
+    train: a pair of arrays (images (N, C, H, W), labels (N,) int) or a ``strided.data.Dataset``,
+        batched here: ``batch_size`` (default 64) images, shuffled from ``seed`` (default 0) every
+        epoch, ``augment(batch, rng) -> batch`` (optional) applied to the raw images;
+        or a ``strided.data.DataLoader``, used exactly as configured (its batches, order,
+        transforms and seed; fit calls its ``set_epoch``), so ``batch_size``, ``seed`` and
+        ``augment`` must not be given; or any re-iterable of (x, y) batches, used as it is.
+    valid: the same (a pair or Dataset is evaluated in order, ``EVAL_BATCH_SIZE`` at a time), or None.
     run_dir: write ``checkpoint.npz`` and ``history.json`` there after every epoch.
     resume: a run directory or checkpoint to continue from (exactly).
     check_finite: refuse data with NaN/inf and stop (TrainingDiverged) when the loss stops being finite.
     callbacks: ``Callback`` objects, called in order; ``strided.viz.FigureCallback()`` draws curves.png and
     filters.png into the run directory at the end.
     """
-    x, y = _as_xy("train", train)
-    valid = _as_xy("valid", valid)
+    epochs = _checks.positive_int("epochs", epochs)
+    if batch_size is not None:
+        batch_size = _checks.positive_int("batch_size", batch_size)
+    train = _batches_of("train", train, batch_size, default_batch_size=DEFAULT_BATCH_SIZE, shuffle=True,
+                        augment=augment, seed=seed)
+    valid = None if valid is None else _batches_of("valid", valid, None, default_batch_size=EVAL_BATCH_SIZE,
+                                                   shuffle=False)
     if check_finite:
         # one pass over the data up front is cheap next to an epoch, and names the culprit early
-        for name, data in (("train", (x, y)), ("valid", valid)):
-            if data is not None and data[0].dtype.kind == "f" and not np.isfinite(data[0]).all():
-                bad = int(data[0].size - np.count_nonzero(np.isfinite(data[0])))
-                raise ValueError(f"{name} images contain {bad} NaN or infinite value(s); expected finite numbers "
-                                 "(pass check_finite=False to train anyway)")
-    epochs = _checks.positive_int("epochs", epochs)
-    batch_size = _checks.positive_int("batch_size", batch_size)
+        _check_finite_images("train", train)
+        _check_finite_images("valid", valid)
     if not isinstance(model, Module):
         raise TypeError(f"model must be a strided Module, got {type(model).__name__}")
     if not hasattr(loss, "backward"):
@@ -294,17 +354,16 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     if scheduler is not None:
         callbacks.append(LRSchedule(scheduler))
     trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log)
-    shuffle = np.random.default_rng(seed)
     if resume is not None:
-        _resume(trainer, resume, shuffle, callbacks)
+        _resume(trainer, resume, train, callbacks)
     for cb in callbacks:
         cb.on_train_begin(trainer)
     try:
         while trainer.epoch < epochs and not trainer.stop:
             epoch = trainer.epoch + 1
-            logs = _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, progress, check_finite)
+            logs = _train_epoch(trainer, train, epoch, epochs, progress, check_finite)
             if valid is not None:
-                ev = _evaluate(model, *valid, loss, EVAL_BATCH_SIZE, None)
+                ev = _evaluate(model, valid, loss, None)
                 logs["val_loss"], logs["val_acc"] = ev["loss"], ev["accuracy"]
             trainer.epoch = epoch
             for key in HISTORY_KEYS:
@@ -313,11 +372,11 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
             for cb in callbacks:
                 cb.on_epoch_end(trainer, logs)
             if trainer.run_dir is not None:
-                _save_checkpoint(trainer, shuffle, callbacks)
+                _save_checkpoint(trainer, train, callbacks)
     except KeyboardInterrupt:
         if trainer.run_dir is not None:
             if not (trainer.run_dir / CHECKPOINT).exists():
-                _save_checkpoint(trainer, shuffle, callbacks)
+                _save_checkpoint(trainer, train, callbacks)
             log(f"\ninterrupted during epoch {trainer.epoch + 1}; the checkpoint after epoch {trainer.epoch} is "
                 f"in {trainer.run_dir} (resume with resume={str(trainer.run_dir)!r} or strided train --resume)")
         raise
@@ -326,20 +385,21 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     return trainer.history
 
 
-def _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, progress, check_finite):
+def _train_epoch(trainer, batches, epoch, epochs, progress, check_finite):
     model, loss, optimizer = trainer.model, trainer.loss, trainer.optimizer
     model.train()
-    order = shuffle.permutation(len(x))
-    bar = EpochProgress(len(x), f"epoch {epoch}/{epochs}", enabled=progress)
+    total = None
+    if isinstance(batches, DataLoader):
+        batches.set_epoch(epoch - 1)   # epoch e's order and augmentation depend on (seed, e) only: exact resume
+        total = len(batches.dataset) - (len(batches.dataset) % batches.batch_size if batches.drop_last else 0)
+    bar = EpochProgress(total, f"epoch {epoch}/{epochs}", enabled=progress)
     total_loss, correct, seen = 0.0, 0, 0
     lr = _lr(optimizer)
     start = time.perf_counter()
     try:
-        for step, i in enumerate(range(0, len(x), batch_size), start=1):
-            idx = order[i:i + batch_size]
-            xb, yb = _float(x[idx], model), y[idx]
-            if augment is not None:
-                xb = augment(xb, shuffle)
+        for step, (xb, yb) in enumerate(batches, start=1):
+            xb = _float(np.asarray(xb), model)
+            yb = _batch_labels(yb, len(xb))
             optimizer.zero_grad()
             out = model(xb)
             value = float(loss(out, _targets(loss, yb, out)))
@@ -351,12 +411,15 @@ def _train_epoch(trainer, x, y, batch_size, shuffle, augment, epoch, epochs, pro
                 )
             model.backward(loss.backward(), need_input_grad=False)
             optimizer.step()
-            total_loss += value * len(idx)
+            total_loss += value * len(yb)
             correct += int((predict_labels(loss, out) == yb).sum())
-            seen += len(idx)
-            bar.update(len(idx), loss=total_loss / seen, acc=correct / seen)
+            seen += len(yb)
+            bar.update(len(yb), loss=total_loss / seen, acc=correct / seen)
     finally:
         bar.close()
+    if seen == 0:
+        raise ValueError(f"the training data yielded no batch in epoch {epoch} (an empty iterable, or drop_last "
+                         "with fewer samples than batch_size)")
     seconds = time.perf_counter() - start
     return {"epoch": epoch, "train_loss": total_loss / seen, "train_acc": correct / seen, "lr": lr,
             "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9), "val_loss": None, "val_acc": None}

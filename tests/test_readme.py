@@ -16,8 +16,8 @@ def test_readme_training_loop_runs_and_learns(monkeypatch, capsys):
     labels = rng.integers(0, 10, 600)
     images = rng.integers(0, 60, (600, 1, 28, 28)).astype(np.uint8)
     images[np.arange(600), 0, labels * 2 + 4, 4:24] = 255   # class k: a bright row at 2k+4
-    small = data.Dataset("fashion-mnist", tuple(map(str, range(10))), data.Split(images[:500], labels[:500]),
-                         data.Split(images[500:], labels[500:]))
+    small = data.DatasetSplits("fashion-mnist", tuple(map(str, range(10))),
+                               data.ArrayDataset(images[:500], labels[:500]), data.ArrayDataset(images[500:], labels[500:]))
     monkeypatch.setattr(data, "load_dataset", lambda *a, **k: small)
     exec(compile(code, str(README), "exec"), {})
     lines = capsys.readouterr().out.strip().splitlines()

@@ -1,16 +1,21 @@
-"""Peak memory of LeNet-5 training steps, each library measured in a fresh process.
+"""Peak memory of LeNet-5 training steps, each library measured in a fresh process, and of a whole CLI run.
 
     python -m strided.bench.memory strided --batch 128 --dtype float32    # prints one JSON line
 
 :func:`peak_memory` runs that command once per library and collects the
-results; :func:`probe` is what the fresh process runs.
+results; :func:`probe` is what the fresh process runs. :func:`cli_peak_rss`
+measures the peak resident memory of one ``python -m strided ...`` command
+(``benchmarks/cli_memory.py``), e.g. ``strided train --model fashion_cnn``,
+whose dataset stays uint8 until each batch is drawn.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -80,6 +85,45 @@ def peak_memory(libraries, batch: int = 128, dtype=np.float32) -> dict:
             out[lib] = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
     return out
 
+
+# run in the measured process: the command line's main, then its peak resident size (VmHWM) into a file at exit
+_CLI_WRAPPER = """
+import atexit, sys
+def _report(path=sys.argv[1]):
+    with open('/proc/self/status') as f:
+        hwm = [int(l.split()[1]) * 1024 for l in f if l.startswith('VmHWM:')]
+    with open(path, 'w') as out:
+        out.write(str(hwm[0] if hwm else -1))
+atexit.register(_report)
+from strided.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def cli_peak_rss(args, cwd=None, timeout: float = 3600) -> dict:
+    """Peak resident memory of ``python -m strided *args`` run in a fresh process (Linux: /proc VmHWM).
+
+    args: the command line after ``strided``, e.g. ``["train", "--model", "fashion_cnn", "--epochs", "1"]``.
+    cwd: where it runs (default a temporary directory, so its run directory is thrown away).
+    Returns ``{"peak_rss": bytes or None, "returncode": int, "seconds": float, "args": list}``.
+    """
+    import time
+    args = [str(a) for a in args]
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "peak")
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _CLI_WRAPPER, report, *args], cwd=cwd or tmp,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout)
+        seconds = time.perf_counter() - start
+        try:
+            with open(report) as f:
+                peak = int(f.read())
+        except (OSError, ValueError):
+            peak = -1
+    out = {"peak_rss": peak if peak >= 0 else None, "returncode": proc.returncode, "seconds": seconds, "args": args}
+    if proc.returncode != 0:
+        out["error"] = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+    return out
 
 
 def main(argv=None) -> int:

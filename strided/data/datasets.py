@@ -1,4 +1,4 @@
-"""``load_dataset`` and what it returns: a :class:`Dataset` of two :class:`Split` s.
+"""``load_dataset`` and what it returns: a :class:`DatasetSplits` of two :class:`ArrayDataset` s.
 
 The datasets and their files are listed in :mod:`strided.data.catalogue`;
 where the files are looked for (``root``, ``$STRIDED_DATA``, the cache,
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import DataFileError
+from .dataset import ArrayDataset
 from .catalogue import IDX_SPLITS, DatasetInfo, dataset_info
 from .cifar import find_batches, read_cifar10
 from .download import DownloadError, download_file, print_to_stderr, verify_file
@@ -23,49 +24,18 @@ from .locate import check_root, download_dir, find_dataset, how_to_get, idx_file
 # --------------------------------------------------------------------------- return types
 
 
-@dataclass(frozen=True, eq=False)
-class Split:
-    """One split of a dataset: ``images`` (N, C, H, W) and ``labels`` int64 (N,).
-
-    Images are uint8 as stored (0..255) when they come from :func:`load_dataset`;
-    conversion to float happens per batch (see :mod:`strided.data.loader`).
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-
-    def __post_init__(self):
-        x, y = self.images, self.labels
-        if not isinstance(x, np.ndarray) or x.ndim != 4:
-            got = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
-            raise ValueError(f"images must be an array of shape (N, C, H, W), got {got}")
-        if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu":
-            got = f"{y.dtype} array of shape {y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
-            raise ValueError(f"labels must be an integer array of shape (N,), got {got}")
-        if len(x) != len(y):
-            raise ValueError(f"images and labels must have the same length, got {len(x)} images and {len(y)} labels")
-        if y.dtype != np.int64:
-            object.__setattr__(self, "labels", y.astype(np.int64))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def take(self, index) -> "Split":
-        """The samples at ``index`` (an index array, a boolean mask or a slice)."""
-        return Split(self.images[index], self.labels[index])
-
-    def __repr__(self) -> str:
-        return f"Split(images={self.images.dtype}{list(self.images.shape)}, labels={self.labels.dtype}[{len(self)}])"
+# the name the splits of a loaded dataset had first: the same class
+Split = ArrayDataset
 
 
 @dataclass(frozen=True, eq=False)
-class Dataset:
-    """A loaded dataset: ``.train`` and ``.test`` :class:`Split`, class names, and where it was found."""
+class DatasetSplits:
+    """A loaded dataset: ``.train`` and ``.test`` :class:`ArrayDataset` s, class names, and where it was found."""
 
     name: str
     classes: tuple[str, ...]
-    train: Split
-    test: Split
+    train: ArrayDataset
+    test: ArrayDataset
     root: Path | None = None
 
     @property
@@ -77,7 +47,7 @@ class Dataset:
         """(C, H, W) of one image."""
         return tuple(self.train.images.shape[1:])
 
-    def select(self, classes) -> "Dataset":
+    def select(self, classes) -> "DatasetSplits":
         """Keep only ``classes`` (indices or names) in both splits, relabelled 0..k-1 in the given order.
 
         ``select((1, 3))`` on Fashion-MNIST is seed 003's trouser (0) vs dress (1)
@@ -89,16 +59,16 @@ class Dataset:
         table = np.full(len(self.classes), -1, dtype=np.int64)
         table[list(keep)] = np.arange(len(keep))
 
-        def subset(split: Split) -> Split:
+        def subset(split: ArrayDataset) -> ArrayDataset:
             new = table[split.labels]
             mask = new >= 0
-            return Split(split.images[mask], new[mask])
+            return ArrayDataset(split.images[mask], new[mask])
 
-        return Dataset(self.name, tuple(self.classes[i] for i in keep), subset(self.train), subset(self.test),
+        return DatasetSplits(self.name, tuple(self.classes[i] for i in keep), subset(self.train), subset(self.test),
                        self.root)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, classes={len(self.classes)}, image_shape={self.image_shape}, "
+        return (f"DatasetSplits({self.name!r}, classes={len(self.classes)}, image_shape={self.image_shape}, "
                 f"train={len(self.train)}, test={len(self.test)}, root={str(self.root)!r})")
 
 
@@ -129,17 +99,17 @@ def class_indices(classes, names) -> tuple[int, ...]:
 # --------------------------------------------------------------------------- loading
 
 
-def _read_idx_split(directory: Path, images_base: str, labels_base: str) -> Split:
+def _read_idx_split(directory: Path, images_base: str, labels_base: str) -> ArrayDataset:
     images_path, labels_path = idx_file(directory, images_base), idx_file(directory, labels_base)
     images, labels = read_idx_images(images_path), read_idx_labels(labels_path)
     if len(images) != len(labels):
         raise DataFileError(
             images_path, f"counts do not match: {len(images)} images but {labels_path} holds {len(labels)} labels"
         )
-    return Split(images, labels)
+    return ArrayDataset(images, labels)
 
 
-def _check_split(info: DatasetInfo, split: Split, where) -> None:
+def _check_split(info: DatasetInfo, split: ArrayDataset, where) -> None:
     if split.images.shape[1:] != info.image_shape:
         raise DataFileError(where, f"images have shape {split.images.shape[1:]} (C, H, W) but {info.name} "
                                    f"images are {info.image_shape}")
@@ -148,23 +118,23 @@ def _check_split(info: DatasetInfo, split: Split, where) -> None:
                                    f"has classes 0..{info.num_classes - 1}")
 
 
-def read_dataset(name, directory) -> Dataset:
+def read_dataset(name, directory) -> DatasetSplits:
     """Read dataset ``name`` from ``directory`` (no searching): the reader behind :func:`load_dataset`."""
     info = dataset_info(name)
     directory = Path(directory)
     if info.format == "cifar":
         parts = read_cifar10(directory)
-        splits = {s: Split(*parts[s]) for s in ("train", "test")}
+        splits = {s: ArrayDataset(*parts[s]) for s in ("train", "test")}
         where = {s: find_batches(directory) for s in splits}
     else:
         splits = {s: _read_idx_split(directory, im, lb) for s, im, lb in IDX_SPLITS}
         where = {s: idx_file(directory, im) for s, im, _ in IDX_SPLITS}
     for s, split in splits.items():
         _check_split(info, split, where[s])
-    return Dataset(info.name, info.classes, splits["train"], splits["test"], directory)
+    return DatasetSplits(info.name, info.classes, splits["train"], splits["test"], directory)
 
 
-def load_dataset(name, root=None, download=False, classes=None) -> Dataset:
+def load_dataset(name, root=None, download=False, classes=None) -> DatasetSplits:
     """Load ``fashion-mnist``, ``mnist`` or ``cifar10`` as uint8 NCHW images and int64 labels.
 
     Parameters
@@ -178,8 +148,9 @@ def load_dataset(name, root=None, download=False, classes=None) -> Dataset:
     classes : keep only these classes (indices or names), relabelled
         0..k-1 in the given order, e.g. ``classes=(1, 3)`` for trouser vs dress.
 
-    Returns a :class:`Dataset` with ``.train`` / ``.test`` splits
-    (``.images`` uint8 (N, C, H, W), ``.labels`` int64 (N,)), ``.classes``,
+    Returns a :class:`DatasetSplits` with ``.train`` / ``.test`` splits
+    (:class:`ArrayDataset` s: ``.images`` uint8 (N, C, H, W), ``.labels``
+    int64 (N,)), ``.classes``,
     ``.name`` and ``.root`` (the directory the files came from).
     """
     info = dataset_info(name)

@@ -1,4 +1,4 @@
-"""Train/validation splits and mini-batches.
+"""Train/validation splits and mini-batches: ``DataLoader``, as torch's.
 
 A typical pipeline, with the statistics fitted on the training part only
 (write-up 003: fitting on everything would leak validation and test data into
@@ -7,10 +7,17 @@ training)::
     ds = load_dataset("fashion-mnist", classes=(1, 3))          # trouser vs dress
     train, val = train_valid_split(ds.train, validation=1000, seed=0)
     std = Standardize().fit(train.images)
-    for x, y in batches(train.images, train.labels, 64, rng=0, standardize=std):
+    loader = DataLoader(train, batch_size=64, shuffle=True, seed=0,
+                        transform=Compose([RandomCrop(28, padding=3), std]))
+    for x, y in loader:
         ...                                                     # x float32 (64, 1, 28, 28), y int64 (64,)
 
-or, the same in one call, :func:`make_loaders`.
+or, the same in one call, :func:`make_loaders`. Transforms run on the raw
+pixels first and standardisation last, so a crop's padding is background.
+
+The order of epoch ``e`` (and every random draw of its transforms) is a pure
+function of ``(seed, e)``: ``loader.set_epoch(e)`` before iterating makes a
+run resumable exactly at any epoch boundary, in this process or another.
 
 Images stay uint8 in memory and each batch is converted to float32 (and
 standardised, and augmented) when it is drawn. Converting the whole
@@ -30,8 +37,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _checks
-from .datasets import Dataset, Split
-from .transforms import Standardize, as_generator
+from .. import random as _random
+from .dataset import ArrayDataset, Dataset, _check_transform
+from .datasets import DatasetSplits
+from .transforms import Compose, Standardize, as_generator
 
 
 def _validation_count(validation, n: int) -> int:
@@ -47,7 +56,8 @@ def _validation_count(validation, n: int) -> int:
     return int(round(validation * n))
 
 
-def train_valid_split(split: Split, validation, *, seed=0, shuffle: bool = True) -> tuple[Split, Split]:
+def train_valid_split(split: ArrayDataset, validation, *, seed=0,
+                      shuffle: bool = True) -> tuple[ArrayDataset, ArrayDataset]:
     """Split ``split`` into (train, validation) parts.
 
     validation: number of samples (int) or fraction (float) to hold out.
@@ -57,8 +67,8 @@ def train_valid_split(split: Split, validation, *, seed=0, shuffle: bool = True)
     ``validation`` samples are held out, as write-up 003 does
     (``X_train_full[-1000:]``).
     """
-    if not isinstance(split, Split):
-        raise TypeError(f"split must be a Split (e.g. load_dataset(...).train), got {type(split).__name__}")
+    if not isinstance(split, ArrayDataset):
+        raise TypeError(f"split must be an ArrayDataset (e.g. load_dataset(...).train), got {type(split).__name__}")
     n = len(split)
     count = _validation_count(validation, n)
     if shuffle:
@@ -92,14 +102,34 @@ def _check_batch_args(images, labels, batch_size, augment, standardize, dtype):
         if len(standardize.mean) != images.shape[1]:
             raise ValueError(f"standardize was fitted on {len(standardize.mean)} channels but images have "
                              f"{images.shape[1]} (shape {images.shape})")
-    if dtype is not None:
-        return batch_size, _checks.dtype_of("dtype", dtype)
-    return batch_size, images.dtype if images.dtype in _checks.FLOAT_DTYPES else np.dtype(np.float32)
+    return batch_size, _output_dtype(dtype)
+
+
+def _output_dtype(dtype) -> np.dtype | None:
+    """The float dtype batches are converted to, or None: float images keep theirs, integer images give float32."""
+    return None if dtype is None else _checks.dtype_of("dtype", dtype)
+
+
+def _as_float_batch(x: np.ndarray, source: np.ndarray | None, dtype: np.dtype | None) -> np.ndarray:
+    """x as a float batch (``dtype``, else float stays float and integers give float32), never a view of ``source``."""
+    if dtype is None:
+        dtype = x.dtype if x.dtype in _checks.FLOAT_DTYPES else np.dtype(np.float32)
+    if x.dtype == dtype:
+        # a slice (or a transform returning its input) may still be a view of the dataset: callers may modify a batch
+        return x.copy() if source is not None and np.may_share_memory(x, source) else x
+    return x.astype(dtype)
+
+
+def _batch_index(n: int, batch_size: int, order, drop_last: bool, start: int = 0):
+    """``(b, index)`` for batches ``start, start + 1, ...`` of one pass: a slice (in order) or part of ``order``."""
+    stop = n - n % batch_size if drop_last else n
+    for b, i in enumerate(range(start * batch_size, stop, batch_size), start=start):
+        yield b, slice(i, i + batch_size) if order is None else order[i:i + batch_size]
 
 
 def batches(images, labels, batch_size: int, *, shuffle: bool = True, rng=None, drop_last: bool = False,
             augment=None, standardize: Standardize | None = None, dtype=None):
-    """Iterate once over ``(x, y)`` mini-batches.
+    """Iterate once over ``(x, y)`` mini-batches of two arrays (the loop of a hand-written training step).
 
     images: (N, C, H, W), any real dtype (uint8 as loaded); labels: int (N,) or None.
     Yields x: (B, C, H', W') float32 (float64 images stay float64, or as
@@ -108,68 +138,193 @@ def batches(images, labels, batch_size: int, *, shuffle: bool = True, rng=None, 
     (shuffled with ``rng``: a Generator, an int seed or None), ``augment(x,
     rng)`` on the raw values, conversion and ``standardize``. Each batch is
     a fresh array, never a view of ``images``. Arguments are checked when
-    called, before iteration starts.
+    called, before iteration starts. :class:`DataLoader` is the same over a
+    :class:`Dataset`, re-iterable and resumable.
     """
     batch_size, dtype = _check_batch_args(images, labels, batch_size, augment, standardize, dtype)
     rng = as_generator(rng)
     if labels is not None and labels.dtype != np.int64:
         labels = labels.astype(np.int64)
-    n = len(images)
-    stop = n - n % batch_size if drop_last else n
-    order = rng.permutation(n) if shuffle else None
-    return _iterate(images, labels, batch_size, order, stop, rng, augment, standardize, dtype)
+    order = rng.permutation(len(images)) if shuffle else None
+    return _iterate(images, labels, _batch_index(len(images), batch_size, order, drop_last), rng, augment,
+                    standardize, dtype)
 
 
-def _iterate(images, labels, batch_size, order, stop, rng, augment, standardize, dtype):
-    for start in range(0, stop, batch_size):
-        index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+def _iterate(images, labels, index_batches, rng, augment, standardize, dtype):
+    for _, index in index_batches:
         x = images[index]
         if augment is not None:
             x = augment(x, rng)
-        if standardize is not None:
-            x = standardize(x, dtype=dtype)
-        else:
-            # a slice is a view of the dataset: copy so callers may modify the batch
-            x = x.astype(dtype, copy=order is None and augment is None)
-        y = None
-        if labels is not None:
-            y = labels[index] if order is not None else labels[index].copy()
+        x = _as_float_batch(x, images, dtype) if standardize is None else standardize(x, dtype=dtype)
+        y = None if labels is None else labels[index].copy() if isinstance(index, slice) else labels[index]
         yield x, y
 
 
-class DataLoader:
-    """Re-iterable mini-batches over a dataset, one pass per ``for`` loop (an epoch).
+def _seed_of(seed) -> int:
+    if seed is None:
+        # drawn from the global generator, so strided.manual_seed makes an unseeded loader reproducible too
+        return int(_random.default_generator().integers(2**63))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
+    return int(seed)
 
-    Same arguments as :func:`batches`; ``seed`` seeds one generator that
-    drives shuffling and augmentation across epochs, so a run is
-    reproducible and every epoch still sees a new order. ``shuffle``
-    defaults to False as in torch.
+
+def _epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
+    """The generator of ``stream`` (0: the order; b + 1: batch b's transforms) of epoch ``epoch``, from ``seed`` alone."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(epoch, stream)))
+
+
+class DataLoader:
+    """Mini-batches of a :class:`Dataset`, one pass per ``for`` loop (an epoch), as torch's ``DataLoader``.
+
+    Args:
+        dataset: a :class:`Dataset` (an :class:`ArrayDataset`, an
+            :class:`ImageFolder` or your own subclass).
+        batch_size: samples per batch (the last one may be smaller).
+        shuffle: a new random order every epoch (False: the dataset's order).
+        drop_last: leave out the last batch when it is smaller.
+        transform: optional ``t(x, rng) -> x`` applied to every batch of raw
+            images (after the dataset's own transform), e.g.
+            ``Compose([RandomCrop(28, padding=3), std])``.
+        seed: the int every order and transform draw comes from; None draws
+            one from :mod:`strided.random`'s global generator (so
+            ``strided.manual_seed`` fixes it too). Read it back as ``.seed``.
+        dtype: float32 or float64: each batch is converted to it as soon as
+            it is gathered, so the transforms (standardisation included) run
+            at that precision on the raw values. Default None: integer images
+            are transformed as stored and come out float32, float images keep
+            their dtype.
+
+    Shape:
+        Yields ``(x, y)``: x float (B, C, H, W), y int64 (B,), fresh arrays.
+
+    Images stay in their stored dtype (uint8) until a batch is formed. Over an
+    :class:`ArrayDataset` a batch is one fancy index into its arrays, and the
+    transforms run once per batch; other datasets are read one ``ds[i]`` at a
+    time and stacked.
+
+    The order of epoch ``e`` and the random draws of its transforms are a
+    pure function of ``(seed, e)`` (batch ``b``'s draws of ``(seed, e, b)``).
+    Each ``iter(loader)`` runs the current epoch and moves on to the next;
+    :meth:`set_epoch` chooses the epoch (and batch) the next ``iter`` starts
+    at, which is how ``fit`` resumes exactly. :meth:`state_dict` and
+    :meth:`load_state_dict` save and restore that position and the seed.
+
+    Examples::
+
+        train = DataLoader(ArrayDataset(images, labels), batch_size=32, shuffle=True, seed=0,
+                           transform=Compose([RandomCrop(28, padding=3), std]))
+        for epoch in range(3):
+            train.set_epoch(epoch)
+            for x, y in train:
+                ...
     """
 
-    def __init__(self, images, labels, batch_size: int = 64, *, shuffle: bool = False, seed=None,
-                 drop_last: bool = False, augment=None, standardize: Standardize | None = None, dtype=None):
-        self.batch_size, self.dtype = _check_batch_args(images, labels, batch_size, augment, standardize, dtype)
-        self.images, self.labels = images, labels
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        self.augment, self.standardize = augment, standardize
-        self.rng = as_generator(seed, "seed")
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
+                 transform=None, seed=None, *, dtype=None):
+        if not isinstance(dataset, Dataset):
+            hint = (" (wrap arrays as ArrayDataset(images, labels))"
+                    if isinstance(dataset, np.ndarray) else "")
+            raise TypeError(f"dataset must be a strided.data.Dataset{hint}, got {type(dataset).__name__}")
+        self.dataset = dataset
+        self.batch_size = _checks.positive_int("batch_size", batch_size)
+        self.shuffle = _checks.boolean("shuffle", shuffle)
+        self.drop_last = _checks.boolean("drop_last", drop_last)
+        _check_transform(transform)
+        self.transform = transform
+        self.dtype = _output_dtype(dtype)
+        self.seed = _seed_of(seed)
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Make the next ``iter(loader)`` run epoch ``epoch`` (0-based) from batch ``start_batch`` on.
+
+        The batches are exactly those epoch ``epoch`` yields from the start
+        (same order, same transform draws), so a run stopped at any epoch
+        boundary (``start_batch`` 0) or after any batch continues identically.
+        """
+        epoch = _checks.integer("epoch", epoch)
+        start_batch = _checks.integer("start_batch", start_batch)
+        if epoch < 0 or not 0 <= start_batch <= len(self):
+            raise ValueError(f"set_epoch needs epoch >= 0 and start_batch in 0..{len(self)}, got epoch={epoch}, "
+                             f"start_batch={start_batch}")
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def state_dict(self) -> dict:
+        """``{'seed': int, 'epoch': int, 'start_batch': int}``: where the next ``iter`` starts (JSON-ready)."""
+        return {"seed": self.seed, "epoch": self.epoch, "start_batch": self.start_batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s seed and position."""
+        if not isinstance(state, dict) or not {"seed", "epoch"} <= set(state):
+            raise ValueError(f"state must be a dict with 'seed' and 'epoch' (from DataLoader.state_dict()), "
+                             f"got {state!r}")
+        seed = _seed_of(state["seed"])
+        self.set_epoch(state["epoch"], state.get("start_batch", 0))
+        self.seed = seed
+
+    def order(self, epoch: int) -> np.ndarray | None:
+        """The sample indices of epoch ``epoch`` in the order they are drawn, or None without shuffling."""
+        if not self.shuffle:
+            return None
+        return _epoch_rng(self.seed, _checks.integer("epoch", epoch), 0).permutation(len(self.dataset))
 
     def __iter__(self):
-        return batches(self.images, self.labels, self.batch_size, shuffle=self.shuffle, rng=self.rng,
-                       drop_last=self.drop_last, augment=self.augment, standardize=self.standardize,
-                       dtype=self.dtype)
+        epoch, start = self.epoch, self.start_batch
+        self.epoch, self.start_batch = epoch + 1, 0
+        index_batches = _batch_index(len(self.dataset), self.batch_size, self.order(epoch), self.drop_last, start)
+        return self._batches(epoch, index_batches)
+
+    def _batches(self, epoch, index_batches):
+        ds = self.dataset
+        arrays = isinstance(ds, ArrayDataset)
+        own = ds.transform if arrays else None
+        for b, index in index_batches:
+            rng = _epoch_rng(self.seed, epoch, b + 1) if own is not None or self.transform is not None else None
+            if arrays:
+                x, y = ds.images[index], ds.labels[index]      # one gather, in the stored dtype
+                if isinstance(index, slice):
+                    y = y.copy()
+                if self.dtype is not None:
+                    x = x.astype(self.dtype)
+                if own is not None:
+                    x = own(x, rng)
+            else:
+                x, y = _collate(ds, index)                     # fresh arrays already
+                if self.dtype is not None:
+                    x = x.astype(self.dtype, copy=False)
+            if self.transform is not None:
+                x = self.transform(x, rng)
+            yield _as_float_batch(x, ds.images if arrays else None, self.dtype), y
 
     def __len__(self) -> int:
-        n = len(self.images)
+        """Batches per epoch."""
+        n = len(self.dataset)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    @property
-    def num_samples(self) -> int:
-        return len(self.images)
-
     def __repr__(self) -> str:
-        return (f"DataLoader({self.num_samples} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, augment={self.augment!r}, standardize={self.standardize!r})")
+        return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"drop_last={self.drop_last}, transform={self.transform!r}, seed={self.seed})")
+
+
+def _collate(dataset: Dataset, index) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``dataset[i]`` for i in ``index`` (a slice or an index array): (x (B, C, H, W), y int64 (B,))."""
+    indices = range(*index.indices(len(dataset))) if isinstance(index, slice) else index.tolist()
+    images, labels = [], []
+    for i in indices:
+        sample = dataset[i]
+        if not (isinstance(sample, tuple) and len(sample) == 2):
+            raise TypeError(f"{type(dataset).__name__}[{i}] must be a pair (image, label), got {sample!r:.80}")
+        image = np.asarray(sample[0])
+        if images and image.shape != images[0].shape:
+            raise ValueError(f"{type(dataset).__name__}[{i}] has an image of shape {image.shape} but earlier "
+                             f"ones have {images[0].shape}: images must share a shape to form a batch")
+        images.append(image)
+        labels.append(sample[1])
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{type(dataset).__name__} labels must be integers, got {labels[:3]!r}...")
+    return np.stack(images), y.astype(np.int64)
 
 
 class Loaders(NamedTuple):
@@ -181,28 +336,32 @@ class Loaders(NamedTuple):
     standardize: Standardize | None
 
 
-def make_loaders(dataset: Dataset, *, validation=0.1, batch_size: int = 64, seed=0, augment=None,
+def make_loaders(dataset: DatasetSplits, *, validation=0.1, batch_size: int = 64, seed: int = 0, augment=None,
                  standardize: bool = True, eval_batch_size: int | None = None, dtype=None) -> Loaders:
-    """Split, standardise and batch a :class:`Dataset` the leak-free way.
+    """Split, standardise and batch a loaded dataset the leak-free way.
 
     Holds out ``validation`` (count or fraction) of the training split
-    (seeded), fits :class:`Standardize` on the remaining training images
-    only, and returns loaders: train shuffled (and augmented) from
-    ``seed``; validation and test in order, never augmented, standardised
-    with the training statistics. The fitted ``standardize`` is returned to
-    be saved with the model.
+    (drawn from ``seed``), fits :class:`Standardize` on the remaining
+    training images only, and returns loaders: train shuffled from ``seed``
+    with ``Compose([augment, standardize])`` (augmentation on the raw
+    pixels, so crops pad with the background); validation and test in
+    order, never augmented, standardised with the training statistics. The
+    fitted ``standardize`` is returned to be saved with the model. No image
+    is converted to float before its batch is drawn.
     """
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a Dataset (from load_dataset), got {type(dataset).__name__}")
+    if not isinstance(dataset, DatasetSplits):
+        raise TypeError(f"dataset must be what load_dataset returns (DatasetSplits), got {type(dataset).__name__}")
     eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
-    generator = as_generator(seed, "seed")
-    train, val = train_valid_split(dataset.train, validation, seed=generator)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
+    _check_transform(augment)
+    train, val = train_valid_split(dataset.train, validation, seed=int(seed))
     std = Standardize().fit(train.images) if standardize else None
-    common = dict(standardize=std, dtype=dtype)
+    train_steps = [t for t in (augment, std) if t is not None]
+    train_transform = None if not train_steps else train_steps[0] if len(train_steps) == 1 else Compose(train_steps)
     return Loaders(
-        train=DataLoader(train.images, train.labels, batch_size, shuffle=True, seed=generator, augment=augment,
-                         **common),
-        val=DataLoader(val.images, val.labels, eval_batch_size, **common) if len(val) else None,
-        test=DataLoader(dataset.test.images, dataset.test.labels, eval_batch_size, **common),
+        train=DataLoader(train, batch_size, shuffle=True, transform=train_transform, seed=seed, dtype=dtype),
+        val=DataLoader(val, eval_batch_size, transform=std, dtype=dtype) if len(val) else None,
+        test=DataLoader(dataset.test, eval_batch_size, transform=std, dtype=dtype),
         standardize=std,
     )

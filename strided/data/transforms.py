@@ -116,12 +116,15 @@ class Standardize:
         _check_divisor(self.std, self.eps)
         return self
 
-    def __call__(self, x, dtype=None) -> np.ndarray:
+    def __call__(self, x, rng=None, *, dtype=None) -> np.ndarray:
         """Standardise ``x: (N, C, H, W)`` (or one image (C, H, W)); returns a new float array.
 
-        ``dtype`` (float32 or float64) sets the output type; by default float
-        inputs keep theirs and integer inputs give float32. The conversion
-        happens inside the subtraction, so a uint8 batch is read once.
+        ``rng`` is unused (standardisation draws nothing); it is there so a
+        Standardize is a transform ``t(x, rng)`` like the augmentations and
+        goes last in a :class:`Compose`. ``dtype`` (float32 or float64) sets
+        the output type; by default float inputs keep theirs and integer
+        inputs give float32. The conversion happens inside the subtraction,
+        so a uint8 batch is read once.
         """
         if not self.fitted:
             raise RuntimeError("Standardize must be fitted (fit(train_images)) or given mean and std before use")
@@ -240,9 +243,20 @@ class RandomHorizontalFlip:
 
 
 class Compose:
-    """Apply augmentations in order, sharing one generator: ``Compose([RandomCrop(28, 2), RandomHorizontalFlip()])``."""
+    """Apply transforms in order, sharing one generator.
+
+    Args:
+        transforms: callables ``t(x, rng) -> x`` on a batch (N, C, H, W).
+
+    Augmentation goes first, on the raw pixels, and :class:`Standardize`
+    last, so that padding is the background (0, black) and not the mean::
+
+        Compose([RandomCrop(28, padding=2), RandomHorizontalFlip(), std])
+    """
 
     def __init__(self, transforms):
+        if isinstance(transforms, (str, bytes)) or not isinstance(transforms, (list, tuple)):
+            raise TypeError(f"transforms must be a list of callables (x, rng) -> x, got {transforms!r}")
         transforms = list(transforms)
         for t in transforms:
             if not callable(t):
