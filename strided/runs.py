@@ -132,11 +132,11 @@ def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool
     settings = json.loads(cfg_path.read_text())
     if epochs is not None and epochs != settings["epochs"]:
         if settings["scheduler"] == "cosine":
+            planned = f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}"
             raise ValueError(
-                f"--epochs {epochs}: {run_dir} was planned for {settings['epochs']} epochs with a cosine schedule, "
-                f"which ends at learning rate 0 after epoch {settings['epochs']}, so it cannot be extended; train "
-                f"a new run with --epochs {epochs} (the schedule spans all of them), or use --scheduler step or "
-                "none for a run you want to extend")
+                f"--epochs {epochs}: the cosine schedule of {run_dir} spans its {planned} and ends at learning rate "
+                f"0, so the number of epochs cannot change; train a new run with --epochs {epochs} (its schedule "
+                "spans all of them), or use --scheduler step or none for a run you want to extend")
         settings["epochs"] = epochs  # extend a finished run: its step or constant schedule continues
     return _train(settings, run_dir, True, data_root, download, plots, progress)
 
