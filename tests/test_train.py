@@ -9,15 +9,8 @@ from strided import nn, optim
 from strided.train import (HISTORY_KEYS, Callback, EarlyStopping, ModelCheckpoint, Trainer, TrainingDiverged,
                            evaluate, fit)
 
-
-def quadrant_data(n=64, seed=0):
-    """4 classes: which quadrant of an 8x8 image is bright. Separable, so a small CNN must reach 100%."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    x = rng.normal(0, 0.3, (n, 1, 8, 8)).astype(np.float32)
-    for k, (r, c) in enumerate([(0, 0), (0, 4), (4, 0), (4, 4)]):
-        x[y == k, :, r:r + 4, c:c + 4] += 1.5
-    return x, y
+import _interrupted_fit as worker
+from _interrupted_fit import quadrant_data
 
 
 def small_net(dropout=0.0):
@@ -426,7 +419,6 @@ def test_resume_after_a_kill_at_a_random_moment_is_bit_exact(tmp_path, sig):
     import time
     from pathlib import Path
 
-    import _interrupted_fit as worker
 
     root = Path(__file__).resolve().parent.parent
     expected, expected_history = worker.train(tmp_path / "uninterrupted")
