@@ -4,10 +4,11 @@ Packages: ``strided.functional`` (the stateless core), ``strided.nn``
 (layers and losses), ``strided.conv`` (convolution algorithms),
 ``strided.optim`` (optimizers and schedulers), ``strided.models``,
 ``strided.data`` (datasets), ``strided.train`` (fit/evaluate),
-``strided.io`` (save/load, checkpoints, torch and ONNX), ``strided.viz`` (figures).
+``strided.io`` (save/load, checkpoints, torch and ONNX), ``strided.utils``
+(gradient clipping), ``strided.viz`` (figures).
 """
 from ._version import __version__
-from . import conv, data, distributed, functional, io, models, nn, optim, train
+from . import conv, data, distributed, functional, io, models, nn, optim, train, utils
 from .gradcheck import GradcheckError, gradcheck
 from .io import export_onnx, load, save
 from .random import manual_seed

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--algorithm", help="convolution algorithm (default auto; see docs/algorithms.md)")
     t.add_argument("--seed", type=int, help="seed for initialisation, shuffling, dropout (default 0)")
     t.add_argument("--run-dir", help="where to write the run (default runs/MODEL-DATASET-TIME)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly (with --epochs: extend a finished one)")
     t.add_argument("--data-root", help="directory holding the dataset files")
     t.add_argument("--download", action="store_true", help="download the dataset if it is not found")
     t.add_argument("--no-plots", action="store_true", help="do not draw figures")

@@ -6,8 +6,9 @@ measures through :func:`evaluate`. A run directory holds::
 
     config.json         every setting, the seed, class_names, image_shape, the standardisation statistics
     model_initial.npz   the model before training (for the before/after filters)
-    checkpoint.npz      after every epoch: model, optimizer, scheduler, history, random states (``fit``)
-    history.json        after every epoch: per-epoch lists (``fit``)
+    checkpoint.npz      before epoch 1 and after every epoch: model, optimizer, scheduler, history, random states (``fit``)
+    history.json        after every epoch: per-epoch lists (``fit``), and the same as history.csv
+    best.npz            the model of the epoch with the best validation accuracy (when there is a validation split)
     model.npz           the trained model, with its input shape, class names and standardisation
     metrics.json        test_accuracy, test_loss, per_class_accuracy, confusion, class_names
     *.png, report.md    the figures and the report (``strided.viz.plot_run``)
@@ -129,6 +130,9 @@ def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool
            progress: bool = True) -> int:
     """Continue the run in ``run_dir`` exactly from its checkpoint; ``epochs`` extends a finished run.
 
+    A cosine schedule spans the run's epochs and ends at learning rate 0, so
+    a run with ``scheduler="cosine"`` keeps its number of epochs (ValueError
+    saying what to do otherwise); step and constant schedules continue.
     Returns 0 when the run is complete, 130 when it was interrupted again.
     """
     run_dir = Path(run_dir)
@@ -136,8 +140,14 @@ def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool
     if not cfg_path.exists():
         raise FileNotFoundError(f"--resume: {run_dir} is not a run directory (no config.json)")
     settings = json.loads(cfg_path.read_text())
-    if epochs is not None:
-        settings["epochs"] = epochs  # allow extending a finished run
+    if epochs is not None and epochs != settings["epochs"]:
+        if settings["scheduler"] == "cosine":
+            planned = f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}"
+            raise ValueError(
+                f"--epochs {epochs}: the cosine schedule of {run_dir} spans its {planned} and ends at learning rate "
+                f"0, so the number of epochs cannot change; train a new run with --epochs {epochs} (its schedule "
+                "spans all of them), or use --scheduler step or none for a run you want to extend")
+        settings["epochs"] = epochs  # extend a finished run: its step or constant schedule continues
     return _train(settings, run_dir, True, data_root, download, plots, progress)
 
 
@@ -161,7 +171,7 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
     from . import random as _random
     from .data import dataset_info
     from .io import write_json_atomic
-    from .train import EarlyStopping, evaluate as evaluate_model, fit
+    from .train import CHECKPOINT, EarlyStopping, ModelCheckpoint, evaluate as evaluate_model, fit
     if cfg["model"] not in models.MODELS:
         raise ValueError(f"unknown model {cfg['model']!r}; expected one of: {', '.join(models.MODELS)}")
     if cfg["optimizer"] not in OPTIMIZERS:
@@ -192,6 +202,9 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
     callbacks = []
     if cfg["patience"]:
         callbacks.append(EarlyStopping("val_loss", patience=cfg["patience"]))
+    if loaders.val is not None:  # best.npz: the best epoch's model, loadable like model.npz
+        callbacks.append(ModelCheckpoint("val_acc", "max", input_shape=(c, h, w),
+                                         metadata={"class_names": list(ds.classes), "standardize": std.state_dict()}))
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resumed:
         cfg.update(class_names=list(ds.classes), image_shape=[c, h, w], standardize=std.state_dict(),
@@ -202,6 +215,10 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
           f"{' classes ' + str(list(ds.classes)) if cfg['classes'] else ''}: {len(loaders.train.dataset)} train, "
           f"{0 if loaders.val is None else len(loaders.val.dataset)} validation, {len(ds.test)} test images; "
           f"run directory {run_dir}")
+    if resumed and not (run_dir / CHECKPOINT).exists():
+        # stopped before fit wrote its first checkpoint: nothing was trained, and the seed makes a new start exact
+        print(f"{run_dir} holds no checkpoint yet: training from the start")
+        resumed = False
     try:
         # no figure callback: plot_run below draws every figure, curves and filters included
         # the loaders carry the batch size, seed, augmentation and standardisation

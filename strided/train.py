@@ -5,17 +5,25 @@
     out = model(xb); value = loss(out, target); model.backward(loss.backward()); optimizer.step()
 
 and adds what a real run needs: seeded shuffling, per-epoch train/validation
-loss and accuracy, a progress bar with images/s, an LR scheduler, early
-stopping, a checkpoint in the run directory after every epoch (model,
-optimizer, scheduler, history and every random generator's state, so a
-resumed run ends bit-for-bit where an uninterrupted one would), a stop with
-a clear message when the loss diverges, and a checkpoint on Ctrl-C.
+loss and accuracy, a progress bar with images/s, an LR scheduler stepped at
+the interval it declares (``scheduler.interval``: after every optimizer step
+or every epoch), gradient clipping, callbacks around every batch and epoch
+(early stopping, keeping the best model), and a stop with a clear message
+when the loss diverges.
+
+With a run directory, ``fit`` writes a checkpoint (model, optimizer,
+scheduler, callbacks, history and every random generator's state) before
+the first epoch and after every epoch, and nothing in between: a run stopped
+at any moment (Ctrl-C, SIGKILL, a power cut) and resumed from its run
+directory ends bit for bit where an uninterrupted one would.
 """
 from __future__ import annotations
 
+import csv
 import math
 import time
 from collections.abc import Iterable, Iterator
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +33,16 @@ from . import random as _random
 from .data import ArrayDataset, DataLoader, Dataset
 from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, Module
 from .optim import LRScheduler, Optimizer
+from .optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from .progress import EpochProgress
+from .utils import clip_grad_norm_
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
-# what fit writes into its run directory after every epoch
+# what fit writes into its run directory before the first epoch and after every epoch
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
+HISTORY_CSV = "history.csv"   # the same history, one row per epoch
+BEST = "best.npz"             # ModelCheckpoint's default file
 EVAL_BATCH_SIZE = 1000   # images per forward pass when evaluating (no gradients kept: larger batches)
 DEFAULT_BATCH_SIZE = 64  # fit's batch size for arrays and datasets
 
@@ -172,9 +184,24 @@ def _float(x: np.ndarray, model: Module) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- callbacks
 class Callback:
-    """Hooks into ``fit``. ``on_epoch_end`` may set ``trainer.stop = True``."""
+    """Hooks into ``fit``, each a no-op here; ``on_epoch_end`` may set ``trainer.stop = True``.
+
+    Order: ``on_train_begin``; per epoch, around every optimizer step,
+    ``on_batch_begin(trainer, step)`` and ``on_batch_end(trainer, step, logs)``
+    (step: the batch's number in its epoch, from 1; logs: ``loss`` (the
+    batch's mean loss), ``batch_size``, ``lr`` (the rate of this step) and
+    ``grad_norm`` (the total gradient norm when ``fit`` clips, else None));
+    then ``on_epoch_end(trainer, logs)`` with the epoch's values
+    (``HISTORY_KEYS``); finally ``on_train_end``. ``trainer.global_step``
+    counts optimizer steps. A callback whose behaviour depends on the past
+    returns it from ``state_dict()`` so that the checkpoint carries it.
+    """
 
     def on_train_begin(self, trainer: "Trainer") -> None: ...
+
+    def on_batch_begin(self, trainer: "Trainer", step: int) -> None: ...
+
+    def on_batch_end(self, trainer: "Trainer", step: int, logs: dict) -> None: ...
 
     def on_epoch_end(self, trainer: "Trainer", logs: dict) -> None: ...
 
@@ -186,31 +213,45 @@ class Callback:
     def load_state_dict(self, state: dict) -> None: ...
 
 
+MONITORS = HISTORY_KEYS[1:6]  # the per-epoch values a callback or ReduceLROnPlateau can follow
+
+
+def _monitor_mode(monitor: str, mode: str) -> str:
+    """Check ``monitor`` (one of ``MONITORS``) and ``mode``; "auto" is "max" for accuracies, "min" otherwise."""
+    _checks.choice("monitor", monitor, MONITORS)
+    mode = _checks.choice("mode", mode, ("auto", "min", "max"))
+    return ("max" if monitor.endswith("acc") else "min") if mode == "auto" else mode
+
+
+def _monitored(who: str, monitor: str, logs: dict) -> float:
+    """The epoch's value of ``monitor``; ValueError naming what the run records when it has none."""
+    value = logs.get(monitor)
+    if value is None:
+        raise ValueError(f"{who} monitors {monitor!r}, which this run does not record "
+                         f"(recorded: {sorted(k for k, v in logs.items() if v is not None)})")
+    return value
+
+
+def _improved(mode: str, value: float, best, min_delta: float = 0.0) -> bool:
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; optionally restore the best weights."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
                  mode: str = "auto", restore_best: bool = True):
-        _checks.choice("monitor", monitor, HISTORY_KEYS[1:6])
+        self.mode = _monitor_mode(monitor, mode)
         self.monitor, self.patience = monitor, _checks.positive_int("patience", patience)
         self.min_delta = _checks.positive_float("min_delta", min_delta, allow_zero=True)
-        self.mode = _checks.choice("mode", mode, ("auto", "min", "max"))
-        if self.mode == "auto":
-            self.mode = "max" if monitor.endswith("acc") else "min"
         self.restore_best = restore_best
         self.best, self.best_epoch, self.wait, self.best_state = None, None, 0, None
 
-    def _improved(self, value):
-        if self.best is None:
-            return True
-        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-
     def on_epoch_end(self, trainer, logs):
-        value = logs.get(self.monitor)
-        if value is None:
-            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run does not record "
-                             f"(recorded: {sorted(k for k, v in logs.items() if v is not None)})")
-        if self._improved(value):
+        value = _monitored("EarlyStopping", self.monitor, logs)
+        if _improved(self.mode, value, self.best, self.min_delta):
             self.best, self.best_epoch, self.wait = value, logs["epoch"], 0
             if self.restore_best:
                 self.best_state = trainer.model.state_dict()
@@ -227,32 +268,97 @@ class EarlyStopping(Callback):
             trainer.log(f"restored the weights of epoch {self.best_epoch}")
 
     def state_dict(self):
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        # the best weights too: a resumed run restores the same ones an uninterrupted run would
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_state": self.best_state}
 
     def load_state_dict(self, state):
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_state = state.get("best_state")
+
+
+class ModelCheckpoint(Callback):
+    """Keep the model of the best epoch by ``monitor`` as ``filename`` in the run directory (``fit(run_dir=...)``).
+
+    After every epoch whose ``monitor`` value beats the best so far, the model
+    is saved (``strided.save``, atomically) with ``input_shape`` and
+    ``metadata`` plus ``epoch`` and the monitored value; ``strided.load``
+    reads it back.
+
+    Args:
+        monitor: one of ``MONITORS`` (default ``val_acc``).
+        mode: "max", "min" or "auto" ("max" for accuracies).
+        filename: the file in the run directory (default ``best.npz``).
+        input_shape, metadata: stored in the model file, as ``strided.save`` takes them.
+    """
+
+    def __init__(self, monitor: str = "val_acc", mode: str = "max", filename: str = BEST, *,
+                 input_shape=None, metadata: dict | None = None):
+        self.mode = _monitor_mode(monitor, mode)
+        self.monitor = monitor
+        if not isinstance(filename, str) or not filename or Path(filename).name != filename:
+            raise ValueError(f"filename must be a file name inside the run directory such as 'best.npz', "
+                             f"got {filename!r}")
+        self.filename, self.input_shape, self.metadata = filename, input_shape, dict(metadata or {})
+        self.best, self.best_epoch = None, None
+
+    def on_train_begin(self, trainer):
+        if trainer.run_dir is None:
+            raise ValueError(f"ModelCheckpoint keeps {self.filename} in the run directory; pass fit(run_dir=...)")
+
+    def on_epoch_end(self, trainer, logs):
+        from .io import save
+        value = _monitored("ModelCheckpoint", self.monitor, logs)
+        if _improved(self.mode, value, self.best):
+            self.best, self.best_epoch = value, logs["epoch"]
+            trainer.run_dir.mkdir(parents=True, exist_ok=True)
+            save(trainer.model, trainer.run_dir / self.filename, input_shape=self.input_shape,
+                 metadata={**self.metadata, "epoch": self.best_epoch, self.monitor: value})
+
+    def state_dict(self):
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state):
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
 
 
 class LRSchedule(Callback):
-    """Step a learning-rate scheduler once per epoch (what ``fit(scheduler=...)`` does)."""
+    """Step a learning-rate scheduler at its ``interval`` (what ``fit(scheduler=...)`` does).
+
+    "batch": after every optimizer step. "epoch": after every epoch, once the
+    validation values are in; a ``ReduceLROnPlateau`` gets the epoch's value of
+    its ``monitor``.
+    """
 
     def __init__(self, scheduler):
+        _checks.choice("scheduler.interval", scheduler.interval, ("epoch", "batch"))
         self.scheduler = scheduler
 
+    def on_batch_end(self, trainer, step, logs):
+        if self.scheduler.interval == "batch":
+            self.scheduler.step()
+
     def on_epoch_end(self, trainer, logs):
-        self.scheduler.step()
+        if self.scheduler.interval != "epoch":
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(_monitored("ReduceLROnPlateau", self.scheduler.monitor, logs))
+        else:
+            self.scheduler.step()
 
 
 # ----------------------------------------------------------------------------- the loop
 class Trainer:
     """The state of one ``fit`` call; callbacks receive it."""
 
-    def __init__(self, model, loss, optimizer, scheduler, run_dir, log):
+    def __init__(self, model, loss, optimizer, scheduler, run_dir, log, callbacks=(), clip_grad_norm=None):
         self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.log = log
+        self.callbacks = list(callbacks)
+        self.clip_grad_norm = clip_grad_norm
         self.stop = False
-        self.epoch = 0
+        self.epoch = 0         # finished epochs
+        self.global_step = 0   # optimizer steps taken
         self.resumed_from = None  # the checkpoint this run continued from, if any
         self.history = {k: [] for k in HISTORY_KEYS}
 
@@ -281,15 +387,27 @@ def _lr(optimizer) -> float | None:
     return float(groups[0]["lr"]) if groups else None
 
 
+def _history_csv(history: dict) -> str:
+    """``history`` (lists per key of ``HISTORY_KEYS``) as CSV text: a header, one row per epoch, None as empty."""
+    out = StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HISTORY_KEYS)
+    for row in zip(*(history[k] for k in HISTORY_KEYS)):
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
 def _save_checkpoint(trainer: Trainer, loader, callbacks) -> None:
-    from .io import save_checkpoint, write_json_atomic
+    """Write the checkpoint, then history.json and history.csv (each atomically) into the run directory."""
+    from .io import save_checkpoint, write_json_atomic, write_text_atomic
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         trainer.run_dir / CHECKPOINT, trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler,
         epoch=trainer.epoch, history=trainer.history, rng_state=_rng_states(trainer.model, loader),
-        extra={"callbacks": [cb.state_dict() for cb in callbacks]},
+        extra={"callbacks": [cb.state_dict() for cb in callbacks], "global_step": trainer.global_step},
     )
     write_json_atomic(trainer.run_dir / HISTORY, trainer.history)
+    write_text_atomic(trainer.run_dir / HISTORY_CSV, _history_csv(trainer.history))
 
 
 def _resume(trainer: Trainer, source, loader, callbacks) -> None:
@@ -304,14 +422,43 @@ def _resume(trainer: Trainer, source, loader, callbacks) -> None:
     trainer.resumed_from = path
     trainer.history = {k: list(ck["history"].get(k, [])) for k in HISTORY_KEYS}
     _set_rng_states(trainer.model, loader, ck["rng_state"])
-    for cb, st in zip(callbacks, ck.get("extra", {}).get("callbacks", [])):
+    extra = ck.get("extra", {})
+    for cb, st in zip(callbacks, extra.get("callbacks", [])):
         cb.load_state_dict(st)
-    trainer.log(f"resumed from {path} after epoch {trainer.epoch}")
+    trainer.global_step = int(extra.get("global_step", 0))
+    trainer.log(f"resumed from {path} after epoch {trainer.epoch}" if trainer.epoch else
+                f"resumed from {path}: the initial state, before epoch 1")
+
+
+def _check_schedule_length(scheduler, epochs_left: int, steps_per_epoch: int | None) -> None:
+    """A OneCycleLR must have a step left for every optimizer step of the run (it refuses to go past its end).
+
+    steps_per_epoch: None when the batches are a plain iterable whose length fit does not know (no check)."""
+    if steps_per_epoch is None or not isinstance(scheduler, OneCycleLR) or scheduler.interval != "batch":
+        return
+    needed, left = epochs_left * steps_per_epoch, scheduler.total_steps - scheduler.last_epoch
+    if needed > left:
+        raise ValueError(f"scheduler OneCycleLR(total_steps={scheduler.total_steps}) has {left} steps left, but "
+                         f"this fit takes {needed} optimizer steps ({epochs_left} epochs of {steps_per_epoch} "
+                         f"batches); build it with epochs={epochs_left}, steps_per_epoch={steps_per_epoch}")
+
+
+def _check_monitors(callbacks, scheduler, has_valid: bool) -> None:
+    """Refuse, before training, to follow a validation value in a run without validation data."""
+    if has_valid:
+        return
+    followers = [(type(cb).__name__, cb.monitor) for cb in callbacks if isinstance(cb, (EarlyStopping, ModelCheckpoint))]
+    if isinstance(scheduler, ReduceLROnPlateau):
+        followers.append(("ReduceLROnPlateau", scheduler.monitor))
+    for who, monitor in followers:
+        if monitor.startswith("val_"):
+            raise ValueError(f"{who} monitors {monitor!r}, but fit has no validation data; pass valid=(images, "
+                             f"labels) or monitor={'train_' + monitor[4:]!r}")
 
 
 def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, batch_size: int | None = None,
         scheduler=None, callbacks=(), seed: int | None = None, augment=None, run_dir=None, resume=None,
-        progress: bool = True, check_finite: bool = True, log=print) -> dict:
+        clip_grad_norm: float | None = None, progress: bool = True, check_finite: bool = True, log=print) -> dict:
     """Train ``model`` for ``epochs`` epochs; returns the history (lists per epoch, keys ``HISTORY_KEYS``).
 
     train: a pair of arrays (images (N, C, H, W), labels (N,) int) or a ``strided.data.Dataset``,
@@ -321,11 +468,17 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         transforms and seed; fit calls its ``set_epoch``), so ``batch_size``, ``seed`` and
         ``augment`` must not be given; or any re-iterable of (x, y) batches, used as it is.
     valid: the same (a pair or Dataset is evaluated in order, ``EVAL_BATCH_SIZE`` at a time), or None.
-    run_dir: write ``checkpoint.npz`` and ``history.json`` there after every epoch.
-    resume: a run directory or checkpoint to continue from (exactly).
+    scheduler: an ``strided.optim`` scheduler, stepped after every optimizer step when its ``interval`` is
+    "batch" (OneCycleLR, LinearLR, SequentialLR), after every epoch otherwise (ReduceLROnPlateau with the
+    epoch's value of its ``monitor``).
+    clip_grad_norm: clip the gradients' total 2-norm to this value before every optimizer step
+    (``strided.utils.clip_grad_norm_``).
+    run_dir: write ``checkpoint.npz``, ``history.json`` and ``history.csv`` there before the first epoch and
+    after every epoch; nothing else is written mid-epoch, so a run stopped at any moment resumes exactly.
+    resume: a run directory or checkpoint to continue from (exactly), epoch 1 included.
     check_finite: refuse data with NaN/inf and stop (TrainingDiverged) when the loss stops being finite.
-    callbacks: ``Callback`` objects, called in order; ``strided.viz.FigureCallback()`` draws curves.png and
-    filters.png into the run directory at the end.
+    callbacks: ``Callback`` objects, called in order; ``ModelCheckpoint()`` keeps the best model as best.npz,
+    ``strided.viz.FigureCallback()`` draws curves.png and filters.png into the run directory at the end.
     """
     epochs = _checks.positive_int("epochs", epochs)
     if batch_size is not None:
@@ -348,16 +501,25 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     if scheduler is not None and not isinstance(scheduler, LRScheduler):
         raise TypeError(f"scheduler must be a learning-rate scheduler such as optim.lr_scheduler.StepLR(opt, 10) "
                         f"or None, got {type(scheduler).__name__}: {scheduler!r}")
+    if clip_grad_norm is not None:
+        clip_grad_norm = _checks.positive_float("clip_grad_norm", clip_grad_norm)
     if run_dir is None and resume is not None and Path(resume).is_dir():
         run_dir = resume
     callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks[{i}] must be a strided.train.Callback, got {type(cb).__name__}")
     if scheduler is not None:
         callbacks.append(LRSchedule(scheduler))
-    trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log)
+    _check_monitors(callbacks, scheduler, valid is not None)
+    trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log, callbacks, clip_grad_norm)
     if resume is not None:
         _resume(trainer, resume, train, callbacks)
+    _check_schedule_length(scheduler, max(epochs - trainer.epoch, 0), len(train) if isinstance(train, DataLoader) else None)
     for cb in callbacks:
         cb.on_train_begin(trainer)
+    if trainer.run_dir is not None and resume is None:
+        _save_checkpoint(trainer, train, callbacks)  # the starting point: a stop in epoch 1 resumes from here
     try:
         while trainer.epoch < epochs and not trainer.stop:
             epoch = trainer.epoch + 1
@@ -375,10 +537,12 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
                 _save_checkpoint(trainer, train, callbacks)
     except KeyboardInterrupt:
         if trainer.run_dir is not None:
-            if not (trainer.run_dir / CHECKPOINT).exists():
-                _save_checkpoint(trainer, train, callbacks)
-            log(f"\ninterrupted during epoch {trainer.epoch + 1}; the checkpoint after epoch {trainer.epoch} is "
-                f"in {trainer.run_dir} (resume with resume={str(trainer.run_dir)!r} or strided train --resume)")
+            # nothing is saved here: the weights are half way through an epoch; the checkpoint on disk is
+            # the last consistent point
+            after = f"after epoch {trainer.epoch}" if trainer.epoch else "of the initial state"
+            log(f"\ninterrupted during epoch {trainer.epoch + 1}; {trainer.run_dir} holds the checkpoint {after}, "
+                f"and resuming restarts epoch {trainer.epoch + 1} (resume={str(trainer.run_dir)!r} or "
+                "strided train --resume)")
         raise
     for cb in callbacks:
         cb.on_train_end(trainer)
@@ -394,12 +558,15 @@ def _train_epoch(trainer, batches, epoch, epochs, progress, check_finite):
         total = len(batches.dataset) - (len(batches.dataset) % batches.batch_size if batches.drop_last else 0)
     bar = EpochProgress(total, f"epoch {epoch}/{epochs}", enabled=progress)
     total_loss, correct, seen = 0.0, 0, 0
-    lr = _lr(optimizer)
+    epoch_lr = lr = _lr(optimizer)
     start = time.perf_counter()
     try:
         for step, (xb, yb) in enumerate(batches, start=1):
             xb = _float(np.asarray(xb), model)
             yb = _batch_labels(yb, len(xb))
+            for cb in trainer.callbacks:
+                cb.on_batch_begin(trainer, step)
+            lr = _lr(optimizer)
             optimizer.zero_grad()
             out = model(xb)
             value = float(loss(out, _targets(loss, yb, out)))
@@ -410,18 +577,24 @@ def _train_epoch(trainer, batches, epoch, epochs, progress, check_finite):
                     + (f"; the last good checkpoint is in {trainer.run_dir}" if trainer.run_dir else "")
                 )
             model.backward(loss.backward(), need_input_grad=False)
+            grad_norm = None if trainer.clip_grad_norm is None else \
+                clip_grad_norm_(model.parameters(), trainer.clip_grad_norm)
             optimizer.step()
+            trainer.global_step += 1
             total_loss += value * len(yb)
             correct += int((predict_labels(loss, out) == yb).sum())
             seen += len(yb)
             bar.update(len(yb), loss=total_loss / seen, acc=correct / seen)
+            batch_logs = {"loss": value, "batch_size": len(yb), "lr": lr, "grad_norm": grad_norm}
+            for cb in trainer.callbacks:
+                cb.on_batch_end(trainer, step, batch_logs)
     finally:
         bar.close()
     if seen == 0:
         raise ValueError(f"the training data yielded no batch in epoch {epoch} (an empty iterable, or drop_last "
                          "with fewer samples than batch_size)")
     seconds = time.perf_counter() - start
-    return {"epoch": epoch, "train_loss": total_loss / seen, "train_acc": correct / seen, "lr": lr,
+    return {"epoch": epoch, "train_loss": total_loss / seen, "train_acc": correct / seen, "lr": epoch_lr,
             "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9), "val_loss": None, "val_acc": None}
 
 

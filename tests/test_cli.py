@@ -51,6 +51,47 @@ def test_resume_extends_a_finished_run_exactly(data_root, tmp_path):
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
+def test_extending_a_finished_cosine_run_is_refused_with_what_to_do(data_root, tmp_path, capsys):
+    run_dir = tmp_path / "cos"
+    assert train(data_root, run_dir, "--epochs", "1", "--scheduler", "cosine") == 0
+    before = (run_dir / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run_dir), "--epochs", "2", "--quiet", "--no-plots",
+                     "--data-root", str(data_root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "cosine" in err and "learning rate 0" in err and "--epochs 2" in err and "--scheduler step or none" in err
+    assert (run_dir / "checkpoint.npz").read_bytes() == before
+
+
+def test_train_keeps_the_best_model_and_a_csv_history(data_root, tmp_path):
+    run_dir = tmp_path / "run"
+    assert train(data_root, run_dir, "--epochs", "3", "--valid-fraction", "0.25") == 0
+    history = json.loads((run_dir / "history.json").read_text())
+    best_epoch = int(np.argmax(history["val_acc"])) + 1
+    info = io.info(run_dir / "best.npz")
+    assert info["metadata"]["epoch"] == best_epoch and info["metadata"]["val_acc"] == max(history["val_acc"])
+    assert info["metadata"]["class_names"] == json.loads((run_dir / "config.json").read_text())["class_names"]
+    assert io.load(run_dir / "best.npz").num_parameters() == 61706
+    lines = (run_dir / "history.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,train_loss") and len(lines) == 4
+    no_valid = tmp_path / "no_valid"
+    assert train(data_root, no_valid, "--epochs", "1", "--valid-fraction", "0") == 0
+    assert not (no_valid / "best.npz").exists()
+
+
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_over_exactly(data_root, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert train(data_root, run_dir) == 0
+    finished = io.load_state_dict(run_dir / "model.npz")
+    for name in ("checkpoint.npz", "history.json", "history.csv", "model.npz", "best.npz", "metrics.json"):
+        (run_dir / name).unlink(missing_ok=True)  # what a stop during data loading leaves: config and initial model
+    assert cli.main(["train", "--resume", str(run_dir), "--quiet", "--no-plots", "--data-root", str(data_root)]) == 0
+    assert "no checkpoint yet: training from the start" in capsys.readouterr().out
+    again = io.load_state_dict(run_dir / "model.npz")
+    assert all(np.array_equal(finished[k], again[k]) for k in finished)
+
+
 def test_two_class_subset(data_root, tmp_path, capsys):
     assert train(data_root, tmp_path / "r", "--model", "two_class_net", "--classes", "1,3", "--optimizer", "sgd",
                  "--lr", "0.01") == 0

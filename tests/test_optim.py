@@ -481,6 +481,9 @@ SCHEDULERS = [
     ("OneCycleLR", dict(max_lr=[1.0, 0.5], total_steps=25), 24),
     ("OneCycleLR", dict(max_lr=0.8, total_steps=30, anneal_strategy="linear", pct_start=0.25), 30),
     ("OneCycleLR", dict(max_lr=0.8, epochs=4, steps_per_epoch=5, three_phase=True, base_momentum=0.7), 19),
+    ("LinearLR", dict(), 9),
+    ("LinearLR", dict(start_factor=0.1, end_factor=0.6, total_iters=7), 12),
+    ("LinearLR", dict(start_factor=1.0, end_factor=0.0, total_iters=4), 8),
 ]
 
 
@@ -515,6 +518,104 @@ def test_scheduler_matches_torch(torch, name, kwargs, steps, opt_name, opt_kwarg
         ours.step()
         theirs.step()
         compare(f"after scheduler step {epoch + 1}")
+
+
+def _compare_lrs(ours, theirs, o, t, when):
+    assert ours.last_epoch == theirs.last_epoch, when
+    np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-13, atol=1e-16, err_msg=when)
+    for g, tg in zip(o.param_groups, t.param_groups):
+        np.testing.assert_allclose(g["lr"], tg["lr"], rtol=1e-13, atol=1e-16, err_msg=when)
+
+
+SEQUENCES = [
+    # (children as (name, kwargs), milestones, steps)
+    ([("LinearLR", dict(start_factor=0.1, total_iters=4)), ("CosineAnnealingLR", dict(T_max=6, eta_min=0.01))], [4], 14),
+    ([("ExponentialLR", dict(gamma=0.8)), ("StepLR", dict(step_size=2, gamma=0.5)),
+      ("MultiStepLR", dict(milestones=[0, 3, 3], gamma=0.5))], [3, 7], 15),
+    ([("LinearLR", dict(start_factor=0.25, total_iters=3)), ("OneCycleLR", dict(max_lr=0.9, total_steps=10))], [3], 12),
+]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("children,milestones,steps", SEQUENCES, ids=["warmup-cosine", "exp-step-multistep",
+                                                                      "warmup-onecycle"])
+def test_sequential_lr_matches_torch(torch, children, milestones, steps):
+    o, t = _two_group_pair(torch, "SGD", dict(lr=0.1, momentum=0.9))
+    ours = optim.SequentialLR(o, [getattr(optim.lr_scheduler, n)(o, **kw) for n, kw in children], milestones)
+    theirs = torch.optim.lr_scheduler.SequentialLR(
+        t, [getattr(torch.optim.lr_scheduler, n)(t, **kw) for n, kw in children], milestones)
+    _compare_lrs(ours, theirs, o, t, "after construction")
+    for i in range(steps):
+        o.step()
+        t.step()
+        ours.step()
+        theirs.step()
+        _compare_lrs(ours, theirs, o, t, f"after step {i + 1}")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kwargs", [
+    dict(),
+    dict(mode="max", factor=0.5, patience=1, threshold=0.05, cooldown=2, min_lr=[0.01, 0.004]),
+    dict(factor=0.3, patience=0, threshold=0.1, threshold_mode="abs", min_lr=0.002, eps=1e-3),
+    dict(mode="max", factor=0.5, patience=2, threshold_mode="abs", threshold=0.02, cooldown=1),
+], ids=["defaults", "max-rel-cooldown", "min-abs-eps", "max-abs"])
+def test_reduce_lr_on_plateau_matches_torch(torch, kwargs):
+    o, t = _two_group_pair(torch, "SGD", dict(lr=0.1, momentum=0.9))
+    ours = optim.ReduceLROnPlateau(o, **kwargs)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(t, **kwargs)
+    # a noisy plateau: long enough stretches without improvement that every rule (patience, cooldown, min_lr) acts
+    metrics = np.random.default_rng(0).normal(1.0, 0.05, 60) + np.repeat([0.5, 0.2, 0.0, -0.1, -0.1, -0.1], 10)
+    for epoch, m in enumerate(metrics):
+        ours.step(float(m))
+        theirs.step(float(m))
+        when = f"after epoch {epoch + 1}"
+        assert (ours.best, ours.num_bad_epochs, ours.cooldown_counter) == \
+            (theirs.best, theirs.num_bad_epochs, theirs.cooldown_counter), when
+        for g, tg in zip(o.param_groups, t.param_groups):
+            assert g["lr"] == tg["lr"], when
+    assert o.param_groups[0]["lr"] < 0.1  # the metric plateaued: the rate came down
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: optim.SequentialLR(o, [optim.LinearLR(o, 0.2, total_iters=3), optim.StepLR(o, 2, 0.5)], [3]),
+    lambda o: optim.ReduceLROnPlateau(o, patience=1, cooldown=1),
+], ids=["SequentialLR", "ReduceLROnPlateau"])
+def test_sequential_and_plateau_resume_from_state_dict(tmp_path, make):
+    def drive(sched, epochs):
+        lrs = []
+        for e in epochs:
+            if isinstance(sched, optim.ReduceLROnPlateau):
+                sched.step(1.0 / (1 + e % 4))
+            else:
+                sched.step()
+            lrs.append(sched.optimizer.param_groups[0]["lr"])
+        return lrs
+
+    opt = optim.SGD(_p(), lr=0.1, momentum=0.9)
+    straight = drive(make(opt), range(12))
+    opt = optim.SGD(_p(), lr=0.1, momentum=0.9)
+    sched = make(opt)
+    first = drive(sched, range(5))
+    saved = _through_json_and_npz({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp_path)
+    opt = optim.SGD(_p(), lr=0.1, momentum=0.9)
+    sched = make(opt)
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    assert first + drive(sched, range(5, 12)) == straight
+
+
+def test_schedulers_declare_when_fit_steps_them():
+    opt = optim.SGD(_p(), lr=0.1, momentum=0.9)
+    assert optim.OneCycleLR(opt, max_lr=1.0, total_steps=4).interval == "batch"
+    warm = optim.LinearLR(opt)
+    assert warm.interval == "batch"
+    assert optim.SequentialLR(opt, [warm, optim.StepLR(opt, 2)], [5]).interval == "batch"
+    for sched in (optim.StepLR(opt, 2), optim.CosineAnnealingLR(opt, 3), optim.ReduceLROnPlateau(opt)):
+        assert sched.interval == "epoch"
+    sched = optim.StepLR(opt, 2)
+    sched.interval = "batch"  # an instance may be stepped per batch; the state does not carry it
+    assert "interval" not in sched.state_dict() and optim.StepLR.interval == "epoch"
 
 
 def test_one_cycle_refuses_to_step_past_total_steps():
@@ -580,6 +681,19 @@ def test_resume_optimizer_and_scheduler_is_bit_exact(tmp_path, make_sched):
     (lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=10, anneal_strategy="exp"), ValueError, "anneal_strategy"),
     (lambda o: optim.OneCycleLR(o, max_lr=1.0, total_steps=10, pct_start=1.5), ValueError, "pct_start"),
     (lambda o: optim.OneCycleLR(optim.Adagrad(_p()), max_lr=1.0, total_steps=10), ValueError, "cycle_momentum"),
+    (lambda o: optim.LinearLR(o, start_factor=0), ValueError, "start_factor"),
+    (lambda o: optim.LinearLR(o, start_factor=1.5), ValueError, "start_factor"),
+    (lambda o: optim.LinearLR(o, end_factor=-0.1), ValueError, "end_factor"),
+    (lambda o: optim.LinearLR(o, total_iters=0), ValueError, "total_iters"),
+    (lambda o: optim.SequentialLR(o, [], []), ValueError, "non-empty"),
+    (lambda o: optim.SequentialLR(o, [optim.StepLR(o, 2), optim.StepLR(o, 3)], []), ValueError, "milestones"),
+    (lambda o: optim.SequentialLR(o, [optim.ReduceLROnPlateau(o)], []), ValueError, "ReduceLROnPlateau"),
+    (lambda o: optim.SequentialLR(o, [optim.StepLR(optim.SGD(_p(), lr=0.1), 2)], []), ValueError, "another optimizer"),
+    (lambda o: optim.ReduceLROnPlateau(o, factor=1.0), ValueError, "factor"),
+    (lambda o: optim.ReduceLROnPlateau(o, mode="up"), ValueError, "mode"),
+    (lambda o: optim.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, "threshold_mode"),
+    (lambda o: optim.ReduceLROnPlateau(o, patience=-1), ValueError, "patience"),
+    (lambda o: optim.ReduceLROnPlateau(o, min_lr=[0.1, 0.2]), ValueError, "min_lr has 2 values"),
 ])
 def test_bad_scheduler_arguments_are_rejected(make, exc, match):
     with pytest.raises(exc, match=match):

@@ -14,7 +14,8 @@ state with ``state_dict()``/``load_state_dict()`` for bit-exact resumption.
 from . import lr_scheduler
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
-from .lr_scheduler import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, OneCycleLR, StepLR
+from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, MultiStepLR, OneCycleLR,
+                           ReduceLROnPlateau, SequentialLR, StepLR)
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -22,4 +23,5 @@ from .sgd import SGD
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
     "lr_scheduler", "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "OneCycleLR",
+    "LinearLR", "SequentialLR", "ReduceLROnPlateau",
 ]

@@ -11,6 +11,12 @@ advances ``last_epoch`` by one and sets the learning rate for that epoch::
         train_one_epoch(model, opt)   # calls opt.step() per batch
         sched.step()
 
+``fit`` steps a scheduler at the interval it declares in its class attribute
+``interval``: ``"batch"`` (``OneCycleLR``, ``LinearLR``, ``SequentialLR``:
+after every optimizer step) or ``"epoch"`` (the others: after every epoch;
+``ReduceLROnPlateau`` with the epoch's value of its ``monitor``). Setting
+``sched.interval`` on an instance changes it for that scheduler only.
+
 Like torch's, most schedules are *recursive*: the next learning rate is
 computed from the current ``group["lr"]``, so they compose with other changes
 made to it. ``state_dict()`` holds plain values only; to resume, build the
@@ -19,6 +25,7 @@ the scheduler's.
 """
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 import numbers
@@ -42,7 +49,13 @@ class LRScheduler:
 
     ``last_epoch=-1`` (default) starts a new schedule from the groups' current
     ``lr``; another value resumes one from groups that already hold ``initial_lr``.
+
+    ``interval`` ("epoch" or "batch") is how often ``strided.train.fit`` calls
+    ``step()``: after every epoch, or after every optimizer step. It is not
+    part of ``state_dict()``.
     """
+
+    interval: str = "epoch"
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
@@ -61,8 +74,13 @@ class LRScheduler:
         self.optimizer = optimizer
         self.base_lrs: list[float] = [float(group["initial_lr"]) for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._initial = False
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """The constructor's own step: recursive schedules keep the current rates in it (torch's ``_initial_step``)."""
         self._step_count = 0
-        self._initial = True  # the constructor's own step keeps the current rates
+        self._initial = True
         try:
             self.step()
         finally:
@@ -75,14 +93,26 @@ class LRScheduler:
     def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
 
+    def _closed_form_lr(self) -> list[float]:
+        """Learning rates at ``last_epoch`` from ``base_lrs`` alone (torch's ``_get_closed_form_lr``); ``get_lr`` where
+        a schedule has no closed form."""
+        return self.get_lr()
+
+    def _set_lrs(self, values) -> None:
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = float(lr)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
     def step(self) -> None:
         """Advance one epoch and write the new rates into the optimizer's groups (call after ``optimizer.step()``)."""
         self._step_count += 1
         self.last_epoch += 1
-        values = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = float(lr)
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._set_lrs(self.get_lr())
+
+    def _restart(self) -> None:
+        """Jump to epoch 0 by the closed form (how ``SequentialLR`` starts the next schedule at a milestone)."""
+        self.last_epoch = 0
+        self._set_lrs(self._closed_form_lr())
 
     def get_last_lr(self) -> list[float]:
         """The rates set by the last ``step()`` (a copy)."""
@@ -90,7 +120,7 @@ class LRScheduler:
 
     def state_dict(self) -> dict:
         """Everything but the optimizer, as plain values (ints, floats, lists, strings)."""
-        return {k: copy.deepcopy(v) for k, v in vars(self).items() if k not in ("optimizer", "_initial")}
+        return {k: copy.deepcopy(v) for k, v in vars(self).items() if k not in ("optimizer", "_initial", "interval")}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore what ``state_dict()`` returned (from a scheduler of the same class and settings)."""
@@ -104,8 +134,8 @@ class LRScheduler:
                 f"state_dict does not match {type(self).__name__}: missing {missing}, unexpected {unexpected}"
             )
         n = len(self.optimizer.param_groups)
-        for key in ("base_lrs", "_last_lr"):
-            if len(state_dict[key]) != n:
+        for key in ("base_lrs", "_last_lr", "min_lrs"):
+            if key in state_dict and len(state_dict[key]) != n:
                 raise ValueError(f"state_dict[{key!r}] has {len(state_dict[key])} entries, the optimizer has {n} groups")
         _epoch("state_dict['last_epoch']", state_dict["last_epoch"])
         for key, value in state_dict.items():
@@ -128,6 +158,9 @@ class StepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
 
+    def _closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     """Multiply the rate by ``gamma`` at each epoch listed in ``milestones`` (twice if listed twice)."""
@@ -149,6 +182,10 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma**hits for lr in self._current_lrs()]
 
+    def _closed_form_lr(self) -> list[float]:
+        passed = bisect.bisect_right(self.milestones, self.last_epoch)
+        return [base * self.gamma**passed for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the rate by ``gamma`` every epoch: ``lr = base_lr * gamma ** epoch``."""
@@ -161,6 +198,9 @@ class ExponentialLR(LRScheduler):
         if self._initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _closed_form_lr(self) -> list[float]:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -188,6 +228,231 @@ class CosineAnnealingLR(LRScheduler):
         return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - eta_min) + eta_min
                 for lr in self._current_lrs()]
 
+    def _closed_form_lr(self) -> list[float]:
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Scale the rate by a factor going linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` steps.
+
+    The usual warmup: ``LinearLR(opt, start_factor=0.1, total_iters=100)``
+    starts at a tenth of the rate and reaches it after 100 steps, then keeps
+    it. Closed form: ``lr_t = base_lr * (start + (end - start) * min(t, total_iters) / total_iters)``;
+    as in torch it is applied recursively to the current rate. ``fit`` steps it
+    after every batch (``interval = "batch"``).
+
+    Args:
+        optimizer: the optimizer whose rates it sets.
+        start_factor: factor in (0, 1] at step 0 (default 1/3).
+        end_factor: factor in [0, 1] from step ``total_iters`` on (default 1).
+        total_iters: steps from start to end factor (default 5).
+        last_epoch: -1 starts a new schedule.
+    """
+
+    interval = "batch"
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1):
+        start_factor = _checks.positive_float("start_factor", start_factor)
+        if start_factor > 1.0:
+            raise ValueError(f"start_factor must be in (0, 1], got {start_factor!r}")
+        self.start_factor = start_factor
+        self.end_factor = _checks.probability("end_factor", end_factor)
+        self.total_iters = _checks.positive_int("total_iters", total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t, start, end = self.last_epoch, self.start_factor, self.end_factor
+        if t == 0:
+            return [lr * start for lr in self._current_lrs()]
+        if self._initial or t > self.total_iters:
+            return self._current_lrs()
+        return [lr * (1.0 + (end - start) / (self.total_iters * start + (t - 1) * (end - start)))
+                for lr in self._current_lrs()]
+
+    def _closed_form_lr(self) -> list[float]:
+        t = min(self.total_iters, self.last_epoch)
+        return [base * (self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters)
+                for base in self.base_lrs]
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers`` one after another, switching at the step numbers in ``milestones``.
+
+    ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=100), CosineAnnealingLR(opt, T_max=900)], [100])``
+    warms up for 100 steps, then anneals over 900. At each milestone the next
+    scheduler starts from its step 0 (closed form on its ``base_lrs``), as in
+    torch. ``fit`` steps it after every batch (``interval = "batch"``; set
+    ``sched.interval = "epoch"`` for milestones counted in epochs).
+
+    Args:
+        optimizer: the optimizer every one of ``schedulers`` was built on.
+        schedulers: a non-empty list of schedulers (not ``ReduceLROnPlateau``).
+        milestones: ``len(schedulers) - 1`` step numbers at which the next scheduler takes over.
+        last_epoch: -1 starts a new schedule.
+    """
+
+    interval = "batch"
+
+    def __init__(self, optimizer: Optimizer, schedulers, milestones, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a strided.optim.Optimizer, got {type(optimizer).__name__}")
+        if not isinstance(schedulers, (list, tuple)) or not schedulers:
+            raise ValueError(f"schedulers must be a non-empty list of schedulers, got {schedulers!r}")
+        for i, sched in enumerate(schedulers):
+            if isinstance(sched, ReduceLROnPlateau):
+                raise ValueError(f"schedulers[{i}] is a ReduceLROnPlateau, which steps on a metric; "
+                                 "SequentialLR cannot step it")
+            if not isinstance(sched, LRScheduler):
+                raise TypeError(f"schedulers[{i}] must be a strided.optim LRScheduler, got {type(sched).__name__}")
+            if sched.optimizer is not optimizer:
+                raise ValueError(f"schedulers[{i}] ({type(sched).__name__}) was built on another optimizer; "
+                                 "every scheduler must belong to the optimizer given to SequentialLR")
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"milestones must be a list of step numbers, got {milestones!r}")
+        milestones = [_checks.positive_int(f"milestones[{i}]", m) for i, m in enumerate(milestones)]
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"milestones must hold one step number fewer than schedulers ({len(schedulers) - 1}), "
+                             f"got {len(milestones)}")
+        self._schedulers = list(schedulers)
+        self._milestones = milestones
+        self.last_epoch = _epoch("last_epoch", last_epoch) + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for sched in self._schedulers:  # undo the step each scheduler took when it was built
+            sched.last_epoch -= 1
+        first = self._schedulers[bisect.bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def step(self) -> None:
+        """Advance one step of the scheduler whose turn it is (its step 0 at a milestone)."""
+        self.last_epoch += 1
+        i = bisect.bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[i]
+        if i > 0 and self._milestones[i - 1] == self.last_epoch:
+            sched._restart()
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+    def state_dict(self) -> dict:
+        """``last_epoch``, the milestones and every scheduler's own ``state_dict()``."""
+        return {"last_epoch": self.last_epoch, "_milestones": list(self._milestones),
+                "_last_lr": list(self._last_lr), "_schedulers": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what ``state_dict()`` returned, each inner scheduler's state included."""
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        keys = set(self.state_dict())
+        if set(state_dict) != keys:
+            raise ValueError(f"state_dict does not match SequentialLR: expected keys {sorted(keys)}, "
+                             f"got {sorted(state_dict)}")
+        if len(state_dict["_schedulers"]) != len(self._schedulers):
+            raise ValueError(f"state_dict holds {len(state_dict['_schedulers'])} schedulers, "
+                             f"this SequentialLR has {len(self._schedulers)}")
+        previous = [s.state_dict() for s in self._schedulers]
+        try:
+            for sched, state in zip(self._schedulers, state_dict["_schedulers"]):
+                sched.load_state_dict(state)
+        except (KeyError, TypeError, ValueError):
+            for sched, state in zip(self._schedulers, previous):
+                sched.load_state_dict(state)
+            raise
+        self.last_epoch = _epoch("state_dict['last_epoch']", state_dict["last_epoch"])
+        self._milestones = list(state_dict["_milestones"])
+        self._last_lr = list(state_dict["_last_lr"])
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Divide the rate by ``1 / factor`` when a monitored metric has stopped improving for ``patience`` epochs.
+
+    ``step(metric)`` takes the epoch's value (``fit`` passes ``logs[monitor]``
+    after every epoch: ``val_loss`` by default). A value is an improvement
+    when it beats the best so far by ``threshold`` (relative: ``best * (1 -
+    threshold)`` for mode "min", ``best * (1 + threshold)`` for "max";
+    absolute: ``best -/+ threshold``). After more than ``patience`` epochs
+    without one, every group's rate becomes ``max(lr * factor, min_lr)``
+    (unless that changes it by less than ``eps``), then ``cooldown`` epochs
+    pass before bad epochs count again. Exactly torch's rules.
+
+    Args:
+        optimizer: the optimizer whose rates it lowers.
+        mode: "min" (a loss) or "max" (an accuracy).
+        factor: in (0, 1), the multiplier (default 0.1).
+        patience: epochs without improvement tolerated (default 10).
+        threshold, threshold_mode: what counts as an improvement ("rel" or "abs").
+        cooldown: epochs to wait after a reduction (default 0).
+        min_lr: a lower bound, one number or one per group.
+        eps: smallest change of rate that is applied.
+        monitor: which of ``fit``'s per-epoch values it follows (``strided.train.HISTORY_KEYS``; not in torch).
+    """
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0,
+                 eps: float = 1e-8, *, monitor: str = "val_loss"):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a strided.optim.Optimizer, got {type(optimizer).__name__}")
+        factor = _checks.positive_float("factor", factor)
+        if factor >= 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+        self.factor = factor
+        self.optimizer = optimizer
+        n = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n:
+                raise ValueError(f"min_lr has {len(min_lr)} values, expected one per parameter group ({n})")
+            self.min_lrs = [_checks.positive_float(f"min_lr[{i}]", v, allow_zero=True) for i, v in enumerate(min_lr)]
+        else:
+            self.min_lrs = [_checks.positive_float("min_lr", min_lr, allow_zero=True)] * n
+        if isinstance(patience, (bool, np.bool_)) or not isinstance(patience, numbers.Integral) or patience < 0:
+            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
+        if isinstance(cooldown, (bool, np.bool_)) or not isinstance(cooldown, numbers.Integral) or cooldown < 0:
+            raise ValueError(f"cooldown must be an int >= 0, got {cooldown!r}")
+        self.patience, self.cooldown = int(patience), int(cooldown)
+        self.eps = _checks.positive_float("eps", eps, allow_zero=True)
+        self.mode = _checks.choice("mode", mode, ("min", "max"))
+        self.threshold = _checks.positive_float("threshold", threshold, allow_zero=True)
+        self.threshold_mode = _checks.choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a per-epoch value such as 'val_loss', got {monitor!r}")
+        self.monitor = monitor
+        self.last_epoch = 0
+        self._last_lr = self._current_lrs()
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    def _is_better(self, value: float) -> bool:
+        if self.mode == "min":
+            bound = self.best * (1.0 - self.threshold) if self.threshold_mode == "rel" else self.best - self.threshold
+            return value < bound
+        bound = self.best * (self.threshold + 1.0) if self.threshold_mode == "rel" else self.best + self.threshold
+        return value > bound
+
+    def step(self, metrics) -> None:
+        """Record one epoch's value of the monitored metric (a number) and lower the rates if it has plateaued."""
+        current = float(metrics)
+        self.last_epoch += 1
+        if self._is_better(current):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in the cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                old = float(group["lr"])
+                new = max(old * self.factor, min_lr)
+                if old - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = self._current_lrs()
+
 
 class OneCycleLR(LRScheduler):
     """The 1cycle policy (Smith & Topin): warm up to ``max_lr``, then anneal far below the start; step per batch.
@@ -198,8 +463,11 @@ class OneCycleLR(LRScheduler):
     With ``cycle_momentum`` the momentum (SGD/RMSprop ``momentum``, Adam's
     ``beta1``) moves the opposite way between ``max_momentum`` and
     ``base_momentum``. ``three_phase`` returns to the start rate before the
-    final decay. Stepping past ``total_steps`` is an error.
+    final decay. Stepping past ``total_steps`` is an error. ``fit`` steps it
+    after every batch (``interval = "batch"``).
     """
+
+    interval = "batch"
 
     def __init__(self, optimizer: Optimizer, max_lr, total_steps: int | None = None, epochs: int | None = None,
                  steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
