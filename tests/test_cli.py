@@ -61,7 +61,7 @@ def test_two_class_subset(data_root, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--model", "resnet"], "unknown model 'resnet'"),
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
-    (["--lr", "0"], "--lr must be > 0"),
+    (["--lr", "0"], "--lr must be a finite number > 0"),
     (["--dataset", "imagenet"], "unknown dataset"),
     (["--model", "two_class_net"], "two_class_net needs exactly two classes"),
 ])
