@@ -83,7 +83,11 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = "utf-8", newline
         file_mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         file_mode = _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:   # a read-only directory: name the file the caller asked for
+        _raise_naming(exc, path, None)
+        raise
     try:
         os.chmod(tmp, file_mode)
         kwargs = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
@@ -95,13 +99,21 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = "utf-8", newline
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if fd != -1:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):   # a full disk: name the file the caller asked for
+            _raise_naming(exc, path, tmp)
         raise
     _fsync_directory(directory)
+
+
+def _raise_naming(exc: OSError, path: Path, tmp) -> None:
+    """Raise ``exc`` again with ``path`` as its file if it names no file or the temporary one ``tmp``."""
+    if exc.errno is not None and exc.filename in (None, tmp):
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:
