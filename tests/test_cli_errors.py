@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -66,6 +67,7 @@ def no_run_directory(workdir):
     (["--classes", "1"], "--classes must name at least two distinct classes"),
     (["--classes", "3,3"], "--classes must name at least two distinct classes"),
     (["--model", "two_class_net", "--classes", "1,3,5"], "two_class_net needs exactly two classes"),
+    (["--model", "two_class_net"], "two_class_net needs exactly two classes (e.g. --classes 1,3), got 10"),
     (["--algorithm", "fastest"], "unknown algorithm 'fastest'"),
     (["--algorithm", "winograd"], "--algorithm winograd: algorithm 'winograd' cannot run this convolution"),
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
@@ -138,6 +140,20 @@ def test_a_file_that_cannot_be_written_is_one_error_line_naming_it(workdir, caps
     line = one_error_line(capsys)
     assert line.endswith(f"config.json: {reason}") and "runs/lenet5-fashion-mnist-" in line
     assert no_run_directory(workdir)
+
+
+def test_a_run_directory_where_no_file_can_be_created_is_one_error_line(workdir, capsys, monkeypatch):
+    real_mkstemp = tempfile.mkstemp
+
+    def refused(*args, dir=None, prefix="", **kwargs):
+        if prefix == ".config.json.":   # what a read-only directory does to atomic_write's temporary file
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.path.join(dir, prefix + "x.tmp"))
+        return real_mkstemp(*args, dir=dir, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    assert train("--run-dir", "r") == 2
+    assert one_error_line(capsys) == f"error: {os.path.join('r', 'config.json')}: {os.strerror(errno.EACCES)}"
+    assert not (workdir / "r").exists()
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a user that permissions apply to")

@@ -85,8 +85,8 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = "utf-8", newline
         file_mode = _default_mode()
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    except OSError as exc:   # a read-only directory: name the file the caller asked for
-        _raise_naming(exc, path, None)
+    except OSError as exc:   # a read-only directory: name the file the caller asked for, not mkstemp's
+        _raise_naming(exc, path, exc.filename)
         raise
     try:
         os.chmod(tmp, file_mode)
