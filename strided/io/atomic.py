@@ -13,6 +13,7 @@ Every writer in the library goes through :func:`atomic_write`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -110,9 +111,14 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = "utf-8", newline
     _fsync_directory(directory)
 
 
+# what a file system says when a file cannot be written (not, say, a network error inside the block)
+_WRITE_ERRORS = {code for code, name in errno.errorcode.items()
+                 if name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "EIO")}
+
+
 def _raise_naming(exc: OSError, path: Path, tmp) -> None:
-    """Raise ``exc`` again with ``path`` as its file if it names no file or the temporary one ``tmp``."""
-    if exc.errno is not None and exc.filename in (None, tmp):
+    """Raise ``exc`` again with ``path`` as its file if it is a write error naming no file or ``tmp``."""
+    if exc.errno in _WRITE_ERRORS and exc.filename in (None, tmp):
         raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
 
 
