@@ -1,7 +1,8 @@
 """The ``strided`` command line: train, evaluate, plot, export, list models and datasets, benchmark, reproduce.
 
-Every user error (an unknown name, a missing file, a bad value) is printed as
-one ``error: ...`` line without a traceback, with exit status 2.
+Every user error (an unknown name, a missing file, a bad value, a bad option,
+a file that cannot be read or written) is printed as one ``error: ...`` line
+without a traceback, with exit status 2.
 """
 from __future__ import annotations
 
@@ -95,8 +96,15 @@ def cmd_reproduce(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with a bad option reported as one ``error:`` line (the usage is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="strided", description="Convolutional neural networks in NumPy.")
+    p = _Parser(prog="strided", description="Convolutional neural networks in NumPy.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from .runs import DEFAULTS as d, OPTIMIZERS, SCHEDULERS
@@ -168,6 +176,16 @@ def main(argv=None) -> int:
     except USER_ERRORS as exc:
         print(f"error: {user_error_message(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only directory, no network: the file and the reason
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OSError: ``'<file>: <reason>'`` when it names a file, its own text otherwise."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ Examples::
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,50 @@ def config(**settings) -> dict:
     if unknown:
         raise TypeError(f"unknown run settings {unknown}; expected some of: {', '.join(DEFAULTS)}")
     return {k: (settings[k] if settings.get(k) is not None else v) for k, v in DEFAULTS.items()}
+
+
+def validate(settings: dict) -> None:
+    """Raise ValueError/TypeError naming the first bad setting of a run (a :func:`config` dict).
+
+    Checks everything that can be checked without reading data, so that
+    :func:`train` and :func:`resume` refuse a bad run before writing anything:
+    names (model, dataset, optimizer, scheduler, algorithm), positive
+    ``epochs``/``batch_size``/``step_size``/``lr``, ``valid_fraction`` in [0, 1),
+    at least two ``classes``, and ``patience`` only with a validation split.
+    Messages use the command line's option names (``--batch-size``).
+    """
+    from . import _checks, conv, models
+    from .data import dataset_info
+    _checks.choice("model", settings["model"], tuple(models.MODELS))
+    dataset_info(settings["dataset"])
+    _checks.choice("optimizer", settings["optimizer"], OPTIMIZERS)
+    _checks.choice("scheduler", settings["scheduler"], SCHEDULERS)
+    _checks.choice("algorithm", settings["algorithm"], conv.names())
+    for key in ("epochs", "batch_size", "step_size"):
+        _checks.positive_int(_option(key), settings[key])
+    _checks.positive_float(_option("lr"), settings["lr"])
+    for key in ("momentum", "weight_decay"):
+        _checks.positive_float(_option(key), settings[key], allow_zero=True)
+    for key in ("seed", "patience"):
+        if _checks.integer(_option(key), settings[key]) < 0:
+            raise ValueError(f"{_option(key)} must be a non-negative int, got {settings[key]!r}")
+    fraction = _checks.positive_float(_option("valid_fraction"), settings["valid_fraction"], allow_zero=True)
+    if fraction >= 1:
+        raise ValueError(f"--valid-fraction must be in [0, 1), got {fraction!r}")
+    if settings["patience"] and fraction == 0:
+        raise ValueError(f"--patience {settings['patience']} needs a validation split to watch, but "
+                         "--valid-fraction is 0: give --valid-fraction (e.g. 0.1) or leave out --patience")
+    classes = settings["classes"]
+    if classes is not None and len(set(classes)) < 2:
+        raise ValueError(f"--classes must name at least two distinct classes to train a classifier, got "
+                         f"{','.join(map(str, classes)) or 'none'}")
+    if settings["model"] == "two_class_net" and classes is not None and len(classes) != 2:
+        raise ValueError(f"two_class_net needs exactly two classes (e.g. --classes 1,3), got {len(classes)}")
+
+
+def _option(key: str) -> str:
+    """The command-line option of the setting ``key``: ``'batch_size'`` -> ``'--batch-size'``."""
+    return "--" + key.replace("_", "-")
 
 
 def default_run_dir(model: str, dataset: str) -> Path:
@@ -120,10 +165,21 @@ def train(settings: dict, run_dir=None, *, data_root=None, download: bool = Fals
 
     Writes every file of the layout above, printing what it trains, the test
     accuracy and where the run is. Returns 0 when the run is complete, 130
-    when it was interrupted (Ctrl-C; :func:`resume` continues it).
+    when it was interrupted (Ctrl-C; :func:`resume` continues it). Settings
+    are checked (:func:`validate`) before anything is written; a run that
+    fails before its first checkpoint removes the directory it created.
     """
+    from .train import CHECKPOINT
     run_dir = Path(run_dir) if run_dir else default_run_dir(settings["model"], settings["dataset"])
-    return _train(dict(settings), run_dir, False, data_root, download, plots, progress)
+    created = not run_dir.exists()
+    try:
+        return _train(dict(settings), run_dir, False, data_root, download, plots, progress)
+    except Exception:
+        # a run that failed (a full disk, a read-only place) before its first checkpoint cannot be
+        # resumed: leave no directory behind
+        if created and not (run_dir / CHECKPOINT).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool = False, plots: bool = True,
@@ -136,10 +192,11 @@ def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool
     Returns 0 when the run is complete, 130 when it was interrupted again.
     """
     run_dir = Path(run_dir)
-    cfg_path = run_dir / CONFIG
-    if not cfg_path.exists():
+    if not (run_dir / CONFIG).exists():
         raise FileNotFoundError(f"--resume: {run_dir} is not a run directory (no config.json)")
-    settings = json.loads(cfg_path.read_text())
+    settings = read_config(run_dir)
+    if epochs is not None:
+        validate({**settings, "epochs": epochs})   # the new epoch count is checked before the schedule
     if epochs is not None and epochs != settings["epochs"]:
         if settings["scheduler"] == "cosine":
             planned = f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}"
@@ -149,6 +206,21 @@ def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool
                 "spans all of them), or use --scheduler step or none for a run you want to extend")
         settings["epochs"] = epochs  # extend a finished run: its step or constant schedule continues
     return _train(settings, run_dir, True, data_root, download, plots, progress)
+
+
+def read_config(run_dir) -> dict:
+    """The settings in ``run_dir/config.json``; ValueError naming the file when it is not a run's config."""
+    path = Path(run_dir) / CONFIG
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); it was damaged: restore it or start a new run") from None
+    if isinstance(cfg, dict):
+        cfg.setdefault("algorithm", "auto")   # runs written before the setting existed
+    missing = [k for k in DEFAULTS if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise ValueError(f"{path} is not a run's configuration: it lacks {', '.join(missing)}")
+    return cfg
 
 
 def check_model_input(model_name: str, image_shape) -> None:
@@ -167,24 +239,22 @@ def check_model_input(model_name: str, image_shape) -> None:
 
 
 def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, plots: bool, progress: bool) -> int:
-    from . import _memory, io, models, nn
+    from . import _memory, io, models
     from . import random as _random
     from .data import dataset_info
     from .io import write_json_atomic
     from .train import CHECKPOINT, EarlyStopping, ModelCheckpoint, evaluate as evaluate_model, fit
-    if cfg["model"] not in models.MODELS:
-        raise ValueError(f"unknown model {cfg['model']!r}; expected one of: {', '.join(models.MODELS)}")
-    if cfg["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; expected one of: {', '.join(OPTIMIZERS)}")
-    if cfg["scheduler"] not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {cfg['scheduler']!r}; expected one of: {', '.join(SCHEDULERS)}")
-    if cfg["lr"] <= 0:
-        raise ValueError(f"--lr must be > 0, got {cfg['lr']}")
-
+    validate(cfg)
     check_model_input(cfg["model"], dataset_info(cfg["dataset"]).image_shape)  # before any data is read
     ds, loaders = prepare_data(cfg["dataset"], cfg["classes"], cfg["valid_fraction"], cfg["seed"], root=data_root,
                                download=download, batch_size=cfg["batch_size"], augment=cfg["augment"])
     std = loaders.standardize
+    if ds.num_classes < 2:
+        raise ValueError(f"{cfg['dataset']} with --classes {cfg['classes']} has {ds.num_classes} class; "
+                         "a classifier needs at least two")
+    if cfg["patience"] and loaders.val is None:
+        raise ValueError(f"--patience needs a validation split, but --valid-fraction {cfg['valid_fraction']} of "
+                         f"{len(loaders.train.dataset)} images leaves none: raise --valid-fraction")
     binary = cfg["model"] == "two_class_net"
     if binary and ds.num_classes != 2:
         raise ValueError(f"two_class_net needs exactly two classes (e.g. --classes 1,3), got {ds.num_classes}")
@@ -192,10 +262,8 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
     c, h, w = ds.image_shape
     kwargs = {} if binary else {"num_classes": ds.num_classes, "in_channels": c}
     model = models.get_model(cfg["model"], **kwargs)
-    if cfg.get("algorithm", "auto") != "auto":
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.algorithm = cfg["algorithm"]
+    if cfg["algorithm"] != "auto":
+        use_algorithm(model, cfg["algorithm"], (c, h, w))
     loss = loss_for(cfg["model"])
     opt = make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     sched = make_scheduler(cfg["scheduler"], opt, cfg["epochs"], cfg["step_size"])
@@ -244,6 +312,28 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
     return 0
 
 
+def use_algorithm(model, name: str, image_shape) -> None:
+    """Run every ``Conv2d`` of ``model`` with the convolution algorithm ``name``; ValueError if one cannot.
+
+    One image of ``image_shape`` (C, H, W) goes through the model in eval mode,
+    so a layer whose geometry the algorithm cannot run (or a missing optional
+    dependency, SciPy for ``'scipy'``) is reported before any training.
+    """
+    import numpy as np
+    from . import nn
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            m.algorithm = name
+    was_training = model.training
+    model.eval()
+    try:
+        model(np.zeros((1, *image_shape), np.float32))
+    except ValueError as exc:
+        raise ValueError(f"--algorithm {name}: {exc}") from None
+    finally:
+        model.train(was_training)
+
+
 def _draw_figures(run_dir, **kwargs) -> list:
     """``viz.plot_run`` for a run whose model and metrics are saved already: a failure is a message, not an error."""
     try:
@@ -267,7 +357,7 @@ def load(run_dir):
     for p in (cfg_path, model_path):
         if not p.exists():
             raise FileNotFoundError(f"{run_dir} is not a finished run directory: {p.name} is missing")
-    return json.loads(cfg_path.read_text()), io.load(model_path)
+    return read_config(run_dir), io.load(model_path)
 
 
 def evaluate(run_dir, data_root=None):

@@ -99,19 +99,6 @@ def test_two_class_subset(data_root, tmp_path, capsys):
     assert cfg["class_names"] == ["Trouser", "Dress"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "resnet"], "unknown model 'resnet'"),
-    (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
-    (["--lr", "0"], "--lr must be > 0"),
-    (["--dataset", "imagenet"], "unknown dataset"),
-    (["--model", "two_class_net"], "two_class_net needs exactly two classes"),
-])
-def test_bad_arguments_print_one_line_and_exit_2(data_root, tmp_path, capsys, args, message):
-    assert train(data_root, tmp_path / "r", *args) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-
-
 def test_missing_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("STRIDED_DATA", str(tmp_path / "nothing"))
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -261,17 +261,21 @@ def test_operand_checks_name_the_argument():
 # ---- choice, fallback, autotuning ------------------------------------------------------------------
 
 
-def test_unsupported_request_falls_back_with_reason():
+def test_unsupported_request_is_an_error_naming_what_is_missing():
     geom = ConvGeometry.create((2, 3, 9, 9), (4, 3, 5, 5), padding=2)
-    alg, why = conv.choose(geom, np.float32, "winograd")
-    assert alg.name != "winograd" and alg.supports(geom, np.dtype(np.float32)) is None
-    assert "winograd cannot run this geometry" in why and "3x3 kernel, got 5x5" in why
-    assert conv.explain(geom, np.float32, "winograd").startswith(f"{alg.name}: winograd cannot")
-    y_ref, _, _ = reference(geom)
-    x, w, _ = _data(geom, np.float64)
-    assert_close(alg.forward(x, w, geom)[0], y_ref, 1e-10, "fallback result")
+    with pytest.raises(ValueError, match=r"algorithm 'winograd' cannot run .*3x3 kernel, got 5x5"):
+        conv.choose(geom, np.float32, "winograd")
+    with pytest.raises(ValueError, match="3x3 kernel, got 5x5"):
+        conv.explain(geom, np.float32, "winograd")
     strided_geom = ConvGeometry.create((2, 3, 9, 9), (4, 3, 3, 3), stride=2)
-    assert "needs stride 1" in conv.choose(strided_geom, np.float64, "winograd")[1]
+    with pytest.raises(ValueError, match="needs stride 1"):
+        conv.choose(strided_geom, np.float64, "winograd")
+    layer = nn.Conv2d(3, 4, 5, padding=2, algorithm="winograd")
+    with pytest.raises(ValueError, match="3x3 kernel, got 5x5"):
+        layer(np.zeros((2, 3, 9, 9), np.float32))
+    # 'auto' on the same geometry chooses an algorithm that can run it
+    alg, why = conv.choose(geom, np.float32, "auto")
+    assert alg.supports(geom, np.dtype(np.float32)) is None and why
 
 
 def test_supported_request_is_honoured():
@@ -282,20 +286,25 @@ def test_supported_request_is_honoured():
         assert alg.name == name and why == "requested"
 
 
-def test_missing_scipy_is_explained(monkeypatch):
-    from strided.conv import scipy_correlate as scipy_alg
-
-    def no_scipy():
-        raise ImportError("the 'scipy' convolution algorithm needs SciPy: " + scipy_alg.INSTALL_HINT)
-
-    monkeypatch.setattr(scipy_alg, "_signal", no_scipy)
+def test_missing_scipy_is_an_error_by_name_and_a_reason_under_auto(monkeypatch):
+    # SciPy missing, as the optional-import helper sees it: importing scipy.signal fails
+    monkeypatch.setitem(sys.modules, "scipy.signal", None)
     geom = ConvGeometry.create((1, 2, 6, 6), (2, 2, 3, 3))
     assert "pip install scipy" in conv.get("scipy").supports(geom, np.dtype(np.float32))
-    alg, why = conv.choose(geom, np.float32, "scipy")
-    assert alg.name != "scipy" and "pip install scipy" in why
+    with pytest.raises(ValueError, match=r"algorithm 'scipy' cannot run .*pip install scipy"):
+        conv.choose(geom, np.float32, "scipy")
     x, w, _ = _data(geom, np.float32)
     with pytest.raises(ImportError, match="pip install scipy"):
         conv.get("scipy").forward(x, w, geom)
+    was = conv.autotune_enabled()
+    conv.clear_autotune_cache()
+    conv.set_autotune(True)
+    try:
+        alg, why = conv.choose(geom, np.float32, "auto")
+    finally:
+        conv.set_autotune(was)
+        conv.clear_autotune_cache()
+    assert alg.name != "scipy" and "scipy skipped" in why and "pip install scipy" in why
 
 
 def test_choose_rejects_bad_arguments():

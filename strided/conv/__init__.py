@@ -27,8 +27,10 @@ the algorithms; the layer is :class:`strided.nn.Conv2d` and the functional
 op :func:`strided.functional.conv2d_forward`.)
 
 ``get(name)`` returns one; ``choose(geom, dtype, name)`` resolves ``'auto'``
-(or an algorithm that cannot run a geometry) to one that can, with the
-reason; ``explain`` returns that reason alone. ``'auto'`` follows a default
+to an algorithm that can run the geometry, with the reason, and refuses an
+algorithm asked for by name that cannot run it (a kernel Winograd does not
+cover, SciPy not installed), naming what is missing; ``explain`` returns
+the reason alone. ``'auto'`` follows a default
 table measured with ``strided bench conv`` unless autotuning is switched on
 (``set_autotune(True)`` or ``STRIDED_CONV_AUTOTUNE=1`` in the environment),
 in which case the candidates are timed once per geometry and dtype and the
@@ -185,14 +187,21 @@ def _auto(geom: ConvGeometry, dtype: np.dtype) -> tuple[str, str]:
         _cache[key] = _tune(geom, dtype)
     winner, times = _cache[key]
     ranking = ", ".join(f"{n} {t * 1e3:.2f} ms" for n, t in sorted(times.items(), key=lambda kv: kv[1]))
-    return winner, f"autotuned ({ranking})"
+    # the candidates that were not timed, and why: e.g. "scipy skipped: ... needs scipy: pip install ..."
+    not_run = "".join(f"; {n} skipped: {ALGORITHMS[n].supports(geom, dtype)}" for n in AUTOTUNE_CANDIDATES
+                      if n not in times)
+    return winner, f"autotuned ({ranking}){not_run}"
 
 
 def choose(geom: ConvGeometry, dtype, name: str = "auto") -> tuple[ConvAlgorithm, str]:
     """Return ``(algorithm, reason)`` for ``name`` (an algorithm name or ``'auto'``).
 
-    An algorithm that cannot run ``geom`` (``supports()`` gives a reason) is
-    replaced by the ``'auto'`` choice, and the reason says why.
+    ``'auto'`` picks an algorithm that can run ``geom`` (the default table,
+    or the autotuner's winner) and the reason says why, including the
+    candidates it passed over. An algorithm asked for by name is used as
+    asked (reason ``'requested'``) or refused: ValueError naming what it
+    lacks (``supports()``'s reason: a 3x3 kernel for Winograd, SciPy for
+    ``'scipy'``), never silently replaced by another.
     """
     _checks.choice("algorithm", name, names())
     if not isinstance(geom, ConvGeometry):
@@ -201,13 +210,14 @@ def choose(geom: ConvGeometry, dtype, name: str = "auto") -> tuple[ConvAlgorithm
     name = ALIASES.get(name, name)
     if name != "auto":
         why = ALGORITHMS[name].supports(geom, dtype)
-        if why is None:
-            return ALGORITHMS[name], "requested"
+        if why is not None:
+            raise ValueError(f"algorithm {name!r} cannot run this convolution ({why}); "
+                             "algorithm='auto' chooses one that can")
+        return ALGORITHMS[name], "requested"
     chosen, reason = _auto(geom, dtype)
-    if ALGORITHMS[chosen].supports(geom, dtype) is not None:   # a table entry that does not apply
-        chosen, reason = DEFAULT, f"default table: {DEFAULT}"
-    if name != "auto":
-        return ALGORITHMS[chosen], f"{name} cannot run this geometry ({why}); using {chosen} ({reason})"
+    why = ALGORITHMS[chosen].supports(geom, dtype)
+    if why is not None:   # a table entry that does not apply
+        chosen, reason = DEFAULT, f"default table: {DEFAULT} ({chosen} cannot: {why})"
     return ALGORITHMS[chosen], reason
 
 

@@ -17,6 +17,7 @@ Every writer in the library goes through :func:`atomic_write`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -138,7 +139,11 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = "utf-8", newline
         file_mode = _default_mode()
     remove_stale_temporaries(path)
     tmp = temporary_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:   # a read-only directory: name the file the caller asked for, not the temporary one
+        _raise_naming(exc, path, exc.filename)
+        raise
     try:
         os.chmod(tmp, file_mode)
         kwargs = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
@@ -150,13 +155,26 @@ def atomic_write(path, mode: str = "wb", encoding: str | None = "utf-8", newline
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if fd != -1:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):   # a full disk: name the file the caller asked for
+            _raise_naming(exc, path, tmp)
         raise
     _fsync_directory(directory)
+
+
+# what a file system says when a file cannot be written (not, say, a network error inside the block)
+_WRITE_ERRORS = {code for code, name in errno.errorcode.items()
+                 if name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "EIO")}
+
+
+def _raise_naming(exc: OSError, path: Path, tmp) -> None:
+    """Raise ``exc`` again with ``path`` as its file if it is a write error naming no file or ``tmp``."""
+    if exc.errno in _WRITE_ERRORS and exc.filename in (None, tmp):
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:
