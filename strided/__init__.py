@@ -9,6 +9,7 @@ Packages: ``strided.functional`` (the stateless core), ``strided.nn``
 from ._version import __version__
 from . import conv, data, distributed, functional, io, models, nn, optim, train
 from .gradcheck import GradcheckError, gradcheck
+from .summary import ModelSummary, summary
 from .io import export_onnx, load, save
 from .random import manual_seed
 from .train import evaluate, fit
