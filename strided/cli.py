@@ -105,7 +105,11 @@ def cmd_predict(args) -> int:
     from .inference import Classifier
     if args.top_k < 1:
         raise ValueError(f"--top-k must be a positive int, got {args.top_k}")
-    print(Classifier.load(args.run_dir).predict(args.files).format(args.top_k))
+    clf = Classifier.load(args.run_dir)
+    if clf.standardize is None:
+        print(f"note: {args.run_dir} records no standardisation: the images go into the model as they are",
+              file=sys.stderr)
+    print(clf.predict(args.files).format(args.top_k))
     return 0
 
 

@@ -99,7 +99,11 @@ class Classifier:
             raise TypeError(f"standardize must be a Standardize, its state_dict() or None, "
                             f"got {type(standardize).__name__}")
         self.standardize = standardize
-        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        if input_shape is not None:
+            input_shape = tuple(input_shape)
+            if len(input_shape) != 3 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in input_shape):
+                raise ValueError(f"input_shape must be (C, H, W), three positive ints, got {input_shape!r}")
+        self.input_shape = None if input_shape is None else tuple(int(v) for v in input_shape)
 
     @classmethod
     def load(cls, source) -> "Classifier":

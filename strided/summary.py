@@ -18,8 +18,9 @@ Multiply-adds count the products of a layer with its weights, per batch:
 
 Other layers (activations, pooling, normalisation) count none: their work is
 a few element-wise operations per value, small beside these. Biases are
-additions, not multiply-adds. A container's row has no counts of its own (its
-children's rows have them); a module called twice shows its parameters once.
+additions, not multiply-adds. A container's row shows only the parameters it
+holds itself (usually none: its children's rows have them); a module called
+twice shows its parameters once.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from .nn import Module
 @dataclass(frozen=True)
 class LayerSummary:
     """One module call: ``name`` (its dotted name in the model, ``''`` for the model), its type, its depth
-    in the tree, its output shape, its own parameters (0 for a container, or a repeated call) and multiply-adds."""
+    in the tree, its output shape, the parameters it holds itself (not its children's; 0 for a repeated call)
+    and its multiply-adds (0 for a container: its children count theirs)."""
     name: str
     type: str
     depth: int
@@ -63,7 +65,8 @@ class ModelSummary:
             if not layer.name:
                 continue
             label = "  " * (layer.depth - 1) + f"{layer.name} ({layer.type})"
-            counts = ("--", "--") if layer.container else (f"{layer.num_params:,}", f"{layer.mult_adds:,}")
+            params = "--" if layer.container and not layer.num_params else f"{layer.num_params:,}"
+            counts = (params, "--" if layer.container else f"{layer.mult_adds:,}")
             rows.append((label, str(layer.output_shape), *counts))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         line = "=" * (sum(widths) + 6)

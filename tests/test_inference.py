@@ -170,3 +170,20 @@ def test_export_onnx_metadata_must_be_a_dict_of_str_keys(tmp_path):
     with pytest.raises(TypeError, match="metadata must be a dict with str keys"):
         io.export_onnx(strided.models.lenet5(), tmp_path / "m.onnx", (1, 28, 28), metadata={1: "x"})
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_model_file_without_metadata(tmp_path, capsys):
+    """No standardisation recorded: the pixels go in as they are, the classes are numbered, and the CLI says so."""
+    model = strided.models.lenet5()
+    strided.save(model, tmp_path / "m.npz", input_shape=(1, 28, 28))
+    x = np.random.default_rng(2).integers(0, 256, (1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    p = strided.predict(tmp_path / "m.npz", [tmp_path / "x.npy"])
+    np.testing.assert_allclose(p.probabilities[0], softmax(model.eval()(x[None]).astype(np.float64), axis=1)[0],
+                               rtol=1e-6)
+    assert p.class_names == [str(i) for i in range(10)]
+    assert cli.main(["predict", str(tmp_path / "m.npz"), str(tmp_path / "x.npy")]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{tmp_path / 'x.npy'}: {p.labels[0]} ") and "records no standardisation" in err
+    with pytest.raises(ValueError, match=r"input_shape must be \(C, H, W\)"):
+        Classifier(model, input_shape=(28, 28))

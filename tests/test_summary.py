@@ -52,6 +52,31 @@ def test_zoo_shapes_and_parameter_counts(torch, name):
     assert sum(r.num_params for r in s.layers) == s.total_params
 
 
+def _branching_net():
+    """Concat, an identity Residual and a projection Residual, nested in Sequentials."""
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.Concat(nn.Conv2d(4, 2, 1), nn.Sequential(nn.Conv2d(4, 3, 3, padding=1), nn.ReLU())),
+        nn.Residual(nn.Sequential(nn.Conv2d(5, 5, 3, padding=1), nn.GroupNorm(5, 5))),
+        nn.Residual(nn.Conv2d(5, 6, 3, stride=2, padding=1), nn.Conv2d(5, 6, 1, stride=2)),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))
+
+
+@pytest.mark.torch
+def test_branching_containers(torch):
+    model = _branching_net()
+    s = strided.summary(model, (2, 3, 8, 8), verbose=False)
+    expected = []
+    _walk_shapes(model, np.zeros((2, 3, 8, 8), np.float32), "", expected)
+    assert [(r.name, r.output_shape) for r in s.layers] == expected
+    assert [r.depth for r in s.layers][:6] == [0, 1, 1, 2, 2, 3]
+    twin = strided.io.to_torch(model)
+    for row in s.layers:
+        assert row.num_params == sum(p.numel() for p in twin.get_submodule(row.name).parameters(recurse=False))
+    assert s.total_params == sum(p.numel() for p in twin.parameters())
+    assert "1.1.0 (Conv2d)" in str(s)
+
+
 def test_mult_adds_by_formula():
     conv = nn.Conv2d(4, 6, (3, 5), stride=(2, 1), padding=1, groups=2)
     s = strided.summary(conv, (2, 4, 9, 11), verbose=False)
