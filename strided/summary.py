@@ -139,7 +139,7 @@ def summary(model: Module, input_shape, dtype=None, *, file=None, verbose: bool 
     modes = [m.training for m in modules]
     model.eval()
     try:
-        out = model(np.zeros(shape, dt))
+        model(np.zeros(shape, dt))
     finally:
         for h in handles:
             h.remove()
