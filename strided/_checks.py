@@ -241,13 +241,13 @@ def user_error_message(exc: BaseException) -> str:
     return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
-def images(name: str, x) -> tuple[np.ndarray, bool]:
-    """x: (N, C, H, W) or one unbatched image (C, H, W), as a float (N, C, H, W) array and whether it was unbatched.
+def image_batch(name: str, x) -> np.ndarray:
+    """x: (N, C, H, W) as a float array. N and C may be 0 (the output is empty too, as in torch); H and W may not.
 
-    N and C may be 0 (the output is empty too, as in torch); H and W may not.
+    An unbatched image (C, H, W) is the layers' business (``strided.nn``'s ``IMAGES``), not the functional core's.
     """
     x = as_float_array(name, x)
-    ndim(name, x, (3, 4), "(N, C, H, W) or unbatched (C, H, W)")
+    ndim(name, x, 4, "(N, C, H, W)")
     if 0 in x.shape[-2:]:
         raise ValueError(f"{name} must have a non-zero height and width, got shape {tuple(x.shape)}")
-    return (x[None], True) if x.ndim == 3 else (x, False)
+    return x

@@ -1,4 +1,5 @@
-"""The ``strided`` command line: train, evaluate, plot, export, list models and datasets, benchmark, reproduce.
+"""The ``strided`` command line: train, evaluate, plot, export, summary, predict, list models and datasets,
+benchmark, reproduce.
 
 Every user error (an unknown name, a missing file, a bad value, a bad option,
 a file that cannot be read or written) is printed as one ``error: ...`` line
@@ -68,14 +69,48 @@ def cmd_datasets(args) -> int:
 
 def cmd_export(args) -> int:
     from . import io
-    model = io.load(args.model)
-    shape = tuple(int(s) for s in args.input_shape.split("x")) if args.input_shape else None
+    from .inference import Classifier
+    clf = Classifier.load(args.model)
+    shape = tuple(int(s) for s in args.input_shape.split("x")) if args.input_shape else clf.input_shape
     if shape is None:
-        shape = io.info(args.model).get("input_shape")
-        if shape is None:
-            raise ValueError("--input-shape is required (e.g. 1x28x28) when the model is not in a run directory")
-    io.export_onnx(model, args.output, shape)
+        raise ValueError("--input-shape is required (e.g. 1x28x28) when the model is not in a run directory")
+    io.export_onnx(clf.model, args.output, shape, metadata=clf.metadata())
     print(f"wrote {args.output} (ONNX opset 17, input (batch, {', '.join(map(str, shape))}))")
+    return 0
+
+
+def _shape_option(text):
+    """``CxHxW`` as a tuple of ints, or None."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(s) for s in text.split("x"))
+    except ValueError:
+        raise ValueError(f"--input-shape must be CxHxW such as 1x28x28, got {text!r}") from None
+
+
+def cmd_summary(args) -> int:
+    from .inference import Classifier
+    from .summary import summary
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive int, got {args.batch_size}")
+    clf = Classifier.load(args.run_dir)
+    shape = _shape_option(args.input_shape) or clf.input_shape
+    if shape is None:
+        raise ValueError(f"--input-shape is required (e.g. 1x28x28): {args.run_dir} does not record the model's input")
+    summary(clf.model, (args.batch_size, *shape))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .inference import Classifier
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be a positive int, got {args.top_k}")
+    clf = Classifier.load(args.run_dir)
+    if clf.standardize is None:
+        print(f"note: {args.run_dir} records no standardisation: the images go into the model as they are",
+              file=sys.stderr)
+    print(clf.predict(args.files).format(args.top_k))
     return 0
 
 
@@ -155,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("output", help="the .onnx file to write")
     ex.add_argument("--input-shape", help="CxHxW (read from the run's config.json when omitted)")
     ex.set_defaults(func=cmd_export)
+
+    sm = sub.add_parser("summary", help="each layer's output shape, parameters and multiply-adds of a saved model")
+    sm.add_argument("run_dir", help="a run directory, or a model file written by strided.save")
+    sm.add_argument("--input-shape", help="CxHxW (default: the one the model was saved with)")
+    sm.add_argument("--batch-size", type=int, default=1, help="images per batch in the shapes (default 1)")
+    sm.set_defaults(func=cmd_summary)
+
+    pr = sub.add_parser("predict", help="classify image files (PNG/JPEG or .npy) with a trained run")
+    pr.add_argument("run_dir", help="a run directory, or a model file written by strided.save")
+    pr.add_argument("files", nargs="+", help="images of the model's size: PNG/JPEG (needs Pillow) or .npy")
+    pr.add_argument("--top-k", type=int, default=1, help="show the K most probable classes (default 1)")
+    pr.set_defaults(func=cmd_predict)
 
     b = sub.add_parser("bench", help="benchmarks: conv algorithms, LeNet-5 training against PyTorch, or how fast "
                                      "crafted files fail")

@@ -265,6 +265,21 @@ def test_forward_hooks_see_every_call_and_can_be_removed():
         relu.register_forward_hook(3)
 
 
+
+def test_forward_pre_hooks_run_before_the_forward_and_can_replace_the_input():
+    lin = nn.Linear(2, 2)
+    order = []
+    handle = lin.register_forward_pre_hook(lambda mod, args: order.append(("pre", args[0].shape)))
+    lin.register_forward_hook(lambda mod, args, out: order.append(("post", out.shape)))
+    lin(np.ones((3, 2), np.float32))
+    assert order == [("pre", (3, 2)), ("post", (3, 2))]
+    handle.remove()
+    lin.register_forward_pre_hook(lambda mod, args: args[0] * 0)    # a single value replaces the one input
+    np.testing.assert_array_equal(lin(np.ones((1, 2), np.float32)), lin.bias.data[None])
+    with pytest.raises(TypeError, match="hook must be callable"):
+        lin.register_forward_pre_hook(None)
+
+
 # -- errors --------------------------------------------------------------------------------------------
 
 def test_mismatched_branches_name_both_shapes():

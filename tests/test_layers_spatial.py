@@ -311,6 +311,17 @@ def test_bad_inputs(m, x_shape, exc, words):
         assert w in str(info.value)
 
 
+def test_functional_adaptive_pooling_takes_batches_only(rng):
+    """An unbatched image is the layers' (nn's IMAGES), so the functional core has one contract, (N, C, H, W)."""
+    x = rng.standard_normal((3, 6, 7))
+    for forward in (F.adaptive_avg_pool2d_forward, F.adaptive_max_pool2d_forward):
+        with pytest.raises(ValueError, match=r"x must have 4 dimensions \(N, C, H, W\), got shape \(3, 6, 7\)"):
+            forward(x, 2)
+        y, _ = forward(x[None], 2)
+        np.testing.assert_array_equal(y[0], nn.AdaptiveAvgPool2d(2)(x) if "avg" in forward.__name__
+                                      else nn.AdaptiveMaxPool2d(2)(x))
+
+
 def test_backward_checks_the_gradient_shape(rng):
     for m in (nn.AdaptiveAvgPool2d(2), nn.AdaptiveMaxPool2d(3), nn.Upsample(scale_factor=2)):
         y = m(rng.standard_normal((2, 3, 5, 6)))

@@ -70,7 +70,7 @@ def test_every_python_block_runs_as_written(index, tmp_path, monkeypatch, capsys
 # ----------------------------------------------------------------------------- commands
 # the placeholders the README writes for a value, and a sample value for each
 SAMPLES = {"RUN_DIR": "runs/x", "DIR": "runs/x", "NAME": "mnist", "M": "lenet5", "D": "fashion-mnist", "N": "2",
-           "B": "16", "LR": "0.1", "S": "0"}
+           "B": "16", "LR": "0.1", "S": "0", "K": "3", "FILES": "image.png"}
 
 
 def placeholders_filled(words: list[str]) -> list[str]:

@@ -38,7 +38,7 @@ from .. import _checks
 from .._parallel import elementwise
 from ..geometry import Window, adaptive_bins, adaptive_window, pool_window
 from ..windows import empty, is_batch_last, offsets, pad, to_batch_last, unpad
-from .._checks import floating, grad_output, images
+from .._checks import floating, grad_output, image_batch
 
 
 @dataclass
@@ -311,7 +311,7 @@ def avg_pool2d_backward(dy, cache: AvgPool2dCache) -> np.ndarray:
 # ----------------------------------------------------------------------------- adaptive pooling
 @dataclass
 class AdaptiveAvgPool2dCache:
-    x_shape: tuple       # the input's shape: (N, C, H, W) or unbatched (C, H, W)
+    x_shape: tuple       # the input's shape (N, C, H, W)
     out_size: tuple      # (OH, OW)
     dtype: np.dtype
     pool: AvgPool2dCache | None = None   # bins that are pooling windows: avg_pool2d's cache
@@ -319,7 +319,7 @@ class AdaptiveAvgPool2dCache:
 
 @dataclass
 class AdaptiveMaxPool2dCache:
-    x_shape: tuple          # the input's shape: (N, C, H, W) or unbatched (C, H, W)
+    x_shape: tuple          # the input's shape (N, C, H, W)
     indices: np.ndarray     # (N, C, OH, OW) int64: the flat position h*W + w of each maximum in its plane
     dtype: np.dtype
 
@@ -380,41 +380,39 @@ def _bin_counts(size: int, out: int, dtype) -> np.ndarray:
 
 
 def adaptive_avg_pool2d_forward(x, output_size):
-    """Adaptive average pooling of x: (N, C, H, W) or (C, H, W); returns ``(y, cache)``, y: (N, C, OH, OW) or (C, OH, OW).
+    """Adaptive average pooling of x: (N, C, H, W); returns ``(y, cache)`` with y: (N, C, OH, OW).
 
     output_size: an int or a pair, None in the pair keeping that input size.
     y[n, c, i, j] is the mean of x[n, c] over rows ``[floor(i*H/OH), ceil((i+1)*H/OH))``
     and the columns likewise (torch's bins). ``(1, 1)`` is global average
     pooling, a mean over H and W.
     """
-    x4, unbatched = images("x", x)
-    n, c, h, w = x4.shape
+    x = image_batch("x", x)
+    n, c, h, w = x.shape
     oh, ow = adaptive_output_size(output_size, (h, w))
-    cache = AdaptiveAvgPool2dCache(tuple(x.shape), (oh, ow), x4.dtype)
+    cache = AdaptiveAvgPool2dCache(tuple(x.shape), (oh, ow), x.dtype)
     windows = adaptive_window(h, oh), adaptive_window(w, ow)
     if 0 in (n, c, oh, ow):
-        y = np.zeros((n, c, oh, ow), x4.dtype)
+        y = np.zeros((n, c, oh, ow), x.dtype)
     elif (oh, ow) == (1, 1):
-        y = x4.mean(axis=(2, 3), keepdims=True)
+        y = x.mean(axis=(2, 3), keepdims=True)
     elif None not in windows:
         (kh, sh), (kw, sw) = windows
-        y, cache.pool = avg_pool2d_forward(x4, (kh, kw), (sh, sw))
+        y, cache.pool = avg_pool2d_forward(x, (kh, kw), (sh, sw))
     else:
         # one axis at a time: the sums over the bins' rows, then over their columns; then the means
-        y = _sum_members(_sum_members(x4, _bin_members(h, oh, False), 2), _bin_members(w, ow, False), 3)
-        y /= _bin_counts(h, oh, x4.dtype)[:, None]
-        y /= _bin_counts(w, ow, x4.dtype)
-    return (y[0] if unbatched else y), cache
+        y = _sum_members(_sum_members(x, _bin_members(h, oh, False), 2), _bin_members(w, ow, False), 3)
+        y /= _bin_counts(h, oh, x.dtype)[:, None]
+        y /= _bin_counts(w, ow, x.dtype)
+    return y, cache
 
 
 def adaptive_avg_pool2d_backward(dy, cache: AdaptiveAvgPool2dCache) -> np.ndarray:
     """dx: the input's shape; each bin spreads its gradient evenly over its pixels (pixels in two bins get both)."""
     _checks.cache(cache, AdaptiveAvgPool2dCache, "adaptive_avg_pool2d_forward")
-    unbatched = len(cache.x_shape) == 3
-    n, c, h, w = (1, *cache.x_shape) if unbatched else cache.x_shape
+    n, c, h, w = cache.x_shape
     oh, ow = cache.out_size
-    dy = grad_output(dy, (c, oh, ow) if unbatched else (n, c, oh, ow), cache.dtype)
-    dy = dy[None] if unbatched else dy
+    dy = grad_output(dy, (n, c, oh, ow), cache.dtype)
     if 0 in (n, c, oh, ow):
         dx = np.zeros((n, c, h, w), cache.dtype)
     elif cache.pool is not None:
@@ -425,39 +423,39 @@ def adaptive_avg_pool2d_backward(dy, cache: AdaptiveAvgPool2dCache) -> np.ndarra
         g = dy / _bin_counts(h, oh, cache.dtype)[:, None]
         g /= _bin_counts(w, ow, cache.dtype)
         dx = _sum_members(_sum_members(g, _bin_members(h, oh, True), 2), _bin_members(w, ow, True), 3)
-    return dx[0] if unbatched else dx
+    return dx
 
 
 def adaptive_max_pool2d_forward(x, output_size):
-    """Adaptive max pooling of x: (N, C, H, W) or (C, H, W); returns ``(y, cache)``, y: (N, C, OH, OW) or (C, OH, OW).
+    """Adaptive max pooling of x: (N, C, H, W); returns ``(y, cache)`` with y: (N, C, OH, OW).
 
     The bins are those of :func:`adaptive_avg_pool2d_forward`. Ties go to the
     first pixel in row-major order and NaN wins (the last NaN), as in torch.
     ``cache.indices`` holds the position ``h*W + w`` of every maximum (torch's
-    ``return_indices``), shaped like the batched output. Bins done one axis
+    ``return_indices``), y's shape. Bins done one axis
     at a time keep torch's choice: the maximum of each row's part of a bin,
     then the first row holding the bin's maximum (the last holding a NaN).
     """
-    x4, unbatched = images("x", x)
-    n, c, h, w = x4.shape
+    x = image_batch("x", x)
+    n, c, h, w = x.shape
     oh, ow = adaptive_output_size(output_size, (h, w))
     windows = adaptive_window(h, oh), adaptive_window(w, ow)
     if 0 in (n, c, oh, ow):
-        y, indices = np.zeros((n, c, oh, ow), x4.dtype), np.zeros((n, c, oh, ow), np.int64)
+        y, indices = np.zeros((n, c, oh, ow), x.dtype), np.zeros((n, c, oh, ow), np.int64)
     elif (oh, ow) == (1, 1):
-        planes = x4.reshape(n, c, h * w)
+        planes = x.reshape(n, c, h * w)
         indices = _first_max(planes, 2)[..., None, None]
         y = np.take_along_axis(planes, indices[..., 0], 2)[..., None]
     elif None not in windows:
         (kh, sh), (kw, sw) = windows
-        y, pool = max_pool2d_forward(x4, (kh, kw), (sh, sw))
+        y, pool = max_pool2d_forward(x, (kh, kw), (sh, sw))
         # the winning kernel offset a*kw + b of each window, as the flat position of its pixel
         offset = (np.arange(kh)[:, None] * w + np.arange(kw)).ravel()
         corner = (np.arange(oh) * sh)[:, None] * w + np.arange(ow) * sw
         indices = offset[pool.argmax] + corner
     else:
         members_h, members_w = _bin_members(h, oh, False), _bin_members(w, ow, False)
-        parts = _gather_members(x4, members_w, 3, -np.inf)                  # (N, C, H, OW, Kw)
+        parts = _gather_members(x, members_w, 3, -np.inf)                  # (N, C, H, OW, Kw)
         k = _first_max(parts, 4)
         row_max = np.take_along_axis(parts, k[..., None], 4)[..., 0]       # (N, C, H, OW)
         col = members_w[0][np.arange(ow), k]                                # its column in the input
@@ -466,18 +464,17 @@ def adaptive_max_pool2d_forward(x, output_size):
         y = np.take_along_axis(parts, k[:, :, :, None], 3)[:, :, :, 0]    # (N, C, OH, OW)
         row = members_h[0][np.arange(oh)[:, None], k]
         indices = row * w + np.take_along_axis(col, row, 2)
-    cache = AdaptiveMaxPool2dCache(tuple(x.shape), indices, x4.dtype)
-    return (y[0] if unbatched else y), cache
+    cache = AdaptiveMaxPool2dCache(tuple(x.shape), indices, x.dtype)
+    return y, cache
 
 
 def adaptive_max_pool2d_backward(dy, cache: AdaptiveMaxPool2dCache) -> np.ndarray:
     """dx: the input's shape; each output gradient goes to its maximum (added up where bins share one)."""
     _checks.cache(cache, AdaptiveMaxPool2dCache, "adaptive_max_pool2d_forward")
-    unbatched = len(cache.x_shape) == 3
-    n, c, h, w = (1, *cache.x_shape) if unbatched else cache.x_shape
+    n, c, h, w = cache.x_shape
     out_shape = cache.indices.shape
     per_plane = out_shape[2] * out_shape[3]
-    dy = grad_output(dy, out_shape[1:] if unbatched else out_shape, cache.dtype).reshape(n * c, per_plane)
+    dy = grad_output(dy, out_shape, cache.dtype).reshape(n * c, per_plane)
     # one scatter-add over all planes: plane p's pixel q is entry p*H*W + q
     flat = cache.indices.reshape(n * c, per_plane) + (np.arange(n * c) * (h * w))[:, None]
     dx = np.bincount(flat.ravel(), weights=dy.ravel(), minlength=n * c * h * w).astype(cache.dtype, copy=False)

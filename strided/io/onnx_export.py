@@ -71,10 +71,12 @@ The batch dimension is dynamic (named ``batch``); every other size is fixed
 by ``input_shape``. Weights are stored as float32 whatever the model's dtype.
 Initializers are named like the state dict (``0.weight``), nodes after the
 layer they come from. The result passes ``onnx.checker`` (full check).
+``metadata`` (class names, preprocessing) is written as the model's ``metadata_props``.
 """
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 
@@ -525,14 +527,30 @@ def _check_shape(input_shape) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
+def _metadata_props(metadata) -> dict:
+    """metadata as ONNX ``metadata_props``: str -> str, non-string values as JSON."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise TypeError(f"metadata must be a dict with str keys, got {metadata!r}")
+    try:
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    except TypeError as exc:
+        raise TypeError(f"metadata values must be strings or JSON-friendly, got {metadata!r} ({exc})") from exc
+
+
 def export_onnx(model: Module, path, input_shape, *, input_name: str = "input", output_name: str = "output",
-                batch_size: int | None = None) -> Path:
+                batch_size: int | None = None, metadata: dict | None = None) -> Path:
     """Write ``model`` as an ONNX graph (opset 17, float32) to ``path``, atomically; returns the path.
 
     input_shape: the shape of ONE example, without the batch, e.g. ``(1, 28, 28)``
     for x: (N, 1, 28, 28). The batch dimension is dynamic (``batch``) unless
     ``batch_size`` fixes it. The graph computes the model in eval mode
     (Dropout is the identity, BatchNorm uses its running statistics).
+    ``metadata`` (str keys) goes into the model's ``metadata_props``, strings
+    as they are and other values as JSON (``strided export`` writes the
+    class names and the standardisation ``mean``, ``std``, ``eps`` of a trained
+    model there: ``json.loads(props['class_names'])``).
     Raises TypeError naming the first layer that cannot be exported.
     """
     onnx, helper, numpy_helper = _import_onnx()
@@ -541,6 +559,7 @@ def export_onnx(model: Module, path, input_shape, *, input_name: str = "input", 
     shape = _check_shape(input_shape)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None (dynamic), got {batch_size!r}")
+    props = _metadata_props(metadata)
     _check_exportable(model)  # fail before any work
 
     g = _Graph(helper, numpy_helper, onnx)
@@ -559,6 +578,8 @@ def export_onnx(model: Module, path, input_shape, *, input_name: str = "input", 
     graph = helper.make_graph(g.nodes, type(model).__name__, [in_info], [out_info], initializer=g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="strided", producer_version=__version__)
+    if props:
+        helper.set_model_props(proto, props)
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
     with atomic_write(path) as f:

@@ -1,10 +1,12 @@
 """Inputs without a batch axis, and empty batches, for layers whose functional core takes batches.
 
-torch's ``Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` accept an unbatched
-image ``(C, H, W)`` and return an unbatched output, and they accept a batch
-of zero images and return an empty output (the parameter gradients are then
-zeros). The functional core of these layers works on non-empty batches
-``(N, C, H, W)``; :func:`batched` gives a layer both behaviours around it:
+torch's ``Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``, ``AvgPool2d`` and the
+adaptive poolings accept an unbatched image ``(C, H, W)`` and return an
+unbatched output, and they accept a batch of zero images and return an empty
+output (the parameter gradients are then zeros). The functional core of these
+layers takes batches ``(N, C, H, W)`` only (torch's ``F.*`` also take an
+unbatched image; here the idea has this one implementation, for every layer
+over images): :func:`batched` gives a layer both behaviours around it:
 
 - unbatched: the batch axis is added before the layer's own forward and
   removed from its output; ``dy`` gets it back in backward and ``dx`` loses it;
@@ -84,5 +86,5 @@ class batched:
         return backward
 
 
-# the layers over images: Conv2d, MaxPool2d, AvgPool2d
+# the layers over images: Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d
 IMAGES = batched(4, "(C, H, W)", "(N, C, H, W)")

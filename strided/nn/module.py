@@ -155,6 +155,7 @@ class Module:
         object.__setattr__(self, "_earlier_caches", [])  # caches of this module's earlier calls in the pass
         object.__setattr__(self, "_forward_pass", -1)    # the pass of its last call
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         return self
 
     def __init__(self):
@@ -201,6 +202,10 @@ class Module:
         else:
             object.__setattr__(self, "_forward_pass", calls.forward_pass)
             object.__setattr__(self, "_earlier_caches", [])
+        for hook in tuple(self._forward_pre_hooks.values()):
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
         calls.depth += 1
         try:
             out = self.forward(*args, **kwargs)
@@ -224,6 +229,18 @@ class Module:
         key = max(self._forward_hooks, default=-1) + 1
         self._forward_hooks[key] = hook
         return RemovableHandle(self._forward_hooks, key)
+
+    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every forward of this module, as torch does.
+
+        A hook returning something other than None replaces the inputs (a
+        tuple, or a single value). Returns a handle whose ``remove()`` takes the hook off.
+        """
+        if not callable(hook):
+            raise TypeError(f"hook must be callable as hook(module, args), got {type(hook).__name__}")
+        key = max(self._forward_pre_hooks, default=-1) + 1
+        self._forward_pre_hooks[key] = hook
+        return RemovableHandle(self._forward_pre_hooks, key)
 
     def _need_cache(self, cache, what: str = "forward"):
         """Fail clearly (ValueError) when backward is called without a forward to go back through."""

@@ -129,10 +129,12 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
         self._cache = None
 
+    @IMAGES.forward
     def forward(self, x):
         y, self._cache = F.adaptive_avg_pool2d_forward(x, self.output_size)
         return y
 
+    @IMAGES.backward
     def backward(self, dy, need_input_grad=True):
         return F.adaptive_avg_pool2d_backward(dy, self._need_cache(self._cache))
 
@@ -170,13 +172,12 @@ class AdaptiveMaxPool2d(Module):
         self.return_indices = bool(return_indices)
         self._cache = None
 
+    @IMAGES.forward
     def forward(self, x):
         y, self._cache = F.adaptive_max_pool2d_forward(x, self.output_size)
-        if not self.return_indices:
-            return y
-        indices = self._cache.indices
-        return y, (indices[0] if y.ndim == 3 else indices)
+        return (y, self._cache.indices) if self.return_indices else y
 
+    @IMAGES.backward
     def backward(self, dy, need_input_grad=True):
         return F.adaptive_max_pool2d_backward(dy, self._need_cache(self._cache))
 
