@@ -374,7 +374,7 @@ def profile_models_main(argv=None) -> int:
             stack.callback(_parallel.set_num_threads, old)
             if _parallel.can_limit_blas():
                 stack.enter_context(_parallel.single_threaded_blas())
-        rate = gemm_rate()
+        rate = gemm_rate(clock=clock)
         print(f"# {machine()}")
         print(f"# float32 matrix product rate on these threads: {rate:.0f} GFLOP/s; "
               + ("one thread, CPU time" if args.one_thread else f"wall-clock time, {_parallel.num_threads()} threads"))
