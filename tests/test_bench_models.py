@@ -1,6 +1,8 @@
 """``strided bench models``: the twins agree with PyTorch, the benchmark runs and prints its table (no timings asserted)."""
 import argparse
 
+import numpy as np
+
 import pytest
 
 from strided import models
@@ -10,16 +12,16 @@ from strided.bench.torch_twin import check_agreement, model_pair
 
 @pytest.mark.parametrize("name", ["fashion_cnn", "cifar_cnn", "resnet20", "fashion_resnet"])
 def test_every_benchmarked_model_agrees_with_its_torch_twin(torch, name):
-    model, tmodel = model_pair(torch, name)
+    model, tmodel = model_pair(torch, name, np.float64)
     shape = models.MODELS[name][1]
-    errors = check_agreement(model, tmodel, torch, batch=4, shape=shape)
-    assert max(errors.values()) < 1e-4
+    errors = check_agreement(model, tmodel, torch, batch=4, dtype=np.float64, shape=shape)
+    assert max(errors.values()) < 1e-10
     # the dropout layers are back in training mode after the check
     assert all(m.training for m in model.modules())
     first = next(p for p in model.parameters() if p.data.ndim == 4)
     first.data = first.data * 1.01
     with pytest.raises(AssertionError, match="disagree"):
-        check_agreement(model, tmodel, torch, batch=4, shape=shape)
+        check_agreement(model, tmodel, torch, batch=4, dtype=np.float64, shape=shape)
 
 
 def test_benchmark_prints_one_row_per_model_and_thread_count(torch, capsys):
