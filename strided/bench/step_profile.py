@@ -140,6 +140,19 @@ def format_profile(prof: dict, other: dict | None = None, names=("strided", "PyT
                      + [fmt.format(*line) for line in lines])
 
 
+def _one_thread(stack: contextlib.ExitStack):
+    """Put strided's pool and BLAS on one thread until ``stack`` closes; returns the clock to use (CPU time)."""
+    old = _parallel.num_threads()
+    _parallel.set_num_threads(1)
+    stack.callback(_parallel.set_num_threads, old)
+    if _parallel.can_limit_blas():
+        stack.enter_context(_parallel.single_threaded_blas())
+    else:
+        print("# threadpoolctl is not installed (pip install strided[speed]): BLAS keeps its threads, "
+              "and their work is not in the CPU time of this thread")
+    return time.thread_time
+
+
 def profile_main(argv=None) -> int:
     """``benchmarks/profile_lenet5.py`` / ``strided bench lenet5 --profile``: the per-layer profile of a step."""
     p = argparse.ArgumentParser(prog="benchmarks/profile_lenet5.py",
@@ -156,18 +169,8 @@ def profile_main(argv=None) -> int:
     args = p.parse_args(argv)
     dtype = np.dtype(args.dtype)
     torch = None if args.no_torch else import_torch(1 if args.one_thread else 2)
-    clock = time.perf_counter
     with contextlib.ExitStack() as stack:
-        if args.one_thread:
-            clock = time.thread_time
-            old = _parallel.num_threads()
-            _parallel.set_num_threads(1)
-            stack.callback(_parallel.set_num_threads, old)
-            if _parallel.can_limit_blas():
-                stack.enter_context(_parallel.single_threaded_blas())
-            else:
-                print("# threadpoolctl is not installed (pip install strided[speed]): BLAS keeps its threads, "
-                      "and their work is not in the CPU time of this thread")
+        clock = _one_thread(stack) if args.one_thread else time.perf_counter
         print(f"# {machine()}")
         settle_allocator()
         how = ("one thread, CPU time of the thread" if args.one_thread else
@@ -211,7 +214,7 @@ KINDS = (
 
 def _leaves(model):
     """``[(qualified name, module)]`` of the modules without children, in forward order."""
-    return [(name or type(m).__name__, m) for name, m in model.named_modules() if not m._modules]
+    return [(name or type(m).__name__, m) for name, m in model.named_modules() if next(m.children(), None) is None]
 
 
 def _flops(layer, x_shape, y_shape) -> float:
@@ -365,15 +368,8 @@ def profile_models_main(argv=None) -> int:
         pairs = parse_models(args.models)
     except argparse.ArgumentTypeError as exc:
         p.error(str(exc))
-    clock = time.perf_counter
     with contextlib.ExitStack() as stack:
-        if args.one_thread:
-            clock = time.thread_time
-            old = _parallel.num_threads()
-            _parallel.set_num_threads(1)
-            stack.callback(_parallel.set_num_threads, old)
-            if _parallel.can_limit_blas():
-                stack.enter_context(_parallel.single_threaded_blas())
+        clock = _one_thread(stack) if args.one_thread else time.perf_counter
         rate = gemm_rate(clock=clock)
         print(f"# {machine()}")
         print(f"# float32 matrix product rate on these threads: {rate:.0f} GFLOP/s; "
