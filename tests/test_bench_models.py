@@ -25,6 +25,7 @@ def test_every_benchmarked_model_agrees_with_its_torch_twin(torch, name):
 
 
 def test_benchmark_prints_one_row_per_model_and_thread_count(torch, capsys):
+    threads_before = torch.get_num_threads()
     assert bench.main(["--models", "lenet5:2,fashion_resnet:2", "--threads", "1,2", "--rounds", "1", "--no-memory",
                        "--markdown"]) == 0
     out = capsys.readouterr().out
@@ -36,6 +37,7 @@ def test_benchmark_prints_one_row_per_model_and_thread_count(torch, capsys):
         assert cells[2] in ("1", "2")
         assert float(cells[3]) > 0 and float(cells[4]) > 0 and float(cells[6]) > 0
         assert cells[9] == "-"                              # --no-memory
+    assert torch.get_num_threads() == threads_before        # the caller's setting is restored
 
 
 def test_benchmark_runs_without_torch_and_measures_memory(capsys):

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import models
+from .._optional import optional
 from .conv import threads_limited
 from .harness import gemm_rate, interleaved, machine, positive_int, positive_ints, settle_allocator, table
 from .memory import peak_memory
-from .torch_twin import check_agreement, import_torch, model_pair, random_batch, strided_step, torch_step
+from .torch_twin import check_agreement, model_pair, random_batch, strided_step, torch_step
 
 #: (model name, batch size) pairs timed by default
 SUITE = (("lenet5", 64), ("lenet5", 128), ("fashion_cnn", 128), ("cifar_cnn", 64), ("resnet20", 128),
@@ -167,8 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    torch = None if args.no_torch else optional("torch")
+    before = None if torch is None else torch.get_num_threads()
+    try:
+        return _run(args, torch)
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)       # the caller's setting, as it was
+
+
+def _run(args, torch) -> int:
     dtype = np.dtype(args.dtype)
-    torch = None if args.no_torch else import_torch(max(args.threads))
     libs = ["strided"] + (["torch"] if torch is not None else [])
     print(f"# {machine()}", flush=True)
     print(f"# training step: forward + CrossEntropyLoss + backward + SGD(momentum=0.9); inference: forward in eval "
