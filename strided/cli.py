@@ -121,6 +121,9 @@ def cmd_bench(args) -> int:
     if args.what == "hostile-files":
         from .bench import hostile_files
         return hostile_files.main(args.rest) or 0
+    if args.what == "models":
+        from .bench import models
+        return models.main(args.rest) or 0
     from .bench import lenet5
     return lenet5.main(args.rest) or 0
 
@@ -203,9 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=1, help="show the K most probable classes (default 1)")
     pr.set_defaults(func=cmd_predict)
 
-    b = sub.add_parser("bench", help="benchmarks: conv algorithms, LeNet-5 training against PyTorch, or how fast "
-                                     "crafted files fail")
-    b.add_argument("what", choices=("conv", "lenet5", "hostile-files"))
+    b = sub.add_parser("bench", help="benchmarks: conv algorithms, LeNet-5 or whole networks against PyTorch, or "
+                                     "how fast crafted files fail")
+    b.add_argument("what", choices=("conv", "lenet5", "models", "hostile-files"))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark (--help to list)")
     b.set_defaults(func=cmd_bench)
 

@@ -63,12 +63,31 @@ def _rng_geometries(seed, count, square3=False):
     return [random_geometry(rng, square3) for _ in range(count)]
 
 
-GEOMETRIES = special_geometries() + _rng_geometries(1, 14) + _rng_geometries(2, 8, square3=True)
+def _pointwise_geometries(seed, count):
+    """Random 1x1 geometries without padding (what ``pointwise`` runs): strides, groups, odd sizes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        groups, cg, og = (int(v) for v in rng.integers(1, 4, size=3))
+        stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+        size = tuple(int(v) for v in rng.integers(1, 9, size=2))
+        out.append(ConvGeometry.create((int(rng.integers(1, 4)), groups * cg, *size), (groups * og, cg, 1, 1),
+                                       stride, 0, 1, groups))
+    return out
+
+
+GEOMETRIES = (special_geometries() + _rng_geometries(1, 14) + _rng_geometries(2, 8, square3=True)
+              + _pointwise_geometries(3, 10))
 
 
 def supported(alg, *geoms):
-    """The first of ``geoms`` that ``alg`` can run (a depthwise one last, for the depthwise-only algorithm)."""
-    return next(g for g in geoms if alg.supports(g, np.dtype(np.float64)) is None)
+    """The first of ``geoms`` that ``alg`` can run (a depthwise one last, for the depthwise-only algorithm).
+
+    A 1x1 version of the first (same input, stride and groups, no padding) comes after them, for the 1x1-only algorithm.
+    """
+    g0 = geoms[0]
+    pointwise = ConvGeometry.create(g0.x_shape, (*g0.weight_shape[:2], 1, 1), g0.stride, 0, 1, g0.groups)
+    return next(g for g in (*geoms, pointwise) if alg.supports(g, np.dtype(np.float64)) is None)
 
 
 def _data(geom, dtype, seed=0):
@@ -137,7 +156,8 @@ def _torch_conv(torch, geom, x, w, dy):
 @pytest.mark.parametrize("name", FAST)
 def test_matches_torch(torch, name):
     alg = conv.get(name)
-    geoms = special_geometries() + _rng_geometries(3, 6) + _rng_geometries(4, 3, square3=True)
+    geoms = (special_geometries() + _rng_geometries(3, 6) + _rng_geometries(4, 3, square3=True)
+             + _pointwise_geometries(5, 3))
     ran = 0
     for dtype, rel in ((np.float64, 1e-10), (np.float32, 2e-4)):
         for geom in geoms:

@@ -29,7 +29,7 @@ import numpy as np
 from .. import _parallel, conv
 from .._optional import optional
 from ..geometry import ConvGeometry
-from .harness import call_times, machine, traced_peak
+from .harness import call_times, gemm_rate, machine, traced_peak
 
 
 @dataclass(frozen=True)
@@ -296,6 +296,8 @@ def main(argv=None) -> int:
         print(f"# {machine()}", flush=True)
         print(f"# {args.dtype}; one step = forward + grad_input + grad_weight; median of up to {args.repeat} runs; "
               f"{limits}; torch threads: {args.threads}", flush=True)
+        print(f"# float32 matrix product (1024 x 1024 x 1024, NumPy) on these threads: {gemm_rate():.0f} GFLOP/s",
+              flush=True)
         for c in cases:
             print(f"# {c.name}: {c.describe()}", flush=True)
         rows = run(cases, algorithms, np.dtype(args.dtype), args.repeat, args.budget, not args.no_torch, progress,

@@ -107,6 +107,26 @@ def traced_peak(run) -> int:
     return peak - base
 
 
+def gemm_rate(n: int = 1024, dtype=np.float32, seconds: float = 0.5, clock=time.perf_counter) -> float:
+    """The machine's measured matrix-product rate in GFLOP/s: (n x n) @ (n x n) in NumPy, best of ``seconds`` of calls.
+
+    It is the ceiling any convolution built on matrix products can reach
+    with the BLAS and thread count in effect (set them first): the
+    benchmarks print it beside their timings. 2 n^3 floating-point
+    operations per product. ``clock``: ``time.thread_time`` to count the
+    CPU time of a single-threaded BLAS instead of the wall-clock time.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype)
+    np.matmul(a, b, out=out)
+    best, start = np.inf, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        best = min(best, call_times(lambda: np.matmul(a, b, out=out), 1, clock)[0])
+    return 2 * n**3 / best / 1e9
+
+
 # ---------------------------------------------------------------------------- reporting
 def machine() -> str:
     """One line describing the machine and library versions the numbers come from."""

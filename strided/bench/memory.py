@@ -1,6 +1,7 @@
-"""Peak memory of LeNet-5 training steps, each library measured in a fresh process, and of a whole CLI run.
+"""Peak memory of training steps of a zoo model (LeNet-5 by default), each library in a fresh process, and of a CLI run.
 
     python -m strided.bench.memory strided --batch 128 --dtype float32    # prints one JSON line
+    python -m strided.bench.memory torch --model resnet20 --batch 128
 
 :func:`peak_memory` runs that command once per library and collects the
 results; :func:`probe` is what the fresh process runs. :func:`cli_peak_rss`
@@ -21,7 +22,7 @@ import numpy as np
 
 from .. import models
 from .harness import positive_int, traced_peak
-from .torch_twin import build_pair, import_torch, random_batch, strided_step, torch_step
+from .torch_twin import import_torch, model_pair, random_batch, strided_step, torch_step
 
 
 def _proc_status(field: str) -> int | None:
@@ -41,8 +42,8 @@ def _rss_bytes() -> int | None:
 
 
 
-def probe(library: str, batch: int, dtype) -> dict:
-    """Run in a fresh process: growth of the peak resident memory over 10 training steps (bytes).
+def probe(library: str, batch: int, dtype, model: str = "lenet5") -> dict:
+    """Run in a fresh process: growth of the peak resident memory over 10 training steps of ``model`` (bytes).
 
     The baseline is the resident size once the model, the batch and the
     library are loaded, so only what the steps allocate counts. For strided
@@ -50,12 +51,12 @@ def probe(library: str, batch: int, dtype) -> dict:
     reports its arrays to) gives the most array memory alive at once, the
     buffers kept between steps included.
     """
-    x, y = random_batch(batch, dtype)
+    x, y = random_batch(batch, dtype, shape=models.MODELS[model][1])
     if library == "torch":
         torch = import_torch(2)
-        step = torch_step(torch, build_pair(torch, dtype)[1], x, y)
+        step = torch_step(torch, model_pair(torch, model, dtype)[1], x, y)
     else:
-        step = strided_step(models.lenet5(dtype=dtype), x, y)
+        step = strided_step(models.get_model(model, dtype=dtype), x, y)
     base = _rss_bytes()
     for _ in range(10):
         step()
@@ -66,18 +67,19 @@ def probe(library: str, batch: int, dtype) -> dict:
         del step
 
         def ten_steps():
-            step = strided_step(models.lenet5(dtype=dtype), x, y)
+            step = strided_step(models.get_model(model, dtype=dtype), x, y)
             for _ in range(10):
                 step()
         out["traced_peak"] = traced_peak(ten_steps)
     return out
 
 
-def peak_memory(libraries, batch: int = 128, dtype=np.float32) -> dict:
+def peak_memory(libraries, batch: int = 128, dtype=np.float32, model: str = "lenet5") -> dict:
     """``{library: {"rss_growth": bytes, "traced_peak": bytes (strided)}}``, each measured in its own process."""
     out = {}
     for lib in libraries:
-        cmd = [sys.executable, "-m", "strided.bench.memory", lib, "--batch", str(batch), "--dtype", np.dtype(dtype).name]
+        cmd = [sys.executable, "-m", "strided.bench.memory", lib, "--batch", str(batch), "--dtype", np.dtype(dtype).name,
+               "--model", model]
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
             out[lib] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -128,12 +130,13 @@ def cli_peak_rss(args, cwd=None, timeout: float = 3600) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m strided.bench.memory",
-                                description="Peak memory of 10 LeNet-5 training steps, as one JSON line.")
+                                description="Peak memory of 10 training steps of a zoo model, as one JSON line.")
     p.add_argument("library", choices=("strided", "torch"))
+    p.add_argument("--model", choices=tuple(models.MODELS), default="lenet5")
     p.add_argument("--batch", type=positive_int, default=128)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     args = p.parse_args(argv)
-    print(json.dumps(probe(args.library, args.batch, np.dtype(args.dtype))))
+    print(json.dumps(probe(args.library, args.batch, np.dtype(args.dtype), args.model)))
     return 0
 
 

@@ -140,6 +140,19 @@ def format_profile(prof: dict, other: dict | None = None, names=("strided", "PyT
                      + [fmt.format(*line) for line in lines])
 
 
+def _one_thread(stack: contextlib.ExitStack):
+    """Put strided's pool and BLAS on one thread until ``stack`` closes; returns the clock to use (CPU time)."""
+    old = _parallel.num_threads()
+    _parallel.set_num_threads(1)
+    stack.callback(_parallel.set_num_threads, old)
+    if _parallel.can_limit_blas():
+        stack.enter_context(_parallel.single_threaded_blas())
+    else:
+        print("# threadpoolctl is not installed (pip install strided[speed]): BLAS keeps its threads, "
+              "and their work is not in the CPU time of this thread")
+    return time.thread_time
+
+
 def profile_main(argv=None) -> int:
     """``benchmarks/profile_lenet5.py`` / ``strided bench lenet5 --profile``: the per-layer profile of a step."""
     p = argparse.ArgumentParser(prog="benchmarks/profile_lenet5.py",
@@ -156,18 +169,8 @@ def profile_main(argv=None) -> int:
     args = p.parse_args(argv)
     dtype = np.dtype(args.dtype)
     torch = None if args.no_torch else import_torch(1 if args.one_thread else 2)
-    clock = time.perf_counter
     with contextlib.ExitStack() as stack:
-        if args.one_thread:
-            clock = time.thread_time
-            old = _parallel.num_threads()
-            _parallel.set_num_threads(1)
-            stack.callback(_parallel.set_num_threads, old)
-            if _parallel.can_limit_blas():
-                stack.enter_context(_parallel.single_threaded_blas())
-            else:
-                print("# threadpoolctl is not installed (pip install strided[speed]): BLAS keeps its threads, "
-                      "and their work is not in the CPU time of this thread")
+        clock = _one_thread(stack) if args.one_thread else time.perf_counter
         print(f"# {machine()}")
         settle_allocator()
         how = ("one thread, CPU time of the thread" if args.one_thread else
@@ -196,3 +199,186 @@ def profile_main(argv=None) -> int:
                 pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(args.functions)
     return 0
 
+
+
+# ---------------------------------------------------------------------------- any model, leaf by leaf
+#: what each kind of layer spends its time on, for the per-kind summary of :func:`profile_leaves`
+KINDS = (
+    ("products (Conv2d, Linear: matrix products and their window copies)", (nn.Conv2d, nn.Linear)),
+    ("normalisation (BatchNorm2d: statistics and element-wise passes)", (nn.BatchNorm2d,)),
+    ("activations and dropout (element-wise passes)", (nn.ReLU, nn.Tanh, nn.Dropout)),
+    ("pooling (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d)", (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)),
+    ("copies (Flatten)", (nn.Flatten,)),
+)
+
+
+def _leaves(model):
+    """``[(qualified name, module)]`` of the modules without children, in forward order."""
+    return [(name or type(m).__name__, m) for name, m in model.named_modules() if next(m.children(), None) is None]
+
+
+def _flops(layer, x_shape, y_shape) -> float:
+    """Floating-point operations of the forward pass of a Conv2d or Linear layer (2 per multiply-add), else 0."""
+    if isinstance(layer, nn.Conv2d):
+        o, cg, kh, kw = layer.weight.shape
+        return 2.0 * np.prod(y_shape) * cg * kh * kw
+    if isinstance(layer, nn.Linear):
+        return 2.0 * np.prod(y_shape) * layer.in_features
+    return 0.0
+
+
+def profile_leaves(model, x, y, steps: int = 20, warmup: int = 3, clock=time.perf_counter) -> dict:
+    """Where a training step of any model spends its time, layer by layer down to the leaves.
+
+    Every module without children (convolutions, batch norms, activations...
+    inside containers such as ``Residual`` too) has its ``forward`` and
+    ``backward`` wrapped with a clock for ``warmup + steps`` training steps,
+    then unwrapped. Returns medians in seconds::
+
+        {"layers": [(name, module, forward, backward, forward flops)],
+         "loss": s, "optimizer": s, "step": s (uninstrumented), "batch1": s (a step at batch 1)}
+
+    What the leaves do not cover (containers adding branches, Python
+    between the layers) is ``step`` minus the timed parts; ``batch1`` is
+    the fixed cost of a step, mostly Python, paid at any batch size.
+    """
+    leaves = _leaves(model)
+    fwd = {id(m): [] for _, m in leaves}
+    bwd = {id(m): [] for _, m in leaves}
+    flops = {}
+
+    def wrap(m):
+        forward, backward = m.forward, m.backward
+
+        def timed_forward(*args, **kwargs):
+            t = clock()
+            out = forward(*args, **kwargs)
+            fwd[id(m)].append(clock() - t)
+            if id(m) not in flops:
+                flops[id(m)] = _flops(m, np.shape(args[0]), np.shape(out))
+            return out
+
+        def timed_backward(*args, **kwargs):
+            t = clock()
+            out = backward(*args, **kwargs)
+            bwd[id(m)].append(clock() - t)
+            return out
+        object.__setattr__(m, "forward", timed_forward)
+        object.__setattr__(m, "backward", timed_backward)
+
+    crit = nn.CrossEntropyLoss()
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_t, opt_t = [], []
+    for _, m in leaves:
+        wrap(m)
+    try:
+        for _ in range(warmup + steps):
+            opt.zero_grad()
+            out = model(x)
+            t = clock()
+            crit(out, y)
+            d = crit.backward()
+            loss_t.append(clock() - t)
+            model.backward(d, need_input_grad=False)
+            t = clock()
+            opt.step()
+            opt_t.append(clock() - t)
+    finally:
+        for _, m in leaves:
+            del m.__dict__["forward"], m.__dict__["backward"]
+    # a leaf called k times per step has k entries per step: sum them per step, then take the median
+    def per_step(times):
+        k = max(1, len(times) // (warmup + steps))
+        sums = [sum(times[i:i + k]) for i in range(0, len(times), k)]
+        return statistics.median(sums[warmup:]) if len(sums) > warmup else 0.0
+    whole = statistics.median(call_times(strided_step(model, x, y), steps, clock))
+    one = strided_step(model, x[:1], y[:1])
+    one()
+    batch1 = statistics.median(call_times(one, steps, clock))
+    return {"layers": [(name, m, per_step(fwd[id(m)]), per_step(bwd[id(m)]), flops.get(id(m), 0.0))
+                       for name, m in leaves],
+            "loss": statistics.median(loss_t[warmup:]), "optimizer": statistics.median(opt_t[warmup:]),
+            "step": whole, "batch1": batch1}
+
+
+def format_leaves(prof: dict, gflops: float, top: int | None = None) -> str:
+    """The per-layer table (the ``top`` costliest layers, or all) and the per-kind summary of :func:`profile_leaves`.
+
+    ``gflops``: the machine's matrix-product rate; a product layer's floor
+    is its arithmetic at that rate (forward, plus twice it backward: the
+    input and the weight gradients).
+    """
+    step = prof["step"]
+    rows = []
+    for name, m, f, b, fl in prof["layers"]:
+        floor = 3 * fl / (gflops * 1e9) if fl else None
+        rows.append((f + b, [f"{name} {type(m).__name__}", f"{f * 1e3:.3f}", f"{b * 1e3:.3f}", f"{(f + b) / step:.1%}",
+                             "" if floor is None else f"{floor * 1e3:.3f}",
+                             "" if floor is None else f"{floor / (f + b):.0%}"]))
+    shown = sorted(rows, key=lambda r: -r[0])[:top] if top else rows
+    lines = [r[1] for r in shown]
+    header = ["layer", "fwd ms", "bwd ms", "share", "at GEMM rate ms", "of GEMM rate"]
+    out = [f"{'all' if not top else f'the {len(shown)} costliest'} layers ({len(rows)} in all), "
+           f"median per step:", table_text(header, lines)]
+    kinds = []
+    timed = 0.0
+    for label, classes in KINDS:
+        t = sum(f + b for _, m, f, b, _ in prof["layers"] if isinstance(m, classes))
+        fl = sum(3 * fl for _, m, _, _, fl in prof["layers"] if isinstance(m, classes))
+        timed += t
+        kinds.append([label, f"{t * 1e3:.2f}", f"{t / step:.0%}",
+                      f"{fl / (gflops * 1e9) * 1e3:.2f}" if fl else ""])
+    other = sum(f + b for _, m, f, b, _ in prof["layers"] if not isinstance(m, tuple(c for _, cs in KINDS for c in cs)))
+    timed += other + prof["loss"] + prof["optimizer"]
+    kinds += [["other layers", f"{other * 1e3:.2f}", f"{other / step:.0%}", ""],
+              ["loss (forward + backward)", f"{prof['loss'] * 1e3:.2f}", f"{prof['loss'] / step:.0%}", ""],
+              ["optimizer step (element-wise over the parameters)", f"{prof['optimizer'] * 1e3:.2f}",
+               f"{prof['optimizer'] / step:.0%}", ""],
+              ["between the layers (containers' sums, Python)", f"{(step - timed) * 1e3:.2f}",
+               f"{(step - timed) / step:.0%}", ""],
+              ["whole step (uninstrumented)", f"{step * 1e3:.2f}", "", ""],
+              ["  of which fixed cost (a step at batch 1: mostly Python)", f"{prof['batch1'] * 1e3:.2f}",
+               f"{prof['batch1'] / step:.0%}", ""]]
+    out += ["", "by kind:", table_text(["kind", "ms", "share", "at GEMM rate ms"], kinds)]
+    return "\n".join(out)
+
+
+def table_text(header, lines) -> str:
+    """``lines`` under ``header``: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(h), *(len(line[k]) for line in lines)) for k, h in enumerate(header)]
+    fmt = "  ".join(("{:<%d}" if k == 0 else "{:>%d}") % w for k, w in enumerate(widths))
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+                     + [fmt.format(*line).rstrip() for line in lines])
+
+
+def profile_models_main(argv=None) -> int:
+    """``benchmarks/profile_models.py``: where the time of a training step of each zoo model goes."""
+    from .harness import gemm_rate
+    p = argparse.ArgumentParser(prog="benchmarks/profile_models.py",
+                                description="Where each millisecond of a training step goes, per layer and per kind.")
+    p.add_argument("--models", default="lenet5:128,fashion_cnn:128,cifar_cnn:64,resnet20:128,fashion_resnet:128",
+                   help="comma-separated MODEL:BATCH pairs (default: the models of strided bench models)")
+    p.add_argument("--steps", type=positive_int, default=10, help="instrumented steps (default 10)")
+    p.add_argument("--top", type=int, default=12, help="layers to list, costliest first (0: all, in order)")
+    p.add_argument("--one-thread", action="store_true",
+                   help="strided's pool and BLAS on one thread, CPU time of the thread (insensitive to other jobs)")
+    args = p.parse_args(argv)
+    from .models import parse_models
+    try:
+        pairs = parse_models(args.models)
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
+    with contextlib.ExitStack() as stack:
+        clock = _one_thread(stack) if args.one_thread else time.perf_counter
+        rate = gemm_rate(clock=clock)
+        print(f"# {machine()}")
+        print(f"# float32 matrix product rate on these threads: {rate:.0f} GFLOP/s; "
+              + ("one thread, CPU time" if args.one_thread else f"wall-clock time, {_parallel.num_threads()} threads"))
+        settle_allocator()
+        for name, batch in pairs:
+            x, y = random_batch(batch, np.float32, shape=models.MODELS[name][1])
+            model = models.get_model(name)
+            prof = profile_leaves(model, x, y, args.steps, clock=clock)
+            print(f"\n== {name}, batch {batch}, float32")
+            print(format_leaves(prof, rate, args.top or None))
+    return 0

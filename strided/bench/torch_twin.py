@@ -1,7 +1,9 @@
-"""LeNet-5 in strided and its twin in PyTorch: same weights, same training step, checked to agree.
+"""A network in strided and its twin in PyTorch: same weights, same training step, checked to agree.
 
 :func:`build_pair` makes PyTorch's freshly initialised LeNet-5 and a
-strided one holding the same weights; :func:`strided_step` and
+strided one holding the same weights; :func:`model_pair` does the same for
+any model of the zoo (:data:`strided.models.MODELS`), built in strided and
+converted with :func:`strided.io.to_torch`; :func:`strided_step` and
 :func:`torch_step` are one training step (forward, cross-entropy,
 backward, SGD with momentum) in each library; :func:`check_agreement`
 refuses to time them unless their logits, loss and every gradient agree.
@@ -13,6 +15,8 @@ import numpy as np
 
 from .. import models, nn, optim
 from .._optional import optional
+from ..io import to_torch
+from ..random import manual_seed
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -49,20 +53,43 @@ def build_pair(torch, dtype=np.float32, seed: int = 0):
     return model, tmodel
 
 
-def random_batch(batch: int, dtype=np.float32, seed: int = 0):
-    """x: (batch, 1, 28, 28) standardised noise, y: (batch,) labels; a step's time does not depend on the values."""
+def model_pair(torch, name: str, dtype=np.float32, seed: int = 0):
+    """``(model, tmodel)``: zoo model ``name`` (see ``strided.models.MODELS``) in strided and its PyTorch twin.
+
+    The strided model is initialised from ``seed`` and converted with
+    :func:`strided.io.to_torch`, so both hold the same weights and buffers.
+    """
+    manual_seed(seed)
+    model = models.get_model(name, dtype=dtype)
+    return model, to_torch(model)
+
+
+def random_batch(batch: int, dtype=np.float32, seed: int = 0, shape=(1, 28, 28)):
+    """x: (batch, *shape) standardised noise, y: (batch,) labels; a step's time does not depend on the values."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, 1, 28, 28)).astype(dtype), rng.integers(0, 10, batch)
+    return rng.standard_normal((batch, *shape)).astype(dtype), rng.integers(0, 10, batch)
 
 
-def check_agreement(model, tmodel, torch, batch: int = 64, dtype=np.float32) -> dict:
+def _dropout_off(model, tmodel, torch):
+    """Put every dropout layer of both models in eval mode; returns the layers, to be put back in training mode."""
+    ours = [m for m in model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d)) and m.training]
+    theirs = [m for m in tmodel.modules() if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)) and m.training]
+    for m in ours + theirs:
+        m.training = False
+    return ours + theirs
+
+
+def check_agreement(model, tmodel, torch, batch: int = 64, dtype=np.float32, shape=(1, 28, 28)) -> dict:
     """Logits, loss and every parameter gradient of one step in both libraries; returns the largest relative errors.
 
     Errors are ``max |a - b| / max |b|`` per array (b being PyTorch's).
-    Raises ``AssertionError`` when any exceeds 1e-4 (float32) or 1e-10 (float64):
+    x: (batch, *shape). Dropout layers run in eval mode for the check (their
+    random masks differ between the libraries) and are put back in training
+    mode afterwards. Raises ``AssertionError`` when any exceeds 1e-4 (float32) or 1e-10 (float64):
     the timings below would not compare the same computation.
     """
-    x, y = random_batch(batch, dtype, seed=1)
+    x, y = random_batch(batch, dtype, seed=1, shape=shape)
+    dropouts = _dropout_off(model, tmodel, torch)
     crit, tcrit = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
     model.zero_grad()
     tmodel.zero_grad()
@@ -83,6 +110,8 @@ def check_agreement(model, tmodel, torch, batch: int = 64, dtype=np.float32) -> 
     errors["gradients"] = max(grads)
     model.zero_grad()
     tmodel.zero_grad()
+    for m in dropouts:
+        m.training = True
     tol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
     bad = {k: v for k, v in errors.items() if not v <= tol}
     if bad:

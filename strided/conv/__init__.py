@@ -17,6 +17,8 @@ window_rows  window rows of the batch-last input, blocks of rows        000/001/
              also accepted under its earlier name ``'strided'``)
 depthwise    one input channel per group: blocks of channels, band      000/004
              products over window rows (default for depthwise layers)
+pointwise    1x1 kernel, no padding: one matrix product per pass        --
+             over x in its own memory order (default for 1x1 layers)
 fft          convolution theorem, channels summed between transforms   --
 winograd     F(2x2, 3x3) minimal filtering (3x3, stride 1 only)        --
 ===========  ========================================================  ===========
@@ -53,6 +55,7 @@ from .fft import FFT
 from .gather import Gather
 from .im2col import Im2col
 from .naive import Naive
+from .pointwise import Pointwise
 from .scipy_correlate import ScipyCorrelate
 from .window_rows import WindowRows
 from .winograd import Winograd
@@ -64,13 +67,13 @@ __all__ = [
 ]
 
 ALGORITHMS: dict[str, ConvAlgorithm] = {
-    a.name: a for a in (WindowRows(), Depthwise(), Winograd(), FFT(), Gather(), Im2col(), ScipyCorrelate(), Naive())
+    a.name: a for a in (WindowRows(), Depthwise(), Pointwise(), Winograd(), FFT(), Gather(), Im2col(), ScipyCorrelate(), Naive())
 }
 # Earlier names, accepted wherever a name is (saved models, user code): alias -> algorithm name.
 ALIASES: dict[str, str] = {"strided": "window_rows"}
 DEFAULT = "window_rows"
 # The reference and the teaching version are never faster than window_rows; timing them would only slow autotuning.
-AUTOTUNE_CANDIDATES = ("window_rows", "depthwise", "winograd", "fft", "gather", "scipy")
+AUTOTUNE_CANDIDATES = ("window_rows", "depthwise", "pointwise", "winograd", "fft", "gather", "scipy")
 
 
 def names() -> tuple[str, ...]:
@@ -105,6 +108,8 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
       block, where the matmul-based algorithms move whole window matrices
       through memory for a handful of multiply-adds per output; narrower
       products are BLAS calls that cost more than their work.
+    * ``pointwise`` for 1x1 kernels without padding: the window matrix is
+      x itself, so each pass is one matrix product with no window copies.
     * ``window_rows`` everywhere else, Winograd's 3x3 layers included
       (``algorithm='winograd'`` and autotuning still reach it).
 
@@ -116,6 +121,8 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
     if (kh * kw >= FFT_MIN_TAPS and win.stride == (1, 1) and geom.groups == 1
             and geom.batch * (geom.in_channels + geom.out_channels) >= geom.out_channels * cg):
         return "fft", f"default table: {kh}x{kw} kernel (>= {FFT_MIN_TAPS} taps), stride 1"
+    if (kh, kw) == (1, 1) and not any(geom.padding):
+        return "pointwise", "default table: 1x1 kernel without padding (one product per pass)"
     if cg == 1 and geom.groups > 1 and win.out_width * geom.batch >= DEPTHWISE_MIN_COLUMNS:
         return "depthwise", "default table: depthwise layer (one input channel per group)"
     return DEFAULT, f"default table: {DEFAULT}"
