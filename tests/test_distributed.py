@@ -114,6 +114,59 @@ def test_sync_batchnorm_equals_batchnorm_on_the_global_batch(tmp_path):
     assert_states_close(got, want)
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_pieces_of_a_training_run(n, tmp_path):
+    got = run_ok(n, "training", tmp_path)
+    assert got["writer"] == 1 and got["writer_here"]  # rank 0 alone
+    # evaluation: contiguous disjoint shards covering the set; reduced, the same as evaluate on the whole set
+    x, y = worker.evaluation_set()
+    bounds = got["shards"]
+    assert bounds[0, 0] == 0 and bounds[-1, 1] == len(x) and (bounds[1:, 0] == bounds[:-1, 1]).all()
+    whole = strided.evaluate(distributed.convert_sync_batchnorm(worker.eval_model()), (x, y))
+    np.testing.assert_array_equal(got["confusion"], whole["confusion"])
+    assert got["accuracy"] == whole["accuracy"]
+    np.testing.assert_allclose(got["loss"], whole["loss"], rtol=1e-12)
+    np.testing.assert_allclose(got["per_class"], whole["per_class_accuracy"], rtol=1e-15)
+    # metric sums: one reduction, integers stay integers
+    assert got["loss_sum"] == 0.5 * sum(range(n)) and got["count"] == sum(range(1, n + 1)) and got["count_is_int"]
+    np.testing.assert_array_equal(got["sum_confusion"], np.full((2, 2), sum(range(n))))
+    assert got["sum_confusion"].dtype == np.int64
+    np.testing.assert_allclose(got["vector"], np.arange(3.0) * sum(range(n)))
+    # per-process generators through rank 0 and back
+    assert got["generator_restored"]
+    assert list(got["gathered_on_others"]) == [False] + [True] * (n - 1)
+    assert str(got["same"]) == (f"raised: the dataset size on rank {n - 1} differs from the one on rank 0: rank 0 "
+                                f"has 100, rank {n - 1} has 101. Every process must be given the same dataset size")
+    assert str(got["same_ok"]) == "did not raise"
+    assert str(got["layout"]).startswith("raised: the metrics (names, shapes, integer or float) on rank 1 differs")
+    assert str(got["resume_1"]) == (f"raised: the checkpoint was written by a run of 1 process and this run has {n}: "
+                                    "resume it with the same number (a single process), or start a new run from "
+                                    "its model file")
+    assert str(got["resume_world"]) == "did not raise"
+
+
+def test_the_pieces_of_a_training_run_in_one_process():
+    assert distributed.is_writer()
+    assert distributed.evaluation_shard(7) == slice(0, 7)
+    assert [distributed.evaluation_shard(7, r, 3) for r in range(3)] == [slice(0, 3), slice(3, 5), slice(5, 7)]
+    assert distributed.evaluation_shard(1, 2, 3) == slice(1, 1)
+    sums = {"n": 3, "loss": 1.5, "confusion": np.eye(2, dtype=np.int64)}
+    got = distributed.all_reduce_metrics(sums)
+    assert got == {"n": 3, "loss": 1.5, "confusion": got["confusion"]} and got["confusion"] is not sums["confusion"]
+    metrics = {"loss": 0.5, "accuracy": 0.5, "per_class_accuracy": [1.0, 0.0], "confusion": [[1, 0], [1, 0]]}
+    assert distributed.reduce_evaluation(metrics, 2) == metrics
+    distributed.check_same("dataset size", 10)
+    assert distributed.scatter_from_writer(distributed.gather_to_writer({"a": 1})) == {"a": 1}
+    distributed.check_resume_world_size(None)
+    with pytest.raises(ValueError, match="written by a run of 2 processes and this run has 1: resume it with the "
+                                         "same number \\(mpiexec -n 2\\)"):
+        distributed.check_resume_world_size(2)
+    with pytest.raises(ValueError, match=r"rank must be in \[0, 2\] for world_size 3, got 3"):
+        distributed.evaluation_shard(5, 3, 3)
+    with pytest.raises(TypeError, match=r"sums\['x'\] must be a number or an array of real numbers, got dtype <U1"):
+        distributed.all_reduce_metrics({"x": "a"})
+
+
 def test_ddp_names_the_rank_whose_model_differs(tmp_path):
     proc, _ = run_mpi(2, "mismatch", tmp_path / "message")
     assert proc.returncode == 0, proc.stderr
