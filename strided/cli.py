@@ -82,6 +82,9 @@ def cmd_bench(args) -> int:
     if args.what == "conv":
         from .bench import conv
         return conv.main(args.rest) or 0
+    if args.what == "distributed":
+        from .bench import distributed
+        return distributed.main(args.rest) or 0
     from .bench import lenet5
     return lenet5.main(args.rest) or 0
 
@@ -145,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--input-shape", help="CxHxW (read from the run's config.json when omitted)")
     ex.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("bench", help="benchmarks: conv algorithms, or LeNet-5 training against PyTorch")
-    b.add_argument("what", choices=("conv", "lenet5"))
+    b = sub.add_parser("bench", help="benchmarks: conv algorithms, LeNet-5 training against PyTorch, or "
+                                     "data-parallel training over MPI")
+    b.add_argument("what", choices=("conv", "lenet5", "distributed"))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark (--help to list)")
     b.set_defaults(func=cmd_bench)
 

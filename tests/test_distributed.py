@@ -5,6 +5,7 @@ and compare what the ranks computed with one process training on the global batc
 rtol 1e-10). They skip when mpi4py or mpiexec is missing, unless ``STRIDED_REQUIRE_MPI=1``
 (set by scripts/test.sh), which turns a missing MPI into a failure.
 """
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import pytest
 import _distributed_worker as worker
 import strided
 from strided import distributed, nn
+from strided.bench import distributed as bench
 from strided.distributed.process import launcher_world_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -389,3 +391,34 @@ def test_without_mpi4py_a_single_process_runs_and_a_launched_world_fails_clearly
     assert launched.returncode != 0
     assert "ImportError: distributed training needs mpi4py and an MPI library: pip install strided[mpi]" in \
         launched.stderr
+
+
+# -- the benchmark ----------------------------------------------------------------------------------
+
+
+def test_bench_distributed_runs_on_a_tiny_config(tmp_path):
+    _mpiexec()  # skips (or fails when MPI is required) without MPI
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "strided", "bench", "distributed", "--models", "lenet5",
+                           "--batch", "4", "--steps", "1", "--warmup", "1", "--rounds", "1", "--json", str(out)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "img/s 1x2" in proc.stdout and "fitted for 2 processes: alpha =" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["global_batch"] == 8 and list(report["models"]) == ["lenet5"]
+    row = report["models"]["lenet5"]
+    assert row["grad_bytes"] == 4 * sum(p.size for p in strided.models.lenet5().parameters())
+    for key in ("images_per_s_1x2", "images_per_s_2x1", "images_per_s_2x1_sequential", "compute_1_thread_ms"):
+        assert row[key] > 0, key
+    assert [m["bytes"] for m in report["allreduce"]] == list(bench.SIZES)
+    assert report["alpha"] >= 0 and report["beta"] >= 0
+
+
+@pytest.mark.parametrize("world", [2, 3, 64])
+def test_fit_alpha_beta_recovers_the_cost_model(world):
+    alpha, beta = 3e-6, 2.5e-10
+    measured = [{"bytes": n, "seconds": 2 * (world - 1) * alpha + 2 * (world - 1) / world * n * beta}
+                for n in bench.SIZES]
+    got = bench.fit_alpha_beta(measured, world)
+    np.testing.assert_allclose(got, (alpha, beta), rtol=1e-9)
