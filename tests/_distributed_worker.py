@@ -167,6 +167,7 @@ def scenario_training(out):
         "generator_restored": all(distributed.communicator().allgather(
             restored.random() == rng.random())),
         "gathered_on_others": distributed.communicator().allgather(gathered is None),
+        "broadcast": distributed.communicator().allgather(distributed.broadcast_from_writer(f"runs/{rank}")),
         "same": _raised(lambda: distributed.check_same("dataset size", 100 + (rank == world - 1))),
         "same_ok": _raised(lambda: distributed.check_same("dataset size", 100)),
         "layout": _raised(lambda: distributed.all_reduce_metrics({"a": 1} if rank == 0 else {"a": 1.0})),

@@ -21,6 +21,7 @@ import _distributed_worker as worker
 import strided
 from strided import distributed, nn
 from strided.bench import distributed as bench
+from strided.bench import scaling
 from strided.distributed.process import launcher_world_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,6 +138,7 @@ def test_the_pieces_of_a_training_run(n, tmp_path):
     # per-process generators through rank 0 and back
     assert got["generator_restored"]
     assert list(got["gathered_on_others"]) == [False] + [True] * (n - 1)
+    assert list(got["broadcast"]) == ["runs/0"] * n
     assert str(got["same"]) == (f"raised: the dataset size on rank {n - 1} differs from the one on rank 0: rank 0 "
                                 f"has 100, rank {n - 1} has 101. Every process must be given the same dataset size")
     assert str(got["same_ok"]) == "did not raise"
@@ -159,6 +161,7 @@ def test_the_pieces_of_a_training_run_in_one_process():
     assert distributed.reduce_evaluation(metrics, 2) == metrics
     distributed.check_same("dataset size", 10)
     assert distributed.scatter_from_writer(distributed.gather_to_writer({"a": 1})) == {"a": 1}
+    assert distributed.broadcast_from_writer("runs/x") == "runs/x"
     distributed.check_resume_world_size(None)
     with pytest.raises(ValueError, match="written by a run of 2 processes and this run has 1: resume it with the "
                                          "same number \\(mpiexec -n 2\\)"):
@@ -422,3 +425,32 @@ def test_fit_alpha_beta_recovers_the_cost_model(world):
                 for n in bench.SIZES]
     got = bench.fit_alpha_beta(measured, world)
     np.testing.assert_allclose(got, (alpha, beta), rtol=1e-9)
+
+
+def test_ring_allreduce_cost_sums_over_buckets():
+    alpha, beta, mib = 1e-5, 1e-9, 2 ** 20
+    assert scaling.ring_allreduce_seconds(60 * mib, 1, alpha, beta) == 0.0
+    # 60 MiB in 25 MiB buckets: 25, 25, 10
+    want = sum(2 * 3 * alpha + 2 * 3 / 4 * n * mib * beta for n in (25, 25, 10))
+    assert scaling.ring_allreduce_seconds(60 * mib, 4, alpha, beta) == pytest.approx(want, rel=1e-12)
+    one = scaling.ring_allreduce_seconds(60 * mib, 4, alpha, beta, bucket_bytes=100 * mib)
+    assert one == pytest.approx(2 * 3 * alpha + 1.5 * 60 * mib * beta, rel=1e-12)
+
+
+def test_projection_hides_the_allreduce_behind_the_backward_only():
+    alpha, beta = 0.0, 1e-9
+    comm = scaling.ring_allreduce_seconds(1e6, 2, alpha, beta)   # 1 ms
+    hidden = scaling.project_step(0.003, 1e6, 2, alpha, beta)    # backward 2 ms > 1 ms: all hidden
+    assert hidden == {"step_s": 0.003, "allreduce_s": comm, "efficiency": 1.0}
+    short = scaling.project_step(0.0006, 1e6, 2, alpha, beta)    # backward 0.4 ms: 0.6 ms exposed
+    assert short["step_s"] == pytest.approx(0.0006 + comm - 0.0004, rel=1e-12)
+    plain = scaling.project_step(0.003, 1e6, 2, alpha, beta, overlap=False)
+    assert plain["step_s"] == pytest.approx(0.004, rel=1e-12) and plain["efficiency"] == pytest.approx(0.75)
+    report = {"batch_per_process": 8, "machine": "m", "alpha": 2e-6, "beta": 1e-10,
+              "allreduce": [{"bytes": 8, "seconds": 5e-6}],
+              "models": {"m": {"grad_bytes": 4e6, "compute_1_thread_ms": 3.0, "allreduce_sequential_ms": 1.0,
+                               "images_per_s_1x2": 1.0, "images_per_s_2x1": 1.0, "hidden": 0.5}}}
+    got = scaling.project(report, worlds=(2, 64), networks={"net": (1e-5, 8e9)})["net"]["m"]
+    assert got[64]["sequential"]["allreduce_s"] == pytest.approx(126 * 1e-5 + 2 * 63 / 64 * 4e6 * 1e-9)
+    assert got[64]["overlap"]["efficiency"] < got[2]["overlap"]["efficiency"] <= 1.0
+    assert "| m | " in scaling.format_projection(report, worlds=(2, 64), networks={"net": (1e-5, 8e9)})

@@ -52,11 +52,12 @@ LR, MOMENTUM = 0.01, 0.9
 
 
 # ----------------------------------------------------------------------------- inside the processes
-def _batch(name: str, batch: int, seed: int):
-    """Random images of the model's input shape and labels in 0..9; a step's time does not depend on the values."""
+def _batch(name: str, batch: int, classes: int, seed: int):
+    """Random images of the model's input shape and labels in 0..classes-1; a step's time does not
+    depend on the values."""
     rng = np.random.default_rng(seed)
     shape = models.MODELS[name][1]
-    return rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, 10, batch)
+    return rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, classes, batch)
 
 
 def _steps(name: str, batch: int, steps: int, warmup: int, modes: tuple, rounds: int) -> dict:
@@ -73,7 +74,9 @@ def _steps(name: str, batch: int, steps: int, warmup: int, modes: tuple, rounds:
     ddp = distributed.DistributedDataParallel(model) if "overlap" in modes else None
     loss_fn = nn.CrossEntropyLoss()
     opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    x, y = _batch(name, batch, seed=distributed.rank())
+    classes = model.eval()(np.zeros((1, *models.MODELS[name][1]), np.float32)).shape[1]  # two_class_net: 1
+    model.train()
+    x, y = _batch(name, batch, classes, seed=distributed.rank())
 
     def step(mode):
         """One training step; returns (seconds waiting for the other process, seconds reducing)."""

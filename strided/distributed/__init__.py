@@ -16,7 +16,7 @@ without mpi4py. See docs/distributed.md.
   :func:`all_reduce_gradients`, :func:`convert_sync_batchnorm` (to :class:`SyncBatchNorm`)
 - data and metrics: :func:`shard_indices`, :func:`all_reduce_sum`, :func:`all_reduce_mean`,
   :func:`all_reduce_metrics`, :func:`evaluation_shard`, :func:`reduce_evaluation`
-- a training run: :func:`is_writer`, :func:`check_same`, :func:`gather_to_writer`,
+- a training run: :func:`is_writer`, :func:`check_same`, :func:`broadcast_from_writer`, :func:`gather_to_writer`,
   :func:`scatter_from_writer`, :func:`check_resume_world_size`
 """
 from .collectives import all_reduce_gradients, all_reduce_mean, all_reduce_sum, broadcast_parameters, check_same
@@ -26,6 +26,7 @@ from .sampler import shard_indices
 from .sync_batchnorm import SyncBatchNorm
 from .training import (
     all_reduce_metrics,
+    broadcast_from_writer,
     check_resume_world_size,
     evaluation_shard,
     gather_to_writer,
@@ -41,5 +42,5 @@ __all__ = [
     "DistributedDataParallel", "broadcast_parameters", "all_reduce_gradients", "SyncBatchNorm",
     "convert_sync_batchnorm", "shard_indices", "all_reduce_sum", "all_reduce_mean", "all_reduce_metrics",
     "evaluation_shard", "reduce_evaluation", "is_writer", "check_same", "gather_to_writer", "scatter_from_writer",
-    "check_resume_world_size",
+    "broadcast_from_writer", "check_resume_world_size",
 ]

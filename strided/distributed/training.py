@@ -7,6 +7,7 @@ evaluation, per-process state in rank 0's checkpoint.
   of ``strided.evaluate`` on the shards into the result on the whole set.
 - :func:`all_reduce_metrics`: a dict of sums (loss sums, counts, confusion matrices) summed over
   the processes in one reduction.
+- :func:`broadcast_from_writer`: what rank 0 alone decides (the run directory's name), everywhere.
 - :func:`gather_to_writer` / :func:`scatter_from_writer`: per-process state (the random
   generators of dropout and augmentation) into rank 0's checkpoint and back out on resume;
   :func:`check_resume_world_size` refuses a checkpoint written by another number of processes.
@@ -135,6 +136,19 @@ def gather_to_writer(state, group=None) -> list | None:
     if comm is None or comm.Get_size() == 1:
         return [state]
     return comm.gather(state, root=0)
+
+
+def broadcast_from_writer(value, group=None):
+    """Rank 0's ``value`` on every process (any picklable value; what the others pass is ignored).
+
+    For what rank 0 alone decides and every process must agree on: the run
+    directory's name (it contains the time), a configuration read from a file.
+    ``value`` itself in a single process.
+    """
+    comm = communicator(group)
+    if comm is None or comm.Get_size() == 1:
+        return value
+    return comm.bcast(value, root=0)
 
 
 def scatter_from_writer(states: list | None, group=None):
