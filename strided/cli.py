@@ -124,6 +124,9 @@ def cmd_bench(args) -> int:
     if args.what == "models":
         from .bench import models
         return models.main(args.rest) or 0
+    if args.what == "distributed":
+        from .bench import distributed
+        return distributed.main(args.rest) or 0
     from .bench import lenet5
     return lenet5.main(args.rest) or 0
 
@@ -206,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=1, help="show the K most probable classes (default 1)")
     pr.set_defaults(func=cmd_predict)
 
-    b = sub.add_parser("bench", help="benchmarks: conv algorithms, LeNet-5 or whole networks against PyTorch, or "
-                                     "how fast crafted files fail")
-    b.add_argument("what", choices=("conv", "lenet5", "models", "hostile-files"))
+    b = sub.add_parser("bench", help="benchmarks: conv algorithms, LeNet-5 or whole networks against PyTorch, "
+                                     "data-parallel training over MPI, or how fast crafted files fail")
+    b.add_argument("what", choices=("conv", "lenet5", "models", "distributed", "hostile-files"))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the benchmark (--help to list)")
     b.set_defaults(func=cmd_bench)
 

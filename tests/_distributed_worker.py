@@ -8,6 +8,9 @@ Scenarios (rank 0 writes what it finds to OUT_FILE, an .npz, unless said otherwi
   syncbn    k SGD steps of a CNN whose BatchNorm2d/BatchNorm1d became SyncBatchNorm
   mismatch  rank 1 builds a larger model: DistributedDataParallel must raise on every rank
             (each rank writes what happened to OUT_FILE.RANK)
+  training  the pieces of a training run: is_writer, evaluation_shard + reduce_evaluation (against
+            evaluate on the whole set, recomputed by the test), all_reduce_metrics, check_same,
+            gather_to_writer/scatter_from_writer, check_resume_world_size; rank 0 writes OUT_FILE.npz
   raise     rank 1 raises after a barrier while rank 0 waits in another: the job must end (non-zero)
   kill      rank 1 kills itself with SIGKILL while rank 0 waits in a barrier: the job must end (non-zero)
 """
@@ -114,6 +117,65 @@ def scenario_syncbn(out):
     identical = replicas_identical(state)
     if rank == 0:
         np.savez(out, identical=identical, **{k.removeprefix("module."): v for k, v in state.items()})
+
+
+def evaluation_set():
+    """(images (23, 1, 8, 8) float64, labels in [0, 4)): the last class only at the end (a shard may lack it)."""
+    rng = np.random.default_rng(5)
+    y = np.concatenate([rng.integers(0, 3, 20), [3, 3, 3]])
+    return rng.normal(size=(23, 1, 8, 8)), y
+
+
+def eval_model():
+    strided.manual_seed(3)
+    layers = list(cnn(bn=True))
+    return nn.Sequential(*layers[:-1], nn.Linear(12, 4, dtype=np.float64))
+
+
+def _raised(call) -> str:
+    try:
+        call()
+    except ValueError as exc:
+        return f"raised: {exc}"
+    return "did not raise"
+
+
+def scenario_training(out):
+    world, rank = distributed.world_size(), distributed.rank()
+    x, y = evaluation_set()
+    part = distributed.evaluation_shard(len(x))
+    model = distributed.convert_sync_batchnorm(eval_model())
+    mine = strided.evaluate(model, (x[part], y[part]))
+    reduced = distributed.reduce_evaluation(mine, part.stop - part.start)
+    sums = distributed.all_reduce_metrics({"loss_sum": 0.5 * rank, "count": rank + 1,
+                                           "confusion": np.full((2, 2), rank, np.int64),
+                                           "vector": np.arange(3.0) * rank})
+    rng = np.random.default_rng(rank)
+    rng.random(rank + 1)
+    gathered = distributed.gather_to_writer(rng.bit_generator.state)
+    restored = np.random.default_rng()
+    restored.bit_generator.state = distributed.scatter_from_writer(gathered)
+    results = {
+        "writer": np.array(distributed.all_reduce_sum(np.array([distributed.is_writer()], np.int64))),
+        "writer_here": distributed.is_writer(),
+        "shard": np.array([part.start, part.stop]),
+        "shards": np.array(distributed.communicator().allgather([part.start, part.stop])),
+        "accuracy": reduced["accuracy"], "loss": reduced["loss"], "confusion": np.array(reduced["confusion"]),
+        "per_class": np.array(reduced["per_class_accuracy"]),
+        "loss_sum": sums["loss_sum"], "count": sums["count"], "sum_confusion": sums["confusion"],
+        "vector": sums["vector"], "count_is_int": isinstance(sums["count"], int),
+        "generator_restored": all(distributed.communicator().allgather(
+            restored.random() == rng.random())),
+        "gathered_on_others": distributed.communicator().allgather(gathered is None),
+        "broadcast": distributed.communicator().allgather(distributed.broadcast_from_writer(f"runs/{rank}")),
+        "same": _raised(lambda: distributed.check_same("dataset size", 100 + (rank == world - 1))),
+        "same_ok": _raised(lambda: distributed.check_same("dataset size", 100)),
+        "layout": _raised(lambda: distributed.all_reduce_metrics({"a": 1} if rank == 0 else {"a": 1.0})),
+        "resume_1": _raised(lambda: distributed.check_resume_world_size(1)),
+        "resume_world": _raised(lambda: distributed.check_resume_world_size(world)),
+    }
+    if rank == 0:
+        np.savez(out, **results)
 
 
 def scenario_mismatch(out):

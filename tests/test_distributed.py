@@ -5,6 +5,7 @@ and compare what the ranks computed with one process training on the global batc
 rtol 1e-10). They skip when mpi4py or mpiexec is missing, unless ``STRIDED_REQUIRE_MPI=1``
 (set by scripts/test.sh), which turns a missing MPI into a failure.
 """
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,8 @@ import pytest
 import _distributed_worker as worker
 import strided
 from strided import distributed, nn
+from strided.bench import distributed as bench
+from strided.bench import scaling
 from strided.distributed.process import launcher_world_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +115,61 @@ def test_sync_batchnorm_equals_batchnorm_on_the_global_batch(tmp_path):
     want, _ = one_process(worker.cnn(bn=True), 2)
     assert any("running_var" in k for k in want)
     assert_states_close(got, want)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_pieces_of_a_training_run(n, tmp_path):
+    got = run_ok(n, "training", tmp_path)
+    assert got["writer"] == 1 and got["writer_here"]  # rank 0 alone
+    # evaluation: contiguous disjoint shards covering the set; reduced, the same as evaluate on the whole set
+    x, y = worker.evaluation_set()
+    bounds = got["shards"]
+    assert bounds[0, 0] == 0 and bounds[-1, 1] == len(x) and (bounds[1:, 0] == bounds[:-1, 1]).all()
+    whole = strided.evaluate(distributed.convert_sync_batchnorm(worker.eval_model()), (x, y))
+    np.testing.assert_array_equal(got["confusion"], whole["confusion"])
+    assert got["accuracy"] == whole["accuracy"]
+    np.testing.assert_allclose(got["loss"], whole["loss"], rtol=1e-12)
+    np.testing.assert_allclose(got["per_class"], whole["per_class_accuracy"], rtol=1e-15)
+    # metric sums: one reduction, integers stay integers
+    assert got["loss_sum"] == 0.5 * sum(range(n)) and got["count"] == sum(range(1, n + 1)) and got["count_is_int"]
+    np.testing.assert_array_equal(got["sum_confusion"], np.full((2, 2), sum(range(n))))
+    assert got["sum_confusion"].dtype == np.int64
+    np.testing.assert_allclose(got["vector"], np.arange(3.0) * sum(range(n)))
+    # per-process generators through rank 0 and back
+    assert got["generator_restored"]
+    assert list(got["gathered_on_others"]) == [False] + [True] * (n - 1)
+    assert list(got["broadcast"]) == ["runs/0"] * n
+    assert str(got["same"]) == (f"raised: the dataset size on rank {n - 1} differs from the one on rank 0: rank 0 "
+                                f"has 100, rank {n - 1} has 101. Every process must be given the same dataset size")
+    assert str(got["same_ok"]) == "did not raise"
+    assert str(got["layout"]).startswith("raised: the metrics (names, shapes, integer or float) on rank 1 differs")
+    assert str(got["resume_1"]) == (f"raised: the checkpoint was written by a run of 1 process and this run has {n}: "
+                                    "resume it with the same number (a single process), or start a new run from "
+                                    "its model file")
+    assert str(got["resume_world"]) == "did not raise"
+
+
+def test_the_pieces_of_a_training_run_in_one_process():
+    assert distributed.is_writer()
+    assert distributed.evaluation_shard(7) == slice(0, 7)
+    assert [distributed.evaluation_shard(7, r, 3) for r in range(3)] == [slice(0, 3), slice(3, 5), slice(5, 7)]
+    assert distributed.evaluation_shard(1, 2, 3) == slice(1, 1)
+    sums = {"n": 3, "loss": 1.5, "confusion": np.eye(2, dtype=np.int64)}
+    got = distributed.all_reduce_metrics(sums)
+    assert got == {"n": 3, "loss": 1.5, "confusion": got["confusion"]} and got["confusion"] is not sums["confusion"]
+    metrics = {"loss": 0.5, "accuracy": 0.5, "per_class_accuracy": [1.0, 0.0], "confusion": [[1, 0], [1, 0]]}
+    assert distributed.reduce_evaluation(metrics, 2) == metrics
+    distributed.check_same("dataset size", 10)
+    assert distributed.scatter_from_writer(distributed.gather_to_writer({"a": 1})) == {"a": 1}
+    assert distributed.broadcast_from_writer("runs/x") == "runs/x"
+    distributed.check_resume_world_size(None)
+    with pytest.raises(ValueError, match="written by a run of 2 processes and this run has 1: resume it with the "
+                                         "same number \\(mpiexec -n 2\\)"):
+        distributed.check_resume_world_size(2)
+    with pytest.raises(ValueError, match=r"rank must be in \[0, 2\] for world_size 3, got 3"):
+        distributed.evaluation_shard(5, 3, 3)
+    with pytest.raises(TypeError, match=r"sums\['x'\] must be a number or an array of real numbers, got dtype <U1"):
+        distributed.all_reduce_metrics({"x": "a"})
 
 
 def test_ddp_names_the_rank_whose_model_differs(tmp_path):
@@ -336,3 +394,63 @@ def test_without_mpi4py_a_single_process_runs_and_a_launched_world_fails_clearly
     assert launched.returncode != 0
     assert "ImportError: distributed training needs mpi4py and an MPI library: pip install strided[mpi]" in \
         launched.stderr
+
+
+# -- the benchmark ----------------------------------------------------------------------------------
+
+
+def test_bench_distributed_runs_on_a_tiny_config(tmp_path):
+    _mpiexec()  # skips (or fails when MPI is required) without MPI
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "strided", "bench", "distributed", "--models", "lenet5",
+                           "--batch", "4", "--steps", "1", "--warmup", "1", "--rounds", "1", "--json", str(out)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "img/s 1x2" in proc.stdout and "fitted for 2 processes: alpha =" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["global_batch"] == 8 and list(report["models"]) == ["lenet5"]
+    row = report["models"]["lenet5"]
+    assert row["grad_bytes"] == 4 * sum(p.size for p in strided.models.lenet5().parameters())
+    for key in ("images_per_s_1x2", "images_per_s_2x1", "images_per_s_2x1_sequential", "compute_1_thread_ms"):
+        assert row[key] > 0, key
+    assert [m["bytes"] for m in report["allreduce"]] == list(bench.SIZES)
+    assert report["alpha"] >= 0 and report["beta"] >= 0
+
+
+@pytest.mark.parametrize("world", [2, 3, 64])
+def test_fit_alpha_beta_recovers_the_cost_model(world):
+    alpha, beta = 3e-6, 2.5e-10
+    measured = [{"bytes": n, "seconds": 2 * (world - 1) * alpha + 2 * (world - 1) / world * n * beta}
+                for n in bench.SIZES]
+    got = bench.fit_alpha_beta(measured, world)
+    np.testing.assert_allclose(got, (alpha, beta), rtol=1e-9)
+
+
+def test_ring_allreduce_cost_sums_over_buckets():
+    alpha, beta, mib = 1e-5, 1e-9, 2 ** 20
+    assert scaling.ring_allreduce_seconds(60 * mib, 1, alpha, beta) == 0.0
+    # 60 MiB in 25 MiB buckets: 25, 25, 10
+    want = sum(2 * 3 * alpha + 2 * 3 / 4 * n * mib * beta for n in (25, 25, 10))
+    assert scaling.ring_allreduce_seconds(60 * mib, 4, alpha, beta) == pytest.approx(want, rel=1e-12)
+    one = scaling.ring_allreduce_seconds(60 * mib, 4, alpha, beta, bucket_bytes=100 * mib)
+    assert one == pytest.approx(2 * 3 * alpha + 1.5 * 60 * mib * beta, rel=1e-12)
+
+
+def test_projection_hides_the_allreduce_behind_the_backward_only():
+    alpha, beta = 0.0, 1e-9
+    comm = scaling.ring_allreduce_seconds(1e6, 2, alpha, beta)   # 1 ms
+    hidden = scaling.project_step(0.003, 1e6, 2, alpha, beta)    # backward 2 ms > 1 ms: all hidden
+    assert hidden == {"step_s": 0.003, "allreduce_s": comm, "efficiency": 1.0}
+    short = scaling.project_step(0.0006, 1e6, 2, alpha, beta)    # backward 0.4 ms: 0.6 ms exposed
+    assert short["step_s"] == pytest.approx(0.0006 + comm - 0.0004, rel=1e-12)
+    plain = scaling.project_step(0.003, 1e6, 2, alpha, beta, overlap=False)
+    assert plain["step_s"] == pytest.approx(0.004, rel=1e-12) and plain["efficiency"] == pytest.approx(0.75)
+    report = {"batch_per_process": 8, "machine": "m", "alpha": 2e-6, "beta": 1e-10,
+              "allreduce": [{"bytes": 8, "seconds": 5e-6}],
+              "models": {"m": {"grad_bytes": 4e6, "compute_1_thread_ms": 3.0, "allreduce_sequential_ms": 1.0,
+                               "images_per_s_1x2": 1.0, "images_per_s_2x1": 1.0, "hidden": 0.5}}}
+    got = scaling.project(report, worlds=(2, 64), networks={"net": (1e-5, 8e9)})["net"]["m"]
+    assert got[64]["sequential"]["allreduce_s"] == pytest.approx(126 * 1e-5 + 2 * 63 / 64 * 4e6 * 1e-9)
+    assert got[64]["overlap"]["efficiency"] < got[2]["overlap"]["efficiency"] <= 1.0
+    assert "| m | " in scaling.format_projection(report, worlds=(2, 64), networks={"net": (1e-5, 8e9)})

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from strided import models, nn
+from strided import distributed, models, nn
 from strided import io as sio
 
 
@@ -81,6 +81,8 @@ LAYERS = {
     "bn1d": (lambda: nn.BatchNorm1d(5), (5,)),
     "bn1d_seq": (lambda: nn.BatchNorm1d(5), (5, 6)),
     "bn1d_batch_stats": (lambda: nn.BatchNorm1d(5, track_running_stats=False, affine=True), (5,)),
+    "sync_bn2d": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3), distributed.SyncBatchNorm(3, eps=1e-3)), (2, 5, 4)),
+    "sync_bn1d_batch_stats": (lambda: distributed.SyncBatchNorm(5, track_running_stats=False), (5, 3)),
     "residual_identity": (lambda: nn.Residual(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU())), (3, 5, 4)),
     "residual_conv_bn_shortcut": (lambda: nn.Residual(
         nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU()),
@@ -99,7 +101,7 @@ def _randomise(model, rng, weights=True):
     for p in model.parameters() if weights else ():
         p.data = rng.standard_normal(p.shape).astype(p.dtype)
     for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.track_running_stats:
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, distributed.SyncBatchNorm)) and m.track_running_stats:
             m._sync_buffer("running_mean", rng.standard_normal(m.num_features).astype(np.float32))
             m._sync_buffer("running_var", rng.uniform(0.5, 2, m.num_features).astype(np.float32))
     return model
@@ -135,6 +137,15 @@ def test_every_layer(tmp_path, name):
     # BatchNorm with batch statistics needs more than one value per channel
     batches = (3, 2) if "batch_stats" in name else (3, 1)
     _check(model, path, shape, batches)
+
+
+def test_sync_batchnorm_exports_as_batch_normalization(tmp_path):
+    model = _randomise(distributed.convert_sync_batchnorm(models.fashion_cnn()), np.random.default_rng(4),
+                       weights=False)
+    path = sio.export_onnx(model, tmp_path / "sync.onnx", (1, 28, 28))
+    proto = _check(model, path, (1, 28, 28), batches=(2,))
+    sync = [m for m in model.modules() if isinstance(m, distributed.SyncBatchNorm)]
+    assert len(sync) == [n.op_type for n in proto.graph.node].count("BatchNormalization") > 0
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from strided import models, nn
+from strided import distributed, models, nn
 from strided import io as sio
 
 pytestmark = [pytest.mark.torch,
@@ -119,6 +119,34 @@ def test_zoo_to_torch_and_back(torch, name):
     back = sio.from_torch(tm)
     _assert_same_tensors(tm, back)
     np.testing.assert_allclose(back(x), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 5, 4), (6, 3), (6, 3, 7)])
+def test_sync_batchnorm_both_ways(torch, shape):
+    """SyncBatchNorm <-> torch.nn.SyncBatchNorm: same arguments and state-dict names; in one process both
+    are batch norm, in training (batch statistics, running statistics, gradients) and in eval mode."""
+    model = nn.Sequential(distributed.SyncBatchNorm(3, eps=1e-3, momentum=0.3, dtype=np.float64), nn.Tanh())
+    tm = sio.to_torch(model)
+    assert type(tm[0]) is torch.nn.SyncBatchNorm
+    assert (tm[0].eps, tm[0].momentum, tm[0].affine, tm[0].track_running_stats) == (1e-3, 0.3, True, True)
+    _assert_same_tensors(tm, model)
+    rng = np.random.default_rng(6)
+    x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = tm(tx)
+    ty.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(model(x), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.backward(dy), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model[0].weight.grad, tm[0].weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+    _assert_close_state(tm, model)
+    tm[0].num_batches_tracked.fill_(4)
+    back = sio.from_torch(tm.eval())
+    assert type(back[0]) is distributed.SyncBatchNorm and not back[0].training
+    assert back[0].get_config() == model[0].get_config()
+    _assert_same_tensors(tm, back)
+    np.testing.assert_allclose(back(x), _run_torch(torch, tm, x), rtol=1e-10, atol=1e-12)
+    frozen = sio.from_torch(torch.nn.SyncBatchNorm(2, affine=False, track_running_stats=False))
+    assert frozen.get_config() == distributed.SyncBatchNorm(2, affine=False, track_running_stats=False).get_config()
 
 
 def test_float32_and_frozen(torch):

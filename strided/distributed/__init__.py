@@ -14,18 +14,33 @@ without mpi4py. See docs/distributed.md.
   :func:`barrier`, :func:`communicator`
 - models: :class:`DistributedDataParallel`, :func:`broadcast_parameters`,
   :func:`all_reduce_gradients`, :func:`convert_sync_batchnorm` (to :class:`SyncBatchNorm`)
-- data and metrics: :func:`shard_indices`, :func:`all_reduce_sum`, :func:`all_reduce_mean`
+- data and metrics: :func:`shard_indices`, :func:`all_reduce_sum`, :func:`all_reduce_mean`,
+  :func:`all_reduce_metrics`, :func:`evaluation_shard`, :func:`reduce_evaluation`
+- a training run: :func:`is_writer`, :func:`check_same`, :func:`broadcast_from_writer`, :func:`gather_to_writer`,
+  :func:`scatter_from_writer`, :func:`check_resume_world_size`
 """
-from .collectives import all_reduce_gradients, all_reduce_mean, all_reduce_sum, broadcast_parameters
+from .collectives import all_reduce_gradients, all_reduce_mean, all_reduce_sum, broadcast_parameters, check_same
 from .parallel import DistributedDataParallel
 from .process import barrier, communicator, init, is_distributed, rank, world_size
 from .sampler import shard_indices
 from .sync_batchnorm import SyncBatchNorm
+from .training import (
+    all_reduce_metrics,
+    broadcast_from_writer,
+    check_resume_world_size,
+    evaluation_shard,
+    gather_to_writer,
+    is_writer,
+    reduce_evaluation,
+    scatter_from_writer,
+)
 
 convert_sync_batchnorm = SyncBatchNorm.convert_sync_batchnorm
 
 __all__ = [
     "init", "rank", "world_size", "is_distributed", "barrier", "communicator",
     "DistributedDataParallel", "broadcast_parameters", "all_reduce_gradients", "SyncBatchNorm",
-    "convert_sync_batchnorm", "shard_indices", "all_reduce_sum", "all_reduce_mean",
+    "convert_sync_batchnorm", "shard_indices", "all_reduce_sum", "all_reduce_mean", "all_reduce_metrics",
+    "evaluation_shard", "reduce_evaluation", "is_writer", "check_same", "gather_to_writer", "scatter_from_writer",
+    "broadcast_from_writer", "check_resume_world_size",
 ]

@@ -112,6 +112,37 @@ def model_signature(model) -> list:
     return sig
 
 
+def first_disagreement(value, group=None):
+    """``None`` when every process of ``group`` passed an equal ``value``, else ``(rank 0's, r, rank r's)``
+    for the first rank r whose value differs. value: anything JSON can hold (compared as JSON text).
+
+    One allgather; a collective (every process must call it). ``None`` in a single process.
+    """
+    comm = communicator(group)
+    if comm is None or comm.Get_size() == 1:
+        return None
+    gathered = comm.allgather(json.dumps(value))
+    for r, text in enumerate(gathered[1:], start=1):
+        if text != gathered[0]:
+            return json.loads(gathered[0]), r, json.loads(text)
+    return None
+
+
+def check_same(what: str, value, group=None) -> None:
+    """Raise ValueError on every process unless every process of ``group`` passed an equal ``value``.
+
+    what: what the value is, for the message ("dataset size", "run configuration"); value:
+    anything JSON can hold. The message names the first rank that differs and both values.
+    Use it at the start of a run, for what must agree across processes (the dataset's size,
+    the batch size, the seed) before the first collective would hang or mix them up.
+    """
+    found = first_disagreement(value, group)
+    if found is not None:
+        reference, r, theirs = found
+        raise ValueError(f"the {what} on rank {r} differs from the one on rank 0: rank 0 has {reference!r}, "
+                         f"rank {r} has {theirs!r}. Every process must be given the same {what}")
+
+
 def check_same_model(model, group=None, what: str = "model") -> None:
     """Raise ValueError on every process unless every process holds a model of the same signature.
 
@@ -119,25 +150,20 @@ def check_same_model(model, group=None, what: str = "model") -> None:
     string) and compares it with rank 0's; the message names the first rank
     that differs and the first entry where it differs.
     """
-    comm = communicator(group)
-    if comm is None or comm.Get_size() == 1:
+    found = first_disagreement(model_signature(model), group)
+    if found is None:
         return
-    gathered = comm.allgather(json.dumps(model_signature(model)))
-    reference = json.loads(gathered[0])
-    for r, text in enumerate(gathered[1:], start=1):
-        if text == gathered[0]:
-            continue
-        theirs = json.loads(text)
-        where = next((i for i, (a, b) in enumerate(zip(reference, theirs)) if a != b),
-                     min(len(reference), len(theirs)))
-        entries = [f"rank {k} {sig[where] if where < len(sig) else 'nothing'}"
-                   for k, sig in ((0, reference), (r, theirs))]
-        raise ValueError(
-            f"the {what} on rank {r} differs from the one on rank 0: rank 0 has {_describe(reference)}, rank {r} "
-            f"has {_describe(theirs)}; first difference at entry {where} (name, shape, dtype, trained): "
-            f"{' against '.join(entries)}. Every process must build the same architecture with the same dtypes "
-            "and frozen parameters"
-        )
+    reference, r, theirs = found
+    where = next((i for i, (a, b) in enumerate(zip(reference, theirs)) if a != b),
+                 min(len(reference), len(theirs)))
+    entries = [f"rank {k} {sig[where] if where < len(sig) else 'nothing'}"
+               for k, sig in ((0, reference), (r, theirs))]
+    raise ValueError(
+        f"the {what} on rank {r} differs from the one on rank 0: rank 0 has {_describe(reference)}, rank {r} "
+        f"has {_describe(theirs)}; first difference at entry {where} (name, shape, dtype, trained): "
+        f"{' against '.join(entries)}. Every process must build the same architecture with the same dtypes "
+        "and frozen parameters"
+    )
 
 
 def _describe(signature: list) -> str:

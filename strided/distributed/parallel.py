@@ -12,6 +12,7 @@ over the global batch and the optimizers take the same step everywhere.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 from .. import _checks
@@ -43,7 +44,9 @@ class DistributedDataParallel(Module):
     parameters and buffers to every process. ``forward`` is the model's;
     ``backward`` runs the model's backward layer by layer and averages the
     gradients over the processes while it goes (see the module docstring).
-    In a single process it is the model itself.
+    In a single process it is the model itself. After each synchronising
+    backward, ``last_wait_seconds`` holds how long it waited at the end for
+    reductions still in flight: the communication the overlap did not hide.
 
     Args:
         model (Module): the replica on this process; the same architecture on every process.
@@ -69,6 +72,7 @@ class DistributedDataParallel(Module):
         self.bucket_cap_mb = _checks.positive_float("bucket_cap_mb", bucket_cap_mb)
         self.module = model
         self._synchronise = True
+        self.last_wait_seconds = 0.0
         check_same_model(model, what="model given to DistributedDataParallel")
         broadcast_parameters(model, root=0)
 
@@ -85,7 +89,9 @@ class DistributedDataParallel(Module):
         for i in range(len(steps) - 1, -1, -1):
             dy = steps[i].backward(dy, need_input_grad=need_input_grad or i > 0)
             buckets.step_done(i)
+        start = time.perf_counter()
         buckets.wait()
+        self.last_wait_seconds = time.perf_counter() - start
         return dy
 
     @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..io import register_module
+from ..io import register_module, register_torch_layer
 from ..nn import Module
 from ..nn.normalization import BatchNormBase
 from .collectives import all_reduce_sum
@@ -95,4 +95,17 @@ class SyncBatchNorm(BatchNormBase):
         return module
 
 
+def _to_torch(torch, layer: SyncBatchNorm, dtype):
+    """torch.nn.SyncBatchNorm with the layer's arguments (process_group None: torch's default group)."""
+    return torch.nn.SyncBatchNorm(layer.num_features, layer.eps, layer.momentum, layer.affine,
+                                  layer.track_running_stats, dtype=dtype)
+
+
+def _from_torch(torch, module, dtype) -> SyncBatchNorm:
+    """A SyncBatchNorm with a torch.nn.SyncBatchNorm's arguments (its process group is torch's, not kept)."""
+    return SyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                         module.track_running_stats, dtype=dtype)
+
+
 register_module(SyncBatchNorm)  # strided.save/load describe and rebuild it like the layers of strided.nn
+register_torch_layer(SyncBatchNorm, "SyncBatchNorm", _to_torch, _from_torch)  # to_torch/from_torch

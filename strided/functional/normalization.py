@@ -51,23 +51,55 @@ def _mean(v: np.ndarray, axes: tuple, count: int) -> np.ndarray:
     return v.sum(axis=axes, keepdims=True) / max(count, 1)
 
 
-def _standardize(x: np.ndarray, axes: tuple, eps: float):
-    """``(xhat, inv_std, mean, var)``: x standardised over ``axes``; the statistics keep their dims.
+def _standardize(x: np.ndarray, axes: tuple, eps: float, sum_over_replicas=None):
+    """``(xhat, inv_std, mean, var, count)``: x standardised over ``axes``; the statistics keep their dims.
 
-    xhat = (x - mean) / sqrt(var + eps) with the biased variance (divided by m, not m - 1).
+    xhat = (x - mean) / sqrt(var + eps) with the biased variance (divided by
+    ``count``, the number of values per statistic, not count - 1). With
+    ``sum_over_replicas`` (a float64 array -> its elementwise sum over the
+    processes) the statistics are those of every process's x together: the
+    count and the sums go in one reduction, then the centred sums of squares
+    in another (the same two-pass formula, so no cancellation), both
+    accumulated in float64; ``count`` is then the global one.
     """
-    m = math.prod(x.shape[a] for a in axes)
-    mean = _mean(x, axes, m)
+    count = math.prod(x.shape[a] for a in axes)
+    if sum_over_replicas is None:
+        mean = _mean(x, axes, count)
+    else:
+        sums = sum_over_replicas(np.concatenate([[count], x.sum(axis=axes, dtype=np.float64).reshape(-1)]))
+        count = int(sums[0])
+        mean = (sums[1:] / max(count, 1)).astype(x.dtype).reshape(_kept(x, axes))
     centred = x - mean
-    var = _mean(centred * centred, axes, m)
+    var = _replica_means(sum_over_replicas, axes, count, centred * centred)[0]
     inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-    return centred * inv_std, inv_std, mean, var
+    return centred * inv_std, inv_std, mean, var, count
 
 
-def _standardize_backward(g: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: tuple) -> np.ndarray:
-    """dL/dx through the statistics of :func:`_standardize`, given g = dL/dxhat: x's shape."""
-    m = math.prod(g.shape[a] for a in axes)
-    return (g - _mean(g, axes, m) - xhat * _mean(g * xhat, axes, m)) * inv_std
+def _kept(x: np.ndarray, axes: tuple) -> tuple:
+    """x's shape with ``axes`` of size 1 (the shape of statistics over them)."""
+    return tuple(1 if a in axes else s for a, s in enumerate(x.shape))
+
+
+def _replica_means(sum_over_replicas, axes: tuple, count: int, *arrays) -> list:
+    """The mean over ``axes`` (kept) of each array, ``count`` values each; over every process's arrays
+    with ``sum_over_replicas`` (one reduction for all of them, in float64)."""
+    if sum_over_replicas is None:
+        return [_mean(v, axes, count) for v in arrays]
+    sums = sum_over_replicas(np.stack([v.sum(axis=axes, dtype=np.float64) for v in arrays])) / max(count, 1)
+    return [total.astype(v.dtype).reshape(_kept(v, axes)) for total, v in zip(sums, arrays)]
+
+
+def _standardize_backward(g: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray, axes: tuple,
+                          sum_over_replicas=None, count: int = 0) -> np.ndarray:
+    """dL/dx through the statistics of :func:`_standardize`, given g = dL/dxhat: x's shape.
+
+    With ``sum_over_replicas`` the two means are over every process's values
+    (``count`` of them per statistic, as :func:`_standardize` returned), in one reduction.
+    """
+    if sum_over_replicas is None:
+        count = math.prod(g.shape[a] for a in axes)
+    mean_g, mean_gx = _replica_means(sum_over_replicas, axes, count, g, g * xhat)
+    return (g - mean_g - xhat * mean_gx) * inv_std
 
 
 def _affine(xhat, weight, bias, shape):
@@ -164,38 +196,27 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     count = 0
     rows = None
     if use_batch:
-        m = x.size // x.shape[1]
-        if sum_over_replicas is not None:
-            # the count and the sums in float64 (exact counts), then the centred squares
-            sums = sum_over_replicas(np.concatenate([[m], x.sum(axis=axes, dtype=np.float64)]))
-            m = count = int(sums[0])
+        rows = _channel_rows(x) if sum_over_replicas is None else None
+        if rows is not None:   # batch-last planes: a row-wise pass computes y with the statistics
+            count = x.size // c
+            y, xhat, inv_std, mu, var = _batch_norm_rows(x, rows, weight, bias, eps) if count > 1 else (None,) * 5
+        else:
+            xhat, inv_std, mu, var, count = _standardize(x, axes, eps, sum_over_replicas)
         # torch refuses this whenever it normalises with the batch's own
         # statistics, including eval mode without running statistics
-        if m <= 1:
+        if count <= 1:
             raise ValueError(
                 f"Expected more than 1 value per channel when training, got input of shape {tuple(x.shape)}"
             )
-        rows = _channel_rows(x)
-        if sum_over_replicas is None and rows is not None:
-            y, xhat, inv_std, mu, var = _batch_norm_rows(x, rows, weight, bias, eps)
-        elif sum_over_replicas is None:
-            xhat, inv_std, mu, var = _standardize(x, axes, eps)
-        else:
-            mu = (sums[1:] / m).astype(x.dtype).reshape(shape)
-            centred = x - mu
-            var = (sum_over_replicas((centred * centred).sum(axis=axes, dtype=np.float64)) / m)
-            var = var.astype(x.dtype).reshape(shape)
-            inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-            xhat = centred * inv_std
         if training and running_mean is not None:
             f = (1.0 / num_batches_tracked) if momentum is None else momentum
             f = x.dtype.type(f)
             running_mean = (1 - f) * running_mean + f * mu.reshape(c)
-            running_var = (1 - f) * running_var + f * var.reshape(c) * x.dtype.type(m / (m - 1))
+            running_var = (1 - f) * running_var + f * var.reshape(c) * x.dtype.type(count / (count - 1))
     else:
         inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
         xhat = (x - running_mean.reshape(shape)) * inv_std.reshape(shape)
-    if not (use_batch and sum_over_replicas is None and rows is not None):
+    if rows is None:
         y = _affine(xhat, weight, bias, shape)
     cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch,
                            sum_over_replicas if use_batch else None, count)
@@ -210,12 +231,8 @@ def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=T
             and _channel_rows(dy) is not None):
         return _batch_norm_rows_backward(dy, cache, need_weight, need_bias)
     g, dgamma, dbeta = _affine_backward(dy, cache.xhat, cache.gamma, shape, axes, need_weight, need_bias)
-    if cache.batch_stats and cache.sum_over_replicas is not None:
-        sums = np.stack([g.sum(axis=axes, dtype=np.float64), (g * cache.xhat).sum(axis=axes, dtype=np.float64)])
-        mean_g, mean_gx = (cache.sum_over_replicas(sums) / cache.count).astype(dy.dtype)
-        dx = (g - mean_g.reshape(shape) - cache.xhat * mean_gx.reshape(shape)) * cache.inv_std
-    elif cache.batch_stats:
-        dx = _standardize_backward(g, cache.xhat, cache.inv_std, axes)
+    if cache.batch_stats:
+        dx = _standardize_backward(g, cache.xhat, cache.inv_std, axes, cache.sum_over_replicas, cache.count)
     else:
         dx = g * cache.inv_std
     return BatchNormGrads(dx, dgamma, dbeta)
@@ -339,7 +356,7 @@ def group_norm_forward(x, num_groups: int, weight=None, bias=None, eps: float = 
         raise ValueError(f"x must have a number of channels divisible by num_groups={num_groups}, "
                          f"got shape {tuple(x.shape)} ({c} channels)")
     _check_parameters(x, (c,), weight=weight, bias=bias)
-    xhat, inv_std, _, _ = _standardize(x.reshape(_groups(x, num_groups)), (2,), eps)
+    xhat, inv_std, _, _, _ = _standardize(x.reshape(_groups(x, num_groups)), (2,), eps)
     xhat = xhat.reshape(x.shape)
     y = _affine(xhat, weight, bias, (c,) + (1,) * (x.ndim - 2))
     return y, GroupNormCache(xhat, inv_std, weight, num_groups)
@@ -382,7 +399,7 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps: float =
                          f"{', '.join(map(str, shape))}), got shape {tuple(x.shape)}")
     _check_parameters(x, shape, weight=weight, bias=bias)
     axes = tuple(range(x.ndim - k, x.ndim))
-    xhat, inv_std, _, _ = _standardize(x, axes, eps)
+    xhat, inv_std, _, _, _ = _standardize(x, axes, eps)
     return _affine(xhat, weight, bias, shape), LayerNormCache(xhat, inv_std, weight, axes)
 
 

@@ -7,7 +7,8 @@
 - :func:`save_checkpoint` / :func:`load_checkpoint`: a training run's full state
   (model, optimizer, scheduler, epoch, history, random states) for exact resume.
 - :func:`from_torch` / :func:`to_torch`: convert models (``Sequential``, ``Residual``, ``Concat`` and layers)
-  to and from PyTorch; :func:`torch_residual` / :func:`torch_concat` are the torch side's containers.
+  to and from PyTorch; :func:`torch_residual` / :func:`torch_concat` are the torch side's containers;
+  :func:`register_torch_layer` adds a layer defined outside :mod:`strided.nn` (``SyncBatchNorm``).
 - :func:`export_onnx`: an opset-17 ONNX graph with a dynamic batch dimension.
 - :func:`atomic_write`: the temporary-file-and-rename writer every file write in strided uses
   (:func:`write_json_atomic` for JSON).
@@ -21,11 +22,11 @@ from .containers import FileFormatError
 from .model_file import FORMAT_VERSION, info, load, load_state_dict, save, save_state_dict
 from .onnx_export import export_onnx
 from .serialize import ArchitectureError, UnregisteredModuleError, register_module, registered_modules
-from .torch_interop import from_torch, to_torch, torch_concat, torch_residual
+from .torch_interop import from_torch, register_torch_layer, to_torch, torch_concat, torch_residual
 
 __all__ = [
     "save", "load", "info", "save_state_dict", "load_state_dict", "register_module", "registered_modules",
-    "save_checkpoint", "load_checkpoint", "from_torch", "to_torch", "torch_residual", "torch_concat", "export_onnx",
+    "save_checkpoint", "load_checkpoint", "from_torch", "to_torch", "register_torch_layer", "torch_residual", "torch_concat", "export_onnx",
     "atomic_write", "write_bytes_atomic", "write_json_atomic", "write_text_atomic",
     "FileFormatError", "ArchitectureError", "UnregisteredModuleError", "FORMAT_VERSION",
 ]

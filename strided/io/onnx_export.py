@@ -35,8 +35,8 @@ Upsample           'bilinear': Resize, mode 'linear' with coordinate_transformat
                    'nearest': Resize (coordinate_transformation_mode
                    'asymmetric', nearest_mode 'floor') for integer factors;
                    torch's float32 indices of other sizes as Gather per axis
-BatchNorm1d/2d     BatchNormalization with the running statistics
-                   (without running statistics: ReduceMean, Sub, Div...)
+BatchNorm1d/2d,    BatchNormalization with the running statistics
+SyncBatchNorm      (without running statistics: ReduceMean, Sub, Div...)
 GroupNorm          Reshape to (N, G, C/G * spatial), InstanceNormalization
                    (which standardises each (n, g) row), Reshape back, then
                    Mul and Add for the per-channel affine (opset 17 has no
@@ -88,6 +88,7 @@ from .._optional import require
 from .._version import __version__
 from ..geometry import adaptive_window, pool_window, resolve_padding
 from ..nn.module import Module, Sequential
+from ..nn.normalization import BatchNormBase
 from .atomic import atomic_write
 
 __all__ = ["export_onnx", "OPSET"]
@@ -505,8 +506,10 @@ _CONVERTERS = {
 
 def _converter(layer, where):
     conv = _CONVERTERS.get(type(layer))
+    if conv is None and isinstance(layer, BatchNormBase):
+        conv = _batchnorm  # distributed.SyncBatchNorm: in eval mode the batch norm of its running statistics
     if conv is None:
-        names = ", ".join(sorted(c.__name__ for c in _CONVERTERS))
+        names = ", ".join(sorted([c.__name__ for c in _CONVERTERS] + ["SyncBatchNorm"]))
         raise TypeError(f"export_onnx: layer {where or '(the model)'} is a {type(layer).__name__}, which has no "
                         f"ONNX conversion; supported layers: {names}, inside Sequential, Residual and Concat "
                         "containers")

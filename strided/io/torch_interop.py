@@ -26,7 +26,8 @@ from .. import nn
 from .._optional import require
 from ..nn.module import Module, Sequential
 
-__all__ = ["from_torch", "to_torch", "torch_gaussian", "torch_residual", "torch_concat", "SUPPORTED"]
+__all__ = ["from_torch", "to_torch", "torch_gaussian", "torch_residual", "torch_concat", "register_torch_layer",
+           "SUPPORTED"]
 
 SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "ConvTranspose2d", "Linear", "Flatten", "MaxPool2d", "AvgPool2d",
              "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "ReLU",
@@ -34,7 +35,31 @@ SUPPORTED = ("Sequential", "Residual", "Concat", "Conv2d", "ConvTranspose2d", "L
              "BatchNorm2d", "GroupNorm", "LayerNorm", "Dropout", "Dropout2d", "Gaussian")
 
 _GAUSSIAN_CLASS = None
+# layers defined above this package (strided.distributed.SyncBatchNorm): strided class -> (name in
+# torch.nn, to_torch(torch, layer, dtype) -> torch module, from_torch(torch, module, dtype) -> strided layer)
+_REGISTERED: dict[type, tuple] = {}
 _CONTAINER_CLASSES = None  # (Residual, Concat) as torch modules, defined once torch is imported
+
+
+def register_torch_layer(cls: type, torch_name: str, to_torch, from_torch) -> None:
+    """Teach :func:`to_torch` and :func:`from_torch` a layer class defined outside :mod:`strided.nn`.
+
+    cls: the strided Module subclass; torch_name: the name of its twin in
+    ``torch.nn`` (the same constructor arguments and state-dict names);
+    to_torch(torch, layer, dtype) builds the torch module and
+    from_torch(torch, module, dtype) the strided one (dtype: the parameters'
+    torch or NumPy dtype, None without floats). The tensors are copied
+    afterwards, as for every layer. Matching is by exact class.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"cls must be a strided.nn.Module subclass, got {cls!r}")
+    if not isinstance(torch_name, str) or not torch_name.isidentifier():
+        raise ValueError(f"torch_name must be the name of a class in torch.nn, got {torch_name!r}")
+    _REGISTERED[cls] = (torch_name, to_torch, from_torch)
+
+
+def _supported() -> str:
+    return ", ".join(SUPPORTED + tuple(name for name, _, _ in _REGISTERED.values()))
 
 
 def _torch():
@@ -190,9 +215,12 @@ def _layer_from_torch(torch, m, where):
             return scls()
     if _GAUSSIAN_CLASS is not None and type(m) is _GAUSSIAN_CLASS:
         return nn.Gaussian()
+    for name, _, build in _REGISTERED.values():
+        if type(m) is getattr(T, name, None):
+            return build(torch, m, dt)
     kind = "a torch container" if len(list(m.children())) else "a layer"
     raise _unsupported(where, f"{type(m).__module__}.{type(m).__qualname__}",
-                       f"{kind} strided has no equivalent for. Supported: {', '.join(SUPPORTED)} "
+                       f"{kind} strided has no equivalent for. Supported: {_supported()} "
                        "(containers: torch.nn.Sequential, whose forward is a plain chain, and the Residual and "
                        "Concat of strided.io.torch_residual and torch_concat)")
 
@@ -312,12 +340,14 @@ def _layer_to_torch(torch, m, where):
         return T.Hardswish(m.inplace)
     if isinstance(m, nn.Gaussian):
         return torch_gaussian()
+    if type(m) in _REGISTERED:
+        return _REGISTERED[type(m)][1](torch, m, dt)
     simple = {nn.Sigmoid: T.Sigmoid, nn.Tanh: T.Tanh, nn.Identity: T.Identity}
     for scls, tcls in simple.items():
         if type(m) is scls:
             return tcls()
     raise _unsupported(where, f"{type(m).__module__}.{type(m).__qualname__}",
-                       f"to_torch supports {', '.join(SUPPORTED)}")
+                       f"to_torch supports {_supported()}")
 
 
 def _convert_to_torch(torch, m, where, done):
