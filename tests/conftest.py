@@ -29,3 +29,12 @@ def torch():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def threads():
+    """``set_num_threads``, with the thread count restored after the test."""
+    from strided import _parallel
+    old = _parallel.num_threads()
+    yield _parallel.set_num_threads
+    _parallel.set_num_threads(old)

@@ -12,14 +12,6 @@ NAIVE = conv.get("naive")
 POINTWISE = conv.get("pointwise")
 
 
-@pytest.fixture
-def threads():
-    """Restore the thread count after a test changes it."""
-    old = _parallel.num_threads()
-    yield _parallel.set_num_threads
-    _parallel.set_num_threads(old)
-
-
 def _run(geom, x, w, dy, b, batch_last):
     if batch_last:
         x, dy = to_batch_last(x), to_batch_last(dy)

@@ -18,14 +18,6 @@ NAIVE = conv.get("naive")
 STRIDED = conv.get("strided")
 
 
-@pytest.fixture
-def threads():
-    """Restore the thread count after a test changes it."""
-    old = _parallel.num_threads()
-    yield _parallel.set_num_threads
-    _parallel.set_num_threads(old)
-
-
 def _step_results(threads_n, set_threads, batch=16, steps=2):
     set_threads(threads_n)
     strided.manual_seed(0)

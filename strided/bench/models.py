@@ -78,12 +78,9 @@ def parse_models(text: str) -> list[tuple[str, int]]:
         if name not in models.MODELS:
             raise argparse.ArgumentTypeError(f"unknown model {name!r}; expected one of: {', '.join(models.MODELS)}")
         try:
-            b = int(batch)
-        except ValueError:
-            b = 0
-        if b < 1:
-            raise argparse.ArgumentTypeError(f"expected MODEL:BATCH with a positive batch, got {item!r}")
-        out.append((name, b))
+            out.append((name, positive_int(batch)))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected MODEL:BATCH with a positive batch, got {item!r}") from None
     if not out:
         raise argparse.ArgumentTypeError(f"expected comma-separated MODEL:BATCH pairs, got {text!r}")
     return out
