@@ -123,5 +123,5 @@ FORK_WHILE_TRAINING = textwrap.dedent("""
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
 def test_a_child_forked_while_another_thread_trains_trains_at_once():
-    (hung,) = _run(FORK_WHILE_TRAINING, 60, 60.0, timeout=600)
+    (hung,) = _run(FORK_WHILE_TRAINING, 300, 60.0, timeout=900)
     assert hung == "0", "a forked child hung"
