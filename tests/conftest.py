@@ -38,3 +38,16 @@ def threads():
     old = _parallel.num_threads()
     yield _parallel.set_num_threads
     _parallel.set_num_threads(old)
+
+
+@pytest.fixture
+def pool_for_every_call(monkeypatch):
+    """A function that sends every call to the thread pool, however small (to test the parallel paths)."""
+    from strided import _parallel
+
+    def apply():
+        for name in ("MIN_PARALLEL_MACS", "MIN_CHUNK_MACS"):
+            monkeypatch.setattr(_parallel, name, 1)
+        monkeypatch.setattr(_parallel, "_inline_until", 0.0)
+        monkeypatch.setattr(_parallel, "BACKOFF_SHARE", 2.0)
+    return apply

@@ -24,17 +24,14 @@ def _run(geom, x, w, dy, b, batch_last):
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("chunk_bytes, blocks", [(1, 99), (64, 2), (10**9, 1)])
 @pytest.mark.parametrize("groups, stride, size", [(1, 1, (9, 7)), (2, (2, 1), (9, 7)), (3, 2, (8, 8)), (1, 3, (1, 5))])
-def test_every_chunking_matches_the_naive_reference(monkeypatch, threads, rng, batch_last, parallel, chunk_bytes,
-                                                    blocks, groups, stride, size):
+def test_every_chunking_matches_the_naive_reference(monkeypatch, threads, pool_for_every_call, rng, batch_last,
+                                                    parallel, chunk_bytes, blocks, groups, stride, size):
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(fast, "MIN_COLUMNS", 1)
     monkeypatch.setattr(pointwise, "BLOCKS", blocks)
     threads(2)
-    if parallel:                                               # every call to the pool, however small
-        for name in ("MIN_PARALLEL_MACS", "MIN_CHUNK_MACS"):
-            monkeypatch.setattr(_parallel, name, 1)
-        monkeypatch.setattr(_parallel, "_inline_until", 0.0)
-        monkeypatch.setattr(_parallel, "BACKOFF_SHARE", 2.0)
+    if parallel:
+        pool_for_every_call()
     geom = ConvGeometry.create((5, 2 * groups, *size), (3 * groups, 2, 1, 1), stride, 0, 1, groups)
     x = rng.standard_normal(geom.x_shape)
     w = rng.standard_normal(geom.weight_shape)

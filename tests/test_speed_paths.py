@@ -203,19 +203,16 @@ def _conv_data(geom, dtype, rng):
 @pytest.mark.parametrize("chunk_bytes, max_columns, row_blocks", [(1, 1, 99), (4096, 7, 2), (10**9, 10**9, 1)])
 @pytest.mark.parametrize("groups, stride, dilation, padding", [(1, 1, 1, 2), (2, (2, 1), (1, 2), (3, 0, 1, 2)),
                                                                (1, 2, (2, 1), 1), (2, (1, 2), (1, 2), (0, 3, 2, 1))])
-def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, threads, chunk_bytes, max_columns, row_blocks,
-                                                    groups, stride, dilation, padding, kernel_row_k, parallel):
+def test_every_chunking_matches_the_naive_reference(monkeypatch, rng, threads, pool_for_every_call, chunk_bytes,
+                                                    max_columns, row_blocks, groups, stride, dilation, padding, kernel_row_k, parallel):
     # one column and one row per block, pieces of rows in two blocks, everything in one block
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(fast, "MAX_COLUMNS", max_columns)
     monkeypatch.setattr(fast, "MIN_COLUMNS", 1)
     monkeypatch.setattr(fast, "MIN_KERNEL_ROW_K", kernel_row_k)
     threads(2)
-    if parallel:                                               # every call to the pool, however small
-        for name in ("MIN_PARALLEL_MACS", "MIN_CHUNK_MACS"):
-            monkeypatch.setattr(_parallel, name, 1)
-        monkeypatch.setattr(_parallel, "_inline_until", 0.0)
-        monkeypatch.setattr(_parallel, "BACKOFF_SHARE", 2.0)
+    if parallel:
+        pool_for_every_call()
     else:
         monkeypatch.setattr(_parallel, "MIN_PARALLEL_MACS", 10**18)
     monkeypatch.setattr(fast, "ROW_BLOCKS", row_blocks)

@@ -196,10 +196,10 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     count = 0
     rows = None
     if use_batch:
-        rows = _channel_rows(x) if sum_over_replicas is None else None
+        rows = _channel_rows(x) if sum_over_replicas is None and x.size > c else None
         if rows is not None:   # batch-last planes: a row-wise pass computes y with the statistics
+            y, xhat, inv_std, mu, var = _batch_norm_rows(x, rows, weight, bias, eps)
             count = x.size // c
-            y, xhat, inv_std, mu, var = _batch_norm_rows(x, rows, weight, bias, eps) if count > 1 else (None,) * 5
         else:
             xhat, inv_std, mu, var, count = _standardize(x, axes, eps, sum_over_replicas)
         # torch refuses this whenever it normalises with the batch's own
