@@ -169,9 +169,45 @@ def _seed_of(seed) -> int:
     return int(seed)
 
 
-def _epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
-    """The generator of ``stream`` (0: the order; b + 1: batch b's transforms) of epoch ``epoch``, from ``seed`` alone."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(epoch, stream)))
+def _epoch_rng(seed: int, epoch: int, stream: int, shard=None) -> np.random.Generator:
+    """The generator of ``stream`` (0: the order; b + 1: batch b's transforms) of epoch ``epoch``, from ``seed``
+    alone; a shard ``(rank, world_size)`` of several processes draws its transforms from its own stream."""
+    key = (epoch, stream) if shard is None or shard[1] == 1 else (epoch, stream, shard[0])
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def deal_shard(order: np.ndarray, rank: int, world_size: int, drop_last: bool = False) -> np.ndarray:
+    """Process ``rank``'s share of an epoch's ``order`` (n,) of sample indices, dealt out like cards.
+
+    The order is made divisible by ``world_size`` (padded by repeating its
+    start, cyclically when n < world_size; or cut to a multiple with
+    ``drop_last``), then process r takes positions r, r + world_size, ...:
+    the shards are disjoint, of equal length (ceil or floor of n /
+    world_size), and step b of every process together is positions
+    ``b * world_size * B`` to ``(b + 1) * world_size * B`` of the order, one
+    global batch. As torch's ``DistributedSampler``. Returns int64 (that length,).
+    """
+    n = len(order)
+    if drop_last:
+        order = order[:n - n % world_size]
+    else:
+        total = -(-n // world_size) * world_size
+        if total > n:
+            order = np.resize(order, total)  # repeats from the start, cyclically
+    return np.asarray(order[rank::world_size], dtype=np.int64)
+
+
+def _check_shard(shard):
+    """``shard`` as ``(rank, world_size)`` ints with 0 <= rank < world_size, or None."""
+    if shard is None:
+        return None
+    if not (isinstance(shard, tuple) and len(shard) == 2):
+        raise TypeError(f"shard must be None or a pair (rank, world_size), got {shard!r}")
+    world = _checks.positive_int("shard world_size", shard[1])
+    rank = _checks.integer("shard rank", shard[0])
+    if not 0 <= rank < world:
+        raise ValueError(f"shard rank must be in [0, {world - 1}] for world_size {world}, got {rank}")
+    return rank, world
 
 
 class DataLoader:
@@ -194,6 +230,15 @@ class DataLoader:
             at that precision on the raw values. Default None: integer images
             are transformed as stored and come out float32, float images keep
             their dtype.
+        shard: None (every sample), or ``(rank, world_size)``: the part of
+            every epoch that process ``rank`` of a data-parallel job reads,
+            as torch's ``DistributedSampler`` (drop_last=False): the epoch's
+            order (the same on every process) padded by repeating its first
+            samples to a multiple of ``world_size`` and dealt out like cards
+            (:func:`deal_shard`); ``drop_last`` then applies to the shard's
+            batches. Each process's transforms draw from a stream of their
+            own, ``(seed, epoch, batch, rank)``. ``(0, 1)`` is the whole epoch,
+            exactly as None.
 
     Shape:
         Yields ``(x, y)``: x float (B, C, H, W), y int64 (B,), fresh arrays.
@@ -221,7 +266,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 transform=None, seed=None, *, dtype=None):
+                 transform=None, seed=None, *, dtype=None, shard=None):
         if not isinstance(dataset, Dataset):
             hint = (" (wrap arrays as ArrayDataset(images, labels))"
                     if isinstance(dataset, np.ndarray) else "")
@@ -234,7 +279,16 @@ class DataLoader:
         self.transform = transform
         self.dtype = _output_dtype(dtype)
         self.seed = _seed_of(seed)
+        self.shard = _check_shard(shard)
         self.epoch, self.start_batch = 0, 0
+
+    def with_shard(self, rank: int, world_size: int) -> "DataLoader":
+        """A new loader like this one (dataset, batches, transforms, seed, position) reading only the part
+        ``(rank, world_size)`` of every epoch (see ``shard``)."""
+        loader = DataLoader(self.dataset, self.batch_size, self.shuffle, self.drop_last, self.transform, self.seed,
+                            dtype=self.dtype, shard=(rank, world_size))
+        loader.epoch = self.epoch
+        return loader
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Make the next ``iter(loader)`` run epoch ``epoch`` (0-based) from batch ``start_batch`` on.
@@ -264,15 +318,25 @@ class DataLoader:
         self.seed = seed
 
     def order(self, epoch: int) -> np.ndarray | None:
-        """The sample indices of epoch ``epoch`` in the order they are drawn, or None without shuffling."""
-        if not self.shuffle:
-            return None
-        return _epoch_rng(self.seed, _checks.integer("epoch", epoch), 0).permutation(len(self.dataset))
+        """The sample indices of epoch ``epoch`` in the order they are drawn (this shard's only, with
+        ``shard``), or None without shuffling or shard (the dataset's order)."""
+        epoch = _checks.integer("epoch", epoch)
+        n = len(self.dataset)
+        order = _epoch_rng(self.seed, epoch, 0).permutation(n) if self.shuffle else None
+        if self.shard is None or self.shard[1] == 1:
+            return order
+        return deal_shard(np.arange(n, dtype=np.int64) if order is None else order, *self.shard)
+
+    @property
+    def num_samples(self) -> int:
+        """The samples one epoch draws from (its shard's, padded, with ``shard``), before ``drop_last``."""
+        n = len(self.dataset)
+        return n if self.shard is None else -(-n // self.shard[1])
 
     def __iter__(self):
         epoch, start = self.epoch, self.start_batch
         self.epoch, self.start_batch = epoch + 1, 0
-        index_batches = _batch_index(len(self.dataset), self.batch_size, self.order(epoch), self.drop_last, start)
+        index_batches = _batch_index(self.num_samples, self.batch_size, self.order(epoch), self.drop_last, start)
         return self._batches(epoch, index_batches)
 
     def _batches(self, epoch, index_batches):
@@ -280,7 +344,8 @@ class DataLoader:
         arrays = isinstance(ds, ArrayDataset)
         own = ds.transform if arrays else None
         for b, index in index_batches:
-            rng = _epoch_rng(self.seed, epoch, b + 1) if own is not None or self.transform is not None else None
+            draws = own is not None or self.transform is not None
+            rng = _epoch_rng(self.seed, epoch, b + 1, self.shard) if draws else None
             if arrays:
                 x, y = ds.images[index], ds.labels[index]      # one gather, in the stored dtype
                 if isinstance(index, slice):
@@ -298,13 +363,14 @@ class DataLoader:
             yield _as_float_batch(x, ds.images if arrays else None, self.dtype), y
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        n = len(self.dataset)
+        """Batches per epoch (of this shard, with ``shard``)."""
+        n = self.num_samples
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __repr__(self) -> str:
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, transform={self.transform!r}, seed={self.seed})")
+                f"drop_last={self.drop_last}, transform={self.transform!r}, seed={self.seed}"
+                + ("" if self.shard is None else f", shard={self.shard}") + ")")
 
 
 def _collate(dataset: Dataset, index) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .. import _checks
+from ..data.loader import deal_shard
 
 
 def _non_negative_int(name: str, value) -> int:
@@ -36,6 +37,8 @@ def shard_indices(n: int, epoch: int, seed: int, rank: int, world_size: int, dro
     Returns int64 (ceil or floor of n / world_size,); torch's
     ``DistributedSampler`` pads and drops the same way (its permutation
     comes from torch's generator, so the indices themselves differ).
+    ``DataLoader(..., shard=(rank, world_size))`` deals out its own epoch
+    order (drawn from its seed and the epoch) the same way.
     """
     n = _non_negative_int("n", n)
     epoch = _non_negative_int("epoch", epoch)
@@ -45,11 +48,4 @@ def shard_indices(n: int, epoch: int, seed: int, rank: int, world_size: int, dro
     if rank >= world_size:
         raise ValueError(f"rank must be in [0, {world_size - 1}] for world_size {world_size}, got {rank}")
     order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-    if drop_last:
-        total = n - n % world_size
-        order = order[:total]
-    else:
-        total = -(-n // world_size) * world_size
-        if total > n:
-            order = np.resize(order, total)  # repeats from the start, cyclically
-    return order[rank::world_size].astype(np.int64, copy=False)
+    return deal_shard(order, rank, world_size, drop_last)
