@@ -22,9 +22,11 @@ def _parse_classes(text):
 
 
 def cmd_train(args) -> int:
-    from . import runs
+    from . import distributed, runs
+    if not args.no_distributed:
+        distributed.init()   # every process joins the MPI job (if launched by one) before anything can fail
     options = dict(data_root=args.data_root, download=args.download, plots=not args.no_plots,
-                   progress=not args.quiet)
+                   progress=not args.quiet, distributed=False if args.no_distributed else None)
     if args.resume:
         return runs.resume(args.resume, args.epochs, **options)
     settings = runs.config(**{k: getattr(args, k) for k in runs.DEFAULTS if k != "classes"},
@@ -173,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="download the dataset if it is not found")
     t.add_argument("--no-plots", action="store_true", help="do not draw figures")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--no-distributed", action="store_true",
+                   help="under mpiexec/srun, train each process alone as a plain run (default: data-parallel)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test accuracy of a saved run")
@@ -227,11 +231,26 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as exc:
-        print(f"error: {user_error_message(exc)}", file=sys.stderr)
-        return 2
+        return _report(user_error_message(exc))
     except OSError as exc:  # a full disk, a read-only directory, no network: the file and the reason
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return 2
+        return _report(os_error_message(exc))
+
+
+def _report(message: str) -> int:
+    """Print ``error: message`` and return the exit status 2.
+
+    In data-parallel training an error every process raised (a bad option, a diverged run) is
+    printed once, by rank 0; an error on some processes only (the others wait in a collective)
+    is printed by its rank, which then ends the whole job (exit status 2 everywhere)."""
+    from . import distributed
+    if distributed.joined():
+        if not distributed.fail_together():
+            print(f"error: rank {distributed.rank()}: {message}", file=sys.stderr)
+            distributed.abort(2)
+        if not distributed.is_writer():
+            return 2
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def os_error_message(exc: OSError) -> str:

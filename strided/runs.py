@@ -15,6 +15,12 @@ measures through :func:`evaluate`. A run directory holds::
 
 Every file is written atomically (``strided.io.atomic_write``).
 
+Under an MPI launcher (``mpiexec -n N python -m strided train``) a run trains
+data-parallel over the N processes (``fit(distributed=...)``, docs/distributed.md):
+every process checks the settings and loads the data, rank 0 alone names the run
+directory, writes every file and prints; ``distributed=False`` trains each
+process alone, as a plain single-process run.
+
 Examples::
 
     from strided import runs
@@ -159,8 +165,15 @@ def prepare_data(dataset, classes, valid_fraction, seed, root=None, download=Fal
     return replace(ds, train=loaders.train.dataset), loaders
 
 
+def _writes(distributed: bool | None) -> bool:
+    """Whether this process writes the run directory and prints: always when it trains alone
+    (``distributed`` False, or no launcher), rank 0 alone in data-parallel training."""
+    from . import distributed as dist
+    return distributed is False or dist.is_writer()
+
+
 def train(settings: dict, run_dir=None, *, data_root=None, download: bool = False, plots: bool = True,
-          progress: bool = True) -> int:
+          progress: bool = True, distributed: bool | None = None) -> int:
     """Train a new run with ``settings`` (a :func:`config` dict) into ``run_dir`` (default :func:`default_run_dir`).
 
     Writes every file of the layout above, printing what it trains, the test
@@ -168,33 +181,45 @@ def train(settings: dict, run_dir=None, *, data_root=None, download: bool = Fals
     when it was interrupted (Ctrl-C; :func:`resume` continues it). Settings
     are checked (:func:`validate`) before anything is written; a run that
     fails before its first checkpoint removes the directory it created.
+    distributed: as ``fit``'s (None: data-parallel when launched with several processes;
+    the default directory's name, which holds the time, is then rank 0's).
     """
+    from . import distributed as dist
     from .train import CHECKPOINT
     run_dir = Path(run_dir) if run_dir else default_run_dir(settings["model"], settings["dataset"])
+    if distributed is not False:
+        run_dir = Path(dist.broadcast_from_writer(str(run_dir)))
     created = not run_dir.exists()
     try:
-        return _train(dict(settings), run_dir, False, data_root, download, plots, progress)
+        return _train(dict(settings), run_dir, False, data_root, download, plots, progress, distributed)
     except Exception:
         # a run that failed (a full disk, a read-only place) before its first checkpoint cannot be
         # resumed: leave no directory behind
-        if created and not (run_dir / CHECKPOINT).exists():
+        if created and _writes(distributed) and not (run_dir / CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
 def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool = False, plots: bool = True,
-           progress: bool = True) -> int:
+           progress: bool = True, distributed: bool | None = None) -> int:
     """Continue the run in ``run_dir`` exactly from its checkpoint; ``epochs`` extends a finished run.
 
     A cosine schedule spans the run's epochs and ends at learning rate 0, so
     a run with ``scheduler="cosine"`` keeps its number of epochs (ValueError
     saying what to do otherwise); step and constant schedules continue.
-    Returns 0 when the run is complete, 130 when it was interrupted again.
+    Returns 0 when the run is complete, 130 when it was interrupted again. Data-parallel
+    (``distributed``, as in :func:`train`), rank 0 reads the configuration and the checkpoint and
+    sends them to the others, and it must run on as many processes as the run it continues.
     """
+    from . import distributed as dist
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).exists():
-        raise FileNotFoundError(f"--resume: {run_dir} is not a run directory (no config.json)")
-    settings = read_config(run_dir)
+
+    def read() -> dict:
+        if not (run_dir / CONFIG).exists():
+            raise FileNotFoundError(f"--resume: {run_dir} is not a run directory (no config.json)")
+        return read_config(run_dir)
+
+    settings = read() if distributed is False else dist.run_on_writer(read)
     if epochs is not None:
         validate({**settings, "epochs": epochs})   # the new epoch count is checked before the schedule
     if epochs is not None and epochs != settings["epochs"]:
@@ -205,7 +230,7 @@ def resume(run_dir, epochs: int | None = None, *, data_root=None, download: bool
                 f"0, so the number of epochs cannot change; train a new run with --epochs {epochs} (its schedule "
                 "spans all of them), or use --scheduler step or none for a run you want to extend")
         settings["epochs"] = epochs  # extend a finished run: its step or constant schedule continues
-    return _train(settings, run_dir, True, data_root, download, plots, progress)
+    return _train(settings, run_dir, True, data_root, download, plots, progress, distributed)
 
 
 def read_config(run_dir) -> dict:
@@ -238,7 +263,8 @@ def check_model_input(model_name: str, image_shape) -> None:
                          f"got a dataset of {'x'.join(map(str, tuple(image_shape)[1:]))} images")
 
 
-def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, plots: bool, progress: bool) -> int:
+def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, plots: bool, progress: bool,
+           distributed: bool | None = None) -> int:
     from . import _memory, io, models
     from . import random as _random
     from .data import dataset_info
@@ -273,28 +299,36 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
     if loaders.val is not None:  # best.npz: the best epoch's model, loadable like model.npz
         callbacks.append(ModelCheckpoint("val_acc", "max", input_shape=(c, h, w),
                                          metadata={"class_names": list(ds.classes), "standardize": std.state_dict()}))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    writer = _writes(distributed)
+    say = print if writer else _quiet
     if not resumed:
         cfg.update(class_names=list(ds.classes), image_shape=[c, h, w], standardize=std.state_dict(),
                    created=time.strftime("%Y-%m-%d %H:%M:%S"))
+    if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if writer and not resumed:
         write_json_atomic(run_dir / CONFIG, cfg)
         io.save(model, run_dir / MODEL_INITIAL)
-    print(f"training {cfg['model']} ({model.num_parameters():,} parameters) on {cfg['dataset']}"
+    say(f"training {cfg['model']} ({model.num_parameters():,} parameters) on {cfg['dataset']}"
           f"{' classes ' + str(list(ds.classes)) if cfg['classes'] else ''}: {len(loaders.train.dataset)} train, "
           f"{0 if loaders.val is None else len(loaders.val.dataset)} validation, {len(ds.test)} test images; "
           f"run directory {run_dir}")
-    if resumed and not (run_dir / CHECKPOINT).exists():
+    if resumed and not _on_writer(distributed, (run_dir / CHECKPOINT).exists):
         # stopped before fit wrote its first checkpoint: nothing was trained, and the seed makes a new start exact
-        print(f"{run_dir} holds no checkpoint yet: training from the start")
+        say(f"{run_dir} holds no checkpoint yet: training from the start")
         resumed = False
     try:
         # no figure callback: plot_run below draws every figure, curves and filters included
         # the loaders carry the batch size, seed, augmentation and standardisation
         fit(model, loss, opt, loaders.train, loaders.val, epochs=cfg["epochs"], scheduler=sched,
-            callbacks=callbacks, run_dir=run_dir, resume=run_dir if resumed else None, progress=progress)
+            callbacks=callbacks, run_dir=run_dir, resume=run_dir if resumed else None, progress=progress,
+            distributed=distributed)
     except KeyboardInterrupt:
-        print(f"interrupted: resume with  strided train --resume {run_dir}", file=sys.stderr)
+        if writer:
+            print(f"interrupted: resume with  strided train --resume {run_dir}", file=sys.stderr)
         return 130
+    if not writer:   # the replicas are identical: rank 0 tests and saves the model
+        return 0
     io.save(model, run_dir / MODEL, input_shape=(c, h, w),
             metadata={"class_names": list(ds.classes), "standardize": std.state_dict()})
     metrics = evaluate_model(model, loaders.test, loss, num_classes=ds.num_classes)
@@ -310,6 +344,16 @@ def _train(cfg: dict, run_dir: Path, resumed: bool, data_root, download: bool, p
         _draw_figures(run_dir, model=model, images=std(test.images), labels=test.labels)
     print(f"saved model, metrics and figures in {run_dir}")
     return 0
+
+
+def _quiet(*args, **kwargs) -> None:
+    """What a process that is not the writer prints: nothing."""
+
+
+def _on_writer(distributed: bool | None, function):
+    """``function()`` on the process that writes, its result on every process of the run."""
+    from . import distributed as dist
+    return function() if distributed is False else dist.run_on_writer(function)
 
 
 def use_algorithm(model, name: str, image_shape) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _checks
+from . import distributed as dist
 from . import random as _random
 from .data import ArrayDataset, DataLoader, Dataset
 from .nn import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, Module
@@ -310,6 +311,8 @@ class ModelCheckpoint(Callback):
         value = _monitored("ModelCheckpoint", self.monitor, logs)
         if _improved(self.mode, value, self.best):
             self.best, self.best_epoch = value, logs["epoch"]
+            if not trainer.writer:   # data-parallel training: rank 0 alone writes, the others keep count
+                return
             trainer.run_dir.mkdir(parents=True, exist_ok=True)
             save(trainer.model, trainer.run_dir / self.filename, input_shape=self.input_shape,
                  metadata={**self.metadata, "epoch": self.best_epoch, self.monitor: value})
@@ -348,12 +351,22 @@ class LRSchedule(Callback):
 
 # ----------------------------------------------------------------------------- the loop
 class Trainer:
-    """The state of one ``fit`` call; callbacks receive it."""
+    """The state of one ``fit`` call; callbacks receive it.
 
-    def __init__(self, model, loss, optimizer, scheduler, run_dir, log, callbacks=(), clip_grad_norm=None):
+    In data-parallel training (``world_size`` > 1) ``model`` is this process's
+    replica, ``replica`` its :class:`strided.distributed.DistributedDataParallel`
+    wrapper (forward and backward go through it; ``model`` otherwise), and
+    ``writer`` is True on rank 0 alone: only it writes files and logs.
+    """
+
+    def __init__(self, model, loss, optimizer, scheduler, run_dir, log, callbacks=(), clip_grad_norm=None,
+                 world_size: int = 1):
         self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
+        self.world_size = world_size
+        self.writer = world_size == 1 or dist.is_writer()
+        self.replica = dist.DistributedDataParallel(model) if world_size > 1 else model
         self.run_dir = None if run_dir is None else Path(run_dir)
-        self.log = log
+        self.log = log if self.writer else _quiet
         self.callbacks = list(callbacks)
         self.clip_grad_norm = clip_grad_norm
         self.stop = False
@@ -361,6 +374,10 @@ class Trainer:
         self.global_step = 0   # optimizer steps taken
         self.resumed_from = None  # the checkpoint this run continued from, if any
         self.history = {k: [] for k in HISTORY_KEYS}
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of a process that is not the writer: nothing."""
 
 
 def _rng_states(model: Module, loader) -> dict:
@@ -398,30 +415,68 @@ def _history_csv(history: dict) -> str:
 
 
 def _save_checkpoint(trainer: Trainer, loader, callbacks) -> None:
-    """Write the checkpoint, then history.json and history.csv (each atomically) into the run directory."""
+    """Write the checkpoint, then history.json and history.csv (each atomically) into the run directory.
+
+    Data-parallel: every process's random states go to rank 0 (a collective), which writes them
+    with the world size (``rng_state = {"world_size": N, "ranks": [state of rank 0, ...]}``)."""
     from .io import save_checkpoint, write_json_atomic, write_text_atomic
+    rng_state = _rng_states(trainer.model, loader)
+    if trainer.world_size > 1:
+        rng_state = {"world_size": trainer.world_size, "ranks": dist.gather_to_writer(rng_state)}
+    if not trainer.writer:
+        return
     trainer.run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
         trainer.run_dir / CHECKPOINT, trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler,
-        epoch=trainer.epoch, history=trainer.history, rng_state=_rng_states(trainer.model, loader),
+        epoch=trainer.epoch, history=trainer.history, rng_state=rng_state,
         extra={"callbacks": [cb.state_dict() for cb in callbacks], "global_step": trainer.global_step},
     )
     write_json_atomic(trainer.run_dir / HISTORY, trainer.history)
     write_text_atomic(trainer.run_dir / HISTORY_CSV, _history_csv(trainer.history))
 
 
-def _resume(trainer: Trainer, source, loader, callbacks) -> None:
+def _read_checkpoint(trainer: Trainer, source) -> tuple[Path, dict]:
+    """(path, ``load_checkpoint``'s dict) of ``source`` (a run directory or a checkpoint), restored into the
+    trainer's model, optimizer and scheduler."""
     from .io import load_checkpoint
     path = Path(source)
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"resume: no checkpoint at {path} (a run directory holds {CHECKPOINT})")
-    ck = load_checkpoint(path, model=trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler)
+    return path, load_checkpoint(path, model=trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler)
+
+
+def _read_checkpoint_on_writer(trainer: Trainer, source) -> tuple[Path, dict]:
+    """:func:`_read_checkpoint` for data-parallel training: rank 0 reads the file (the others need not see
+    it) and sends the states to every process; an error there is raised on every process."""
+    def read():
+        path, ck = _read_checkpoint(trainer, source)
+        ck = {k: v for k, v in ck.items() if k != "model"}   # the model travels as its state dict
+        return (path, ck, trainer.model.state_dict(), trainer.optimizer.state_dict(),
+                None if trainer.scheduler is None else trainer.scheduler.state_dict())
+
+    path, ck, model_state, optimizer_state, scheduler_state = dist.run_on_writer(read)
+    if not trainer.writer:
+        trainer.model.load_state_dict(model_state)
+        trainer.optimizer.load_state_dict(optimizer_state)
+        if scheduler_state is not None:
+            trainer.scheduler.load_state_dict(scheduler_state)
+    return path, ck
+
+
+def _resume(trainer: Trainer, source, loader, callbacks) -> None:
+    read = _read_checkpoint if trainer.world_size == 1 else _read_checkpoint_on_writer
+    path, ck = read(trainer, source)
+    rng_state = ck["rng_state"] or {}
+    # a checkpoint of N processes holds {"world_size": N, "ranks": [...]}; one of a single process, its states
+    dist.check_resume_world_size(rng_state.get("world_size"), now=trainer.world_size)
+    if trainer.world_size > 1:
+        rng_state = dist.scatter_from_writer(rng_state["ranks"])
     trainer.epoch = int(ck["epoch"])
     trainer.resumed_from = path
     trainer.history = {k: list(ck["history"].get(k, [])) for k in HISTORY_KEYS}
-    _set_rng_states(trainer.model, loader, ck["rng_state"])
+    _set_rng_states(trainer.model, loader, rng_state)
     extra = ck.get("extra", {})
     for cb, st in zip(callbacks, extra.get("callbacks", [])):
         cb.load_state_dict(st)
@@ -456,9 +511,82 @@ def _check_monitors(callbacks, scheduler, has_valid: bool) -> None:
                              f"labels) or monitor={'train_' + monitor[4:]!r}")
 
 
+def _world_size(distributed) -> int:
+    """The number of processes ``fit`` trains over: the MPI world's (None: when launched with several),
+    1 (False: this process alone), or the world's, which must hold several (True)."""
+    if distributed is None:
+        return dist.world_size()
+    if not _checks.boolean("distributed", distributed):
+        return 1
+    if not dist.is_distributed():
+        raise ValueError("distributed=True needs several processes started by an MPI launcher (mpiexec -n 2 "
+                         "python ..., srun), but this process is alone; pass distributed=None to train "
+                         "data-parallel only when launched so")
+    return dist.world_size()
+
+
+def _shard_training_data(train, rank: int, world: int) -> DataLoader:
+    """The training loader of process ``rank``: its part of every epoch (``DataLoader.with_shard``)."""
+    if not isinstance(train, DataLoader):
+        raise ValueError(f"train is {type(train).__name__}, an iterable of batches that fit cannot divide between "
+                         f"the {world} processes: pass a pair (images, labels), a Dataset or a DataLoader, or "
+                         "fit(distributed=False) to train each process alone")
+    if train.shard is None:
+        return train.with_shard(rank, world)
+    if train.shard != (rank, world):
+        raise ValueError(f"train is a DataLoader with shard={train.shard}, but this process is rank {rank} of "
+                         f"{world}: give shard=({rank}, {world}) or no shard (fit then takes this process's part)")
+    return train
+
+
+class _DatasetPart(Dataset):
+    """Samples ``part`` (a slice with step 1) of ``dataset``, renumbered from 0."""
+
+    def __init__(self, dataset: Dataset, part: slice):
+        self.dataset, self.start, self.length = dataset, part.start, part.stop - part.start
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.length:
+            raise IndexError(f"index {i} out of range for {self.length} samples")
+        return self.dataset[self.start + i]
+
+
+def _evaluation_part(valid, rank: int, world: int):
+    """``(batches, count)``: process ``rank``'s contiguous part of the validation data
+    (``distributed.evaluation_shard``, no padding), or all of it (count None) for a plain iterable of
+    batches, which every process then evaluates whole."""
+    if not isinstance(valid, DataLoader):
+        return valid, None
+    part = dist.evaluation_shard(len(valid.dataset), rank, world)
+    data = valid.dataset.take(part) if isinstance(valid.dataset, ArrayDataset) else _DatasetPart(valid.dataset, part)
+    return DataLoader(data, valid.batch_size, transform=valid.transform, seed=valid.seed, dtype=valid.dtype), \
+        part.stop - part.start
+
+
+def _validate(trainer: Trainer, valid, count) -> dict:
+    """``_evaluate`` on the validation data; data-parallel with a count, each process on its part, reduced."""
+    if trainer.world_size == 1 or count is None:
+        return _evaluate(trainer.model, valid, trainer.loss, None)
+    mine = _evaluate(trainer.model, valid, trainer.loss, None) if count else {"loss": 0.0, "confusion": []}
+    return dist.reduce_evaluation(mine, count)
+
+
+def _seed_per_process(trainer: Trainer) -> None:
+    """Give every process its own stream of the global generator (dropout, unseeded draws): rank 0 draws a
+    base seed, and process r continues from ``SeedSequence(base, spawn_key=(r,))``. Deterministic from
+    the run's seed; different on every rank."""
+    base = dist.broadcast_from_writer(int(_random.default_generator().integers(2**63)))
+    words = np.random.SeedSequence(base, spawn_key=(dist.rank(),)).generate_state(2, np.uint64)
+    _random.manual_seed(int(words[0]) << 64 | int(words[1]))
+
+
 def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, batch_size: int | None = None,
         scheduler=None, callbacks=(), seed: int | None = None, augment=None, run_dir=None, resume=None,
-        clip_grad_norm: float | None = None, progress: bool = True, check_finite: bool = True, log=print) -> dict:
+        clip_grad_norm: float | None = None, progress: bool = True, check_finite: bool = True, log=print,
+        distributed: bool | None = None) -> dict:
     """Train ``model`` for ``epochs`` epochs; returns the history (lists per epoch, keys ``HISTORY_KEYS``).
 
     train: a pair of arrays (images (N, C, H, W), labels (N,) int) or a ``strided.data.Dataset``,
@@ -479,8 +607,17 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     check_finite: refuse data with NaN/inf and stop (TrainingDiverged) when the loss stops being finite.
     callbacks: ``Callback`` objects, called in order; ``ModelCheckpoint()`` keeps the best model as best.npz,
     ``strided.viz.FigureCallback()`` draws curves.png and filters.png into the run directory at the end.
+    distributed: data-parallel training over the processes of an MPI job (docs/distributed.md). None
+    (default): when launched with several (``mpiexec -n N``); False: this process alone; True: require it.
+    Then the model is wrapped in ``distributed.DistributedDataParallel`` (rank 0's weights everywhere,
+    gradients averaged), each process reads its shard of every epoch (``DataLoader(shard=...)``, padded as
+    torch's DistributedSampler; ``batch_size`` is per process) and its part of the validation data, the
+    epoch's values are summed over the processes before any decision (divergence, callbacks, schedulers),
+    dropout draws a stream per process, and rank 0 alone logs and writes the run directory; its checkpoint
+    holds every process's random states and resumes on the same number of processes only.
     """
     epochs = _checks.positive_int("epochs", epochs)
+    world = _world_size(distributed)
     if batch_size is not None:
         batch_size = _checks.positive_int("batch_size", batch_size)
     train = _batches_of("train", train, batch_size, default_batch_size=DEFAULT_BATCH_SIZE, shuffle=True,
@@ -491,6 +628,13 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
         # one pass over the data up front is cheap next to an epoch, and names the culprit early
         _check_finite_images("train", train)
         _check_finite_images("valid", valid)
+    valid_count = None
+    if world > 1:
+        train = _shard_training_data(train, dist.rank(), world)
+        dist.check_same("training data (samples, batch size, shuffle, drop_last, seed) and epochs",
+                        [len(train.dataset), train.batch_size, train.shuffle, train.drop_last, train.seed, epochs])
+        if valid is not None:
+            valid, valid_count = _evaluation_part(valid, dist.rank(), world)
     if not isinstance(model, Module):
         raise TypeError(f"model must be a strided Module, got {type(model).__name__}")
     if not hasattr(loss, "backward"):
@@ -512,9 +656,12 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     if scheduler is not None:
         callbacks.append(LRSchedule(scheduler))
     _check_monitors(callbacks, scheduler, valid is not None)
-    trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log, callbacks, clip_grad_norm)
+    trainer = Trainer(model, loss, optimizer, scheduler, run_dir, log, callbacks, clip_grad_norm, world)
+    log = trainer.log
     if resume is not None:
         _resume(trainer, resume, train, callbacks)
+    elif world > 1:
+        _seed_per_process(trainer)
     _check_schedule_length(scheduler, max(epochs - trainer.epoch, 0), len(train) if isinstance(train, DataLoader) else None)
     for cb in callbacks:
         cb.on_train_begin(trainer)
@@ -525,7 +672,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
             epoch = trainer.epoch + 1
             logs = _train_epoch(trainer, train, epoch, epochs, progress, check_finite)
             if valid is not None:
-                ev = _evaluate(model, valid, loss, None)
+                ev = _validate(trainer, valid, valid_count)
                 logs["val_loss"], logs["val_acc"] = ev["loss"], ev["accuracy"]
             trainer.epoch = epoch
             for key in HISTORY_KEYS:
@@ -549,14 +696,24 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     return trainer.history
 
 
+def _all_finite(trainer: Trainer, value: float) -> bool:
+    """Whether the batch loss ``value`` is finite, on every process in data-parallel training (a collective:
+    every process stops together)."""
+    bad = not math.isfinite(value)
+    if trainer.world_size > 1:
+        bad = bool(dist.all_reduce_sum(np.int64(bad)))
+    return not bad
+
+
 def _train_epoch(trainer, batches, epoch, epochs, progress, check_finite):
-    model, loss, optimizer = trainer.model, trainer.loss, trainer.optimizer
+    model, loss, optimizer, replica = trainer.model, trainer.loss, trainer.optimizer, trainer.replica
     model.train()
     total = None
     if isinstance(batches, DataLoader):
         batches.set_epoch(epoch - 1)   # epoch e's order and augmentation depend on (seed, e) only: exact resume
-        total = len(batches.dataset) - (len(batches.dataset) % batches.batch_size if batches.drop_last else 0)
-    bar = EpochProgress(total, f"epoch {epoch}/{epochs}", enabled=progress)
+        n = batches.num_samples
+        total = n - (n % batches.batch_size if batches.drop_last else 0)
+    bar = EpochProgress(total, f"epoch {epoch}/{epochs}", enabled=progress and trainer.writer)
     total_loss, correct, seen = 0.0, 0, 0
     epoch_lr = lr = _lr(optimizer)
     start = time.perf_counter()
@@ -568,15 +725,17 @@ def _train_epoch(trainer, batches, epoch, epochs, progress, check_finite):
                 cb.on_batch_begin(trainer, step)
             lr = _lr(optimizer)
             optimizer.zero_grad()
-            out = model(xb)
+            out = replica(xb)
             value = float(loss(out, _targets(loss, yb, out)))
-            if check_finite and not math.isfinite(value):
+            if check_finite and not _all_finite(trainer, value):
+                where = "" if trainer.world_size == 1 else " on at least one process"
                 raise TrainingDiverged(
-                    f"training diverged: the loss is {value} at epoch {epoch}, step {step}; lower the learning "
+                    f"training diverged: the loss is {'not finite' if where else value}{where} at epoch {epoch}, "
+                    f"step {step}; lower the learning "
                     f"rate (lr={lr}) or check the data for NaN/inf"
                     + (f"; the last good checkpoint is in {trainer.run_dir}" if trainer.run_dir else "")
                 )
-            model.backward(loss.backward(), need_input_grad=False)
+            replica.backward(loss.backward(), need_input_grad=False)
             grad_norm = None if trainer.clip_grad_norm is None else \
                 clip_grad_norm_(model.parameters(), trainer.clip_grad_norm)
             optimizer.step()
@@ -590,6 +749,9 @@ def _train_epoch(trainer, batches, epoch, epochs, progress, check_finite):
                 cb.on_batch_end(trainer, step, batch_logs)
     finally:
         bar.close()
+    if trainer.world_size > 1:   # the epoch's values over every process, before anything decides on them
+        sums = dist.all_reduce_metrics({"loss": total_loss, "correct": correct, "seen": seen})
+        total_loss, correct, seen = sums["loss"], sums["correct"], sums["seen"]
     if seen == 0:
         raise ValueError(f"the training data yielded no batch in epoch {epoch} (an empty iterable, or drop_last "
                          "with fewer samples than batch_size)")

@@ -33,10 +33,12 @@ _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 
 
 class _World:
-    """What ``init()`` found: the world communicator (None for a single process), rank and size."""
+    """What ``init()`` found: the world communicator (None for a single process), rank and size, and a
+    duplicate of the world kept for agreeing on failures (apart from the training's collectives)."""
 
     def __init__(self, comm, rank: int, size: int):
         self.comm, self.rank, self.size = comm, rank, size
+        self.failures = None if comm is None else comm.Dup()
 
 
 _world: _World | None = None
@@ -114,6 +116,26 @@ def _install_abort_hook(comm) -> None:
             comm.Abort(1)
 
     sys.excepthook = abort_on_exception
+
+
+def joined() -> bool:
+    """True when :func:`init` has already joined a world of several processes (never starts MPI itself)."""
+    return _world is not None and _world.comm is not None
+
+
+def failures_communicator():
+    """The duplicate of the world that :func:`strided.distributed.fail_together` uses; None for a single process."""
+    return _world_state().failures
+
+
+def abort(code: int) -> None:
+    """End every process of the job now with exit status ``code`` (``MPI_Abort``); ``sys.exit`` when alone."""
+    comm = _world_state().comm
+    if comm is None:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    comm.Abort(code)
 
 
 def _world_state() -> _World:

@@ -7,12 +7,18 @@ evaluation, per-process state in rank 0's checkpoint.
   of ``strided.evaluate`` on the shards into the result on the whole set.
 - :func:`all_reduce_metrics`: a dict of sums (loss sums, counts, confusion matrices) summed over
   the processes in one reduction.
-- :func:`broadcast_from_writer`: what rank 0 alone decides (the run directory's name), everywhere.
+- :func:`broadcast_from_writer`: what rank 0 alone decides (the run directory's name), everywhere;
+  :func:`run_on_writer`: what rank 0 alone reads (a run's configuration, its checkpoint), everywhere,
+  its errors raised on every process.
+- :func:`fail_together`: whether a failure happened on every process (then rank 0 reports it once)
+  or on some only (then the job must be aborted: the others wait in a collective).
 - :func:`gather_to_writer` / :func:`scatter_from_writer`: per-process state (the random
   generators of dropout and augmentation) into rank 0's checkpoint and back out on resume;
   :func:`check_resume_world_size` refuses a checkpoint written by another number of processes.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -163,7 +169,7 @@ def scatter_from_writer(states: list | None, group=None):
     return comm.scatter(states, root=0)
 
 
-def check_resume_world_size(saved: int | None, group=None) -> None:
+def check_resume_world_size(saved: int | None, group=None, *, now: int | None = None) -> None:
     """Refuse to resume a checkpoint written by another number of processes (ValueError).
 
     saved: the world size recorded in the checkpoint (None: a checkpoint
@@ -172,11 +178,59 @@ def check_resume_world_size(saved: int | None, group=None) -> None:
     and every process's generators are those of the interrupted run);
     with another number the epoch's shards and per-process generators
     cannot be reproduced, so it is refused rather than silently different.
+    now: the number of processes of this run (default: the size of ``group``, the world when None;
+    1 for a process that trains alone under a launcher).
     """
     saved = 1 if saved is None else saved
-    now = process.world_size(group)
+    now = process.world_size(group) if now is None else now
     if saved != now:
         raise ValueError(f"the checkpoint was written by a run of {saved} process{'es' if saved != 1 else ''} "
                          f"and this run has {now}: resume it with the same number "
                          f"({'mpiexec -n ' + str(saved) if saved > 1 else 'a single process'}), or start a new "
                          "run from its model file")
+
+
+def run_on_writer(function, *args, group=None, **kwargs):
+    """``function(*args, **kwargs)`` called on rank 0 alone, its result (picklable) returned on every process.
+
+    For what only rank 0 may be able to read (the run directory, on machines without a shared file
+    system). A user error or OSError raised there is raised on every process: the same exception on
+    rank 0, a ValueError with its message elsewhere. The plain call in a single process.
+    """
+    comm = communicator(group)
+    if comm is None or comm.Get_size() == 1:
+        return function(*args, **kwargs)
+    found = None
+    if comm.Get_rank() == 0:
+        from .. import _checks
+        try:
+            found = ("ok", function(*args, **kwargs))
+        except (*_checks.USER_ERRORS, OSError) as exc:
+            error = exc
+            found = ("error", str(exc))
+    found = comm.bcast(found, root=0)
+    if found[0] == "error":
+        if comm.Get_rank() == 0:
+            raise error
+        raise ValueError(f"rank 0 failed: {found[1]}")
+    return found[1]
+
+
+def fail_together(timeout: float = 10.0) -> bool:
+    """Called by a process that failed: True when every process of the job failed too within ``timeout``
+    seconds (an error they all raise, such as a bad option: report it once, from rank 0, and exit), False
+    when some did not (they are waiting in a collective: the job must be ended with ``abort``).
+
+    A non-blocking barrier on a duplicate of the world, apart from the training's collectives. True in a
+    single process.
+    """
+    comm = process.failures_communicator()
+    if comm is None:
+        return True
+    request = comm.Ibarrier()
+    deadline = time.monotonic() + timeout
+    while not request.Test():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

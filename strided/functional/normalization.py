@@ -186,13 +186,14 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
         raise ValueError("running_mean and running_var must be given together (or both None)")
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _bshape(x)
-    if x.size == 0:
+    use_batch = training or running_mean is None
+    if x.size == 0 and (sum_over_replicas is None or not use_batch):
         # nothing to normalise (an empty batch, or empty planes): an empty output and zero parameter
-        # gradients, the running statistics untouched, as in torch
+        # gradients, the running statistics untouched, as in torch. A process whose batch is empty in
+        # synchronised batch norm goes on below instead: it takes part in the reductions with a count of 0
         xhat = np.empty_like(x)
         cache = BatchNormCache(xhat, np.ones(shape, x.dtype), weight, axes, False)
         return xhat.copy(), cache, running_mean, running_var
-    use_batch = training or running_mean is None
     count = 0
     rows = None
     if use_batch:

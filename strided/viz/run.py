@@ -152,6 +152,8 @@ class FigureCallback(Callback):
             self.initial = None if first is None else first.weight.data.copy()
 
     def on_train_end(self, trainer):
+        if not trainer.writer:   # data-parallel training: rank 0 alone draws
+            return
         plot_training(trainer.run_dir, trainer.history, trainer.model, self.initial, log=trainer.log, dpi=self.dpi)
 
 
