@@ -11,6 +11,10 @@ Scenarios (rank 0 writes what it finds to OUT_FILE, an .npz, unless said otherwi
   training  the pieces of a training run: is_writer, evaluation_shard + reduce_evaluation (against
             evaluate on the whole set, recomputed by the test), all_reduce_metrics, check_same,
             gather_to_writer/scatter_from_writer, check_resume_world_size; rank 0 writes OUT_FILE.npz
+  fit       strided.fit over 2 epochs with per-rank batch BATCH and validation, for cnn() and for cnn(bn=True)
+            converted to SyncBatchNorm; rank 0 writes each model's state and history (keys "plain/..", "bn/..")
+  syncbn_empty  a SyncBatchNorm forward and backward where rank 1's batch is empty: it must take part in the
+            reductions (no hang); rank 0 writes its output, input gradient, parameter gradients and running statistics
   raise     rank 1 raises after a barrier while rank 0 waits in another: the job must end (non-zero)
   kill      rank 1 kills itself with SIGKILL while rank 0 waits in a barrier: the job must end (non-zero)
 """
@@ -176,6 +180,67 @@ def scenario_training(out):
     }
     if rank == 0:
         np.savez(out, **results)
+
+
+def fit_data(world: int):
+    """(train, valid) pairs of float64 arrays for the fit scenario: the same on every rank."""
+    x, y = dataset(world)
+    rng = np.random.default_rng(9)
+    return (x, y), (rng.normal(size=(11, 1, 8, 8)), rng.integers(0, 3, 11))
+
+
+def fit_model(bn: bool):
+    """The model the fit scenario trains (rank 0's weights, drawn from seed 0)."""
+    strided.manual_seed(0)
+    return cnn(bn=bn)
+
+
+def fit_run(model, train, valid, batch_size, **kwargs):
+    """2 epochs of strided.fit with SGD; returns (state dict, history)."""
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=1e-3)
+    history = strided.fit(model, nn.CrossEntropyLoss(), opt, train, valid, epochs=2, batch_size=batch_size,
+                          seed=SEED, progress=False, log=lambda *a: None, **kwargs)
+    return model.state_dict(), history
+
+
+def scenario_fit(out):
+    world, rank = distributed.world_size(), distributed.rank()
+    train_data, valid = fit_data(world)
+    results = {}
+    for name, bn in (("plain", False), ("bn", True)):
+        model = fit_model(bn)
+        if rank != 0:
+            strided.manual_seed(rank)
+            model = cnn(bn=bn)   # other weights: fit must start from rank 0's
+        if bn:
+            model = distributed.convert_sync_batchnorm(model)
+        state, history = fit_run(model, train_data, valid, BATCH)
+        results[f"{name}_identical"] = replicas_identical(state)
+        results.update({f"{name}/{k}": v for k, v in state.items()})
+        results.update({f"{name}/history/{k}": np.array(v, dtype=float) for k, v in history.items()
+                        if k not in ("seconds", "images_per_s", "lr")})
+    if rank == 0:
+        np.savez(out, **results)
+
+
+def syncbn_batch():
+    """The batch of rank 0 in the syncbn_empty scenario: x (5, 3, 4, 4) float64 and dy of the same shape."""
+    rng = np.random.default_rng(4)
+    return rng.normal(size=(5, 3, 4, 4)) * 3 + 1, rng.normal(size=(5, 3, 4, 4))
+
+
+def scenario_syncbn_empty(out):
+    x, dy = syncbn_batch()
+    if distributed.rank() != 0:
+        x, dy = x[:0], dy[:0]
+    layer = distributed.SyncBatchNorm(3, dtype=np.float64)
+    y = layer(x)
+    dx = layer.backward(dy)
+    if distributed.rank() == 0:
+        np.savez(out, y=y, dx=dx, weight=layer.weight.grad, bias=layer.bias.grad,
+                 running_mean=layer.running_mean, running_var=layer.running_var)
+    else:
+        assert y.shape == x.shape and dx.shape == x.shape
 
 
 def scenario_mismatch(out):
