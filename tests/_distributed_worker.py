@@ -15,6 +15,8 @@ Scenarios (rank 0 writes what it finds to OUT_FILE, an .npz, unless said otherwi
             converted to SyncBatchNorm; rank 0 writes each model's state and history (keys "plain/..", "bn/..")
   syncbn_empty  a SyncBatchNorm forward and backward where rank 1's batch is empty: it must take part in the
             reductions (no hang); rank 0 writes its output, input gradient, parameter gradients and running statistics
+  fail_alone  rank 1 fails while rank 0 waits in a barrier: fail_together says no within its timeout; then
+            both fail and it says yes; rank 0 writes the answers
   raise     rank 1 raises after a barrier while rank 0 waits in another: the job must end (non-zero)
   kill      rank 1 kills itself with SIGKILL while rank 0 waits in a barrier: the job must end (non-zero)
 """
@@ -241,6 +243,19 @@ def scenario_syncbn_empty(out):
                  running_mean=layer.running_mean, running_var=layer.running_var)
     else:
         assert y.shape == x.shape and dx.shape == x.shape
+
+
+def scenario_fail_alone(out):
+    alone = None
+    if distributed.rank() == 1:
+        alone = distributed.fail_together(timeout=0.5)
+    distributed.barrier()   # rank 0 waits here, as a rank waits in the training's collectives
+    alone = distributed.communicator().bcast(alone, root=1)
+    # rank 0's barrier completes rank 1's pending one; rank 1's second waits out its timeout (in a real
+    # run a rank that saw False has aborted the job by then)
+    together = distributed.fail_together(timeout=2)
+    if distributed.rank() == 0:
+        np.savez(out, alone=alone, together=together)
 
 
 def scenario_mismatch(out):

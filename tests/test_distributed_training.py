@@ -92,6 +92,11 @@ def test_bad_shards_and_distributed_alone_are_refused():
                     distributed=True, progress=False)
 
 
+def test_fail_together_tells_a_failure_on_every_rank_from_one_on_some(tmp_path):
+    got = run_ok(2, "fail_alone", tmp_path)
+    assert not got["alone"] and got["together"]
+
+
 # -- strided train under mpiexec --------------------------------------------------------------------
 
 
