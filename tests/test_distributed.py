@@ -48,15 +48,20 @@ def _mpiexec() -> list[str]:
 
 
 def run_mpi(n, scenario, out="-", timeout=60):
-    """Run the worker's ``scenario`` in n processes; returns (CompletedProcess, seconds).
+    """Run the worker's ``scenario`` in n processes; returns (CompletedProcess, seconds)."""
+    return launch(n, [sys.executable, str(WORKER), scenario, str(out)], timeout=timeout)
+
+
+def launch(n, argv, cwd=ROOT, timeout=60):
+    """``mpiexec -n n ARGV`` (strings) in ``cwd``, with this checkout's strided; returns (CompletedProcess, seconds).
 
     Past ``timeout`` seconds the whole process group (mpiexec and the ranks) is killed and
     subprocess.TimeoutExpired raised: a hang fails the test instead of blocking the suite.
     """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    args = _mpiexec() + ["-n", str(n), sys.executable, str(WORKER), scenario, str(out)]
+    args = _mpiexec() + ["-n", str(n), *argv]
     start = time.monotonic()
-    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
                           start_new_session=True) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)

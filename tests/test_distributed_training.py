@@ -5,9 +5,6 @@ uninterrupted 2-process run (bit for bit) for a resumed one. The multi-process t
 mpi4py/mpiexec unless ``STRIDED_REQUIRE_MPI=1`` (see tests/test_distributed.py).
 """
 import json
-import os
-import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -19,7 +16,7 @@ from strided import cli, distributed, io, nn, optim
 from strided.data import ArrayDataset, DataLoader
 
 from _fake_datasets import fake_idx_dataset
-from test_distributed import ROOT, _mpiexec, assert_states_close, run_ok
+from test_distributed import assert_states_close, launch, run_ok
 
 
 # -- fit --------------------------------------------------------------------------------------------
@@ -107,19 +104,9 @@ def data_root(tmp_path_factory):
     return root
 
 
-def run_cli(n, args, cwd, timeout=60):
-    """``mpiexec -n n python -m strided ARGS`` in ``cwd``; the process group is killed past ``timeout``."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    command = _mpiexec() + ["-n", str(n), sys.executable, "-m", "strided", *map(str, args)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
-                          start_new_session=True) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+def run_cli(n, args, cwd):
+    """``mpiexec -n n python -m strided ARGS`` in ``cwd``: the CompletedProcess."""
+    return launch(n, [sys.executable, "-m", "strided", *map(str, args)], cwd=cwd)[0]
 
 
 def train_args(data_root, run_dir, epochs, *extra):
