@@ -195,7 +195,10 @@ class Callback:
     then ``on_epoch_end(trainer, logs)`` with the epoch's values
     (``HISTORY_KEYS``); finally ``on_train_end``. ``trainer.global_step``
     counts optimizer steps. A callback whose behaviour depends on the past
-    returns it from ``state_dict()`` so that the checkpoint carries it.
+    returns it from ``state_dict()`` so that the checkpoint carries it. In
+    data-parallel training every process calls the callbacks with the same
+    epoch values; ``trainer.writer`` is True on rank 0 alone, the one that may
+    write files or print.
     """
 
     def on_train_begin(self, trainer: "Trainer") -> None: ...
@@ -574,7 +577,7 @@ def _validate(trainer: Trainer, valid, count) -> dict:
     return dist.reduce_evaluation(mine, count)
 
 
-def _seed_per_process(trainer: Trainer) -> None:
+def _seed_per_process() -> None:
     """Give every process its own stream of the global generator (dropout, unseeded draws): rank 0 draws a
     base seed, and process r continues from ``SeedSequence(base, spawn_key=(r,))``. Deterministic from
     the run's seed; different on every rank."""
@@ -631,8 +634,11 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     valid_count = None
     if world > 1:
         train = _shard_training_data(train, dist.rank(), world)
-        dist.check_same("training data (samples, batch size, shuffle, drop_last, seed) and epochs",
-                        [len(train.dataset), train.batch_size, train.shuffle, train.drop_last, train.seed, epochs])
+        # what must agree before the first collective (a run directory on one process only would hang the others)
+        dist.check_same("training data (samples, batch size, shuffle, drop_last, seed), epochs, validation, "
+                        "run_dir and resume given",
+                        [len(train.dataset), train.batch_size, train.shuffle, train.drop_last, train.seed, epochs,
+                         valid is not None, run_dir is not None, resume is not None])
         if valid is not None:
             valid, valid_count = _evaluation_part(valid, dist.rank(), world)
     if not isinstance(model, Module):
@@ -661,7 +667,7 @@ def fit(model: Module, loss, optimizer, train, valid=None, *, epochs: int = 1, b
     if resume is not None:
         _resume(trainer, resume, train, callbacks)
     elif world > 1:
-        _seed_per_process(trainer)
+        _seed_per_process()
     _check_schedule_length(scheduler, max(epochs - trainer.epoch, 0), len(train) if isinstance(train, DataLoader) else None)
     for cb in callbacks:
         cb.on_train_begin(trainer)
