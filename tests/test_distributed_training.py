@@ -193,3 +193,15 @@ def test_no_distributed_under_mpiexec_trains_every_process_alone(data_root, tmp_
     want, got = io.load_state_dict(tmp_path / "here" / "model.npz"), io.load_state_dict(tmp_path / "alone" / "model.npz")
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_an_error_on_one_rank_only_ends_the_job_in_bounded_time(data_root, tmp_path):
+    # rank 1 alone is given a dataset the model cannot take: it fails while rank 0 goes on to training and
+    # waits in a collective; rank 1 reports its error and ends the job (fail_together's 10 s, then MPI_Abort)
+    strided_train = [sys.executable, "-m", "strided"] + train_args(data_root, tmp_path / "run", 1)
+    proc, seconds = launch(1, strided_train + [":", "-n", "1"] + strided_train + ["--dataset", "cifar10"],
+                           cwd=tmp_path)
+    assert proc.returncode != 0
+    assert seconds < 40
+    assert proc.stderr.count("error:") == 1, proc.stderr
+    assert "error: rank 1: model 'lenet5' takes 28x28 images, got a dataset of 32x32 images" in proc.stderr
