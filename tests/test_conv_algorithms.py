@@ -369,9 +369,13 @@ def test_default_table_sends_wide_thin_layers_to_shifted_rows():
     by_name = {c.name: c.geometry() for c in bench.SUITE}
     for name in ("resnet20-3x3", "vgg-3x3", "fresnet-32"):
         assert conv.default_for(by_name[name], f32)[0] == "shifted_rows", name
-    # maps of 7x7 and less (padding a large part of each row), few input channels, groups: window_rows
+    # maps of 8x8 and less (padding a large part of each row), few input channels, groups: window_rows
     for name in ("fresnet-64", "fresnet-128", "lenet-conv1", "lenet-conv2", "depthwise-3x3"):
         assert conv.default_for(by_name[name], f32)[0] != "shifted_rows", name
+    widening = ConvGeometry.create((64, 32, 16, 16), (64, 32, 3, 3), padding=1)       # more output than input channels
+    assert conv.default_for(widening, f32)[0] == "window_rows"
+    assert conv.default_for(ConvGeometry.create((64, 64, 16, 16), (64, 64, 3, 3), padding=1), f32)[0] == "shifted_rows"
+    assert conv.default_for(ConvGeometry.create((64, 128, 8, 8), (128, 128, 3, 3), padding=1), f32)[0] == "window_rows"
     shifted = conv.get("shifted_rows")
     assert "groups=1" in shifted.supports(ConvGeometry.create((2, 8, 9, 9), (4, 4, 3, 3), groups=2), f32)
     assert "stride 1 along W" in shifted.supports(ConvGeometry.create((2, 8, 9, 9), (4, 8, 3, 3), (1, 2)), f32)

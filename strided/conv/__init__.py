@@ -94,10 +94,11 @@ def get(name: str) -> ConvAlgorithm:
 # ---- the measured default table --------------------------------------------
 
 FFT_MIN_TAPS = 100
-# shifted_rows needs products of at least this many rows per kernel column (kh * Cg) and input rows at most this
-# much wider, padded, than the output rows (each product computes every padded column)
+# shifted_rows needs products of at least this many rows per kernel column (kh * Cg), no more output than input
+# channels, and input rows at most this much wider, padded, than the output rows (each product computes every
+# padded column)
 SHIFTED_MIN_K = 32
-SHIFTED_MAX_WIDTH = 1.25
+SHIFTED_MAX_WIDTH = 1.15
 # depthwise needs products of at least this many columns (output width times batch) to beat window_rows
 DEPTHWISE_MIN_COLUMNS = 32
 
@@ -120,11 +121,13 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
       x itself, so each pass is one matrix product with no window copies.
     * ``shifted_rows`` for layers of one group, stride 1 along W and
       dilation 1 along H, with ``SHIFTED_MIN_K`` product rows or more per
-      kernel column (kh * Cg) and padded rows at most ``SHIFTED_MAX_WIDTH``
-      times the output rows: it copies no windows and multiplies kw times
-      the output channels at once, which the thin 3x3 layers of residual
-      networks (16 -> 16 channels on 32x32 maps) need most; narrow maps
-      (7x7 and smaller) and few input channels stay with window_rows.
+      kernel column (kh * Cg), no more output than input channels, and
+      padded rows at most ``SHIFTED_MAX_WIDTH`` times the output rows: it
+      copies no windows and multiplies kw times the output channels at
+      once, which the thin 3x3 layers of residual networks (16 -> 16
+      channels on 32x32 maps) need most. Maps of 8x8 and smaller, few
+      input channels and layers that widen the channels measured level or
+      slower, and stay with window_rows.
     * ``window_rows`` everywhere else, Winograd's 3x3 layers included
       (``algorithm='winograd'`` and autotuning still reach it).
 
@@ -141,7 +144,7 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
     if cg == 1 and geom.groups > 1 and win.out_width * geom.batch >= DEPTHWISE_MIN_COLUMNS:
         return "depthwise", "default table: depthwise layer (one input channel per group)"
     if (ALGORITHMS["shifted_rows"].supports(geom, dtype) is None and kh * cg >= SHIFTED_MIN_K
-            and win.padded_width <= SHIFTED_MAX_WIDTH * win.out_width):
+            and geom.out_channels <= geom.in_channels and win.padded_width <= SHIFTED_MAX_WIDTH * win.out_width):
         return "shifted_rows", (f"default table: one group, {kh * cg} product rows per kernel column "
                                 f"(>= {SHIFTED_MIN_K}), padded rows {win.padded_width / win.out_width:.2f}x "
                                 f"the output's (<= {SHIFTED_MAX_WIDTH})")

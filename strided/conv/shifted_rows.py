@@ -140,9 +140,13 @@ class ShiftedRows(WindowRows):
                 np.matmul(wall, _input_rows(xs, geom, rs), out=z.reshape(t, kw * o, m))
                 out = y3[:, rs].transpose(1, 0, 2)                                   # (t, O, OW*N), a view of y
                 # kernel column b of output column j is Z's column j + b*dw: kw - 1 shifted additions, in order
-                np.copyto(out, z[:, 0, :, :ow * n])
-                for b in range(1, kw):
-                    out += z[:, b, :, b * dw * n:(b * dw + ow) * n]
+                shifted = [z[:, b, :, b * dw * n:(b * dw + ow) * n] for b in range(kw)]
+                if kw == 1:
+                    np.copyto(out, shifted[0])
+                else:
+                    np.add(shifted[0], shifted[1], out=out)
+                for part in shifted[2:]:
+                    out += part
                 if b3 is not None:
                     y3[:, rs] += b3
 
