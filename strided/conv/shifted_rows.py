@@ -27,7 +27,7 @@ input, 1x the input, instead of the window rows, kw times it), products of
 kw*O rows instead of O (the thin layers' O = 16 is what OpenBLAS runs worst),
 but Wp instead of OW columns per row and the shifted additions: it wins
 where the padding is a small part of the row (docs/performance.md,
-"Thin 3x3 layers"). Needs groups 1 (a group's (a, c) rows have no single
+"Thin 3×3 layers"). Needs groups 1 (a group's (a, c) rows have no single
 stride), stride 1 along W and dilation 1 along H. Every output is one
 product and additions in a fixed order, in blocks of rows that depend on
 the shapes alone: bit-identical for any number of threads.
