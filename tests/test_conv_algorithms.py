@@ -76,18 +76,34 @@ def _pointwise_geometries(seed, count):
     return out
 
 
+def _shifted_rows_geometries(seed, count):
+    """Random geometries of one group, stride 1 along W and dilation 1 along H (what ``shifted_rows`` runs)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        g = random_geometry(rng)
+        out.append(ConvGeometry.create((g.batch, g.in_channels // g.groups, *g.x_shape[2:]),
+                                       (g.out_channels // g.groups, *g.weight_shape[1:]), (g.stride[0], 1),
+                                       g.padding, (1, g.dilation[1]), 1))
+    return out
+
+
 GEOMETRIES = (special_geometries() + _rng_geometries(1, 14) + _rng_geometries(2, 8, square3=True)
-              + _pointwise_geometries(3, 10))
+              + _pointwise_geometries(3, 10) + _shifted_rows_geometries(4, 8))
 
 
 def supported(alg, *geoms):
     """The first of ``geoms`` that ``alg`` can run (a depthwise one last, for the depthwise-only algorithm).
 
-    A 1x1 version of the first (same input, stride and groups, no padding) comes after them, for the 1x1-only algorithm.
+    A 1x1 version of the first (same input, stride and groups, no padding) comes after them, for the 1x1-only
+    algorithm, then one group of the first (its channels, stride 1 along W), for the algorithms of one group.
     """
     g0 = geoms[0]
     pointwise = ConvGeometry.create(g0.x_shape, (*g0.weight_shape[:2], 1, 1), g0.stride, 0, 1, g0.groups)
-    return next(g for g in (*geoms, pointwise) if alg.supports(g, np.dtype(np.float64)) is None)
+    cg, og = g0.in_channels // g0.groups, g0.out_channels // g0.groups
+    one_group = ConvGeometry.create((g0.batch, cg, *g0.x_shape[2:]), (og, *g0.weight_shape[1:]), (g0.stride[0], 1),
+                                    g0.padding, (1, g0.dilation[1]), 1)
+    return next(g for g in (*geoms, pointwise, one_group) if alg.supports(g, np.dtype(np.float64)) is None)
 
 
 def _data(geom, dtype, seed=0):
@@ -346,6 +362,26 @@ def test_default_table_covers_the_benchmark_suite():
             assert reason
     lenet = [c.geometry() for c in bench.SUITE if c.name.startswith("lenet")]
     assert all(conv.default_for(g, np.dtype(np.float32))[0] == "window_rows" for g in lenet)
+
+
+def test_default_table_sends_wide_thin_layers_to_shifted_rows():
+    f32 = np.dtype(np.float32)
+    by_name = {c.name: c.geometry() for c in bench.SUITE}
+    for name in ("resnet20-3x3", "vgg-3x3", "fresnet-32"):
+        assert conv.default_for(by_name[name], f32)[0] == "shifted_rows", name
+    # maps of 8x8 and less (padding a large part of each row), few input channels, groups: window_rows
+    for name in ("fresnet-64", "fresnet-128", "lenet-conv1", "lenet-conv2", "depthwise-3x3"):
+        assert conv.default_for(by_name[name], f32)[0] != "shifted_rows", name
+    widening = ConvGeometry.create((64, 32, 16, 16), (64, 32, 3, 3), padding=1)       # more output than input channels
+    assert conv.default_for(widening, f32)[0] == "window_rows"
+    assert conv.default_for(ConvGeometry.create((64, 64, 16, 16), (64, 64, 3, 3), padding=1), f32)[0] == "shifted_rows"
+    assert conv.default_for(ConvGeometry.create((64, 128, 8, 8), (128, 128, 3, 3), padding=1), f32)[0] == "window_rows"
+    shifted = conv.get("shifted_rows")
+    assert "groups=1" in shifted.supports(ConvGeometry.create((2, 8, 9, 9), (4, 4, 3, 3), groups=2), f32)
+    assert "stride 1 along W" in shifted.supports(ConvGeometry.create((2, 8, 9, 9), (4, 8, 3, 3), (1, 2)), f32)
+    assert "dilation 1 along H" in shifted.supports(ConvGeometry.create((2, 8, 9, 9), (4, 8, 3, 3), dilation=(2, 1)),
+                                                    f32)
+    assert shifted.supports(ConvGeometry.create((2, 8, 9, 9), (4, 8, 3, 3), (2, 1), dilation=(1, 2)), f32) is None
 
 
 @pytest.fixture

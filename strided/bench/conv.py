@@ -68,6 +68,11 @@ SUITE = (
     Case("stem-7x7-s2", (8, 3, 112, 112), (64, 3, 7, 7), stride=2, padding=3),
     Case("depthwise-3x3", (32, 64, 32, 32), (64, 1, 3, 3), padding=1, groups=64),
     Case("large-11x11", (16, 8, 64, 64), (16, 8, 11, 11), padding=5),
+    # the 3x3 layers of the residual networks (strided.models): resnet20's first stage, fashion_resnet's blocks
+    Case("resnet20-3x3", (128, 16, 32, 32), (16, 16, 3, 3), padding=1),
+    Case("fresnet-32", (128, 32, 14, 14), (32, 32, 3, 3), padding=1),
+    Case("fresnet-64", (128, 64, 7, 7), (64, 64, 3, 3), padding=1),
+    Case("fresnet-128", (128, 128, 4, 4), (128, 128, 3, 3), padding=1),
 )
 
 

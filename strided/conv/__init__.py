@@ -5,23 +5,26 @@ Each algorithm lives in its own file and implements
 input, gradient w.r.t. the weight, over one validated
 :class:`~strided.geometry.ConvGeometry`):
 
-===========  ========================================================  ===========
-name         idea                                                      write-up
-===========  ========================================================  ===========
-naive        loops over output pixels; the reference                   001
-im2col       index arrays + ``np.add.at`` (teaching version)            001/002/004
-gather       channels-last ``np.take``; dx as a convolution            000
-scipy        ``scipy.signal`` convolution with the reversed kernel     003
-window_rows  window rows of the batch-last input, blocks of rows        000/001/004
-             multiplied with BLAS; col2im by slice adds (default;
-             also accepted under its earlier name ``'strided'``)
-depthwise    one input channel per group: blocks of channels, band      000/004
-             products over window rows (default for depthwise layers)
-pointwise    1x1 kernel, no padding: one matrix product per pass        --
-             over x in its own memory order (default for 1x1 layers)
-fft          convolution theorem, channels summed between transforms   --
-winograd     F(2x2, 3x3) minimal filtering (3x3, stride 1 only)        --
-===========  ========================================================  ===========
+============  ========================================================  ===========
+name          idea                                                      write-up
+============  ========================================================  ===========
+naive         loops over output pixels; the reference                   001
+im2col        index arrays + ``np.add.at`` (teaching version)            001/002/004
+gather        channels-last ``np.take``; dx as a convolution            000
+scipy         ``scipy.signal`` convolution with the reversed kernel     003
+window_rows   window rows of the batch-last input, blocks of rows        000/001/004
+              multiplied with BLAS; col2im by slice adds (default;
+              also accepted under its earlier name ``'strided'``)
+shifted_rows  whole padded input rows times the kernel columns           --
+              stacked, outputs shifted along W and added (default for
+              wide maps of one group with enough channels)
+depthwise     one input channel per group: blocks of channels, band      000/004
+              products over window rows (default for depthwise layers)
+pointwise     1x1 kernel, no padding: one matrix product per pass        --
+              over x in its own memory order (default for 1x1 layers)
+fft           convolution theorem, channels summed between transforms   --
+winograd      F(2x2, 3x3) minimal filtering (3x3, stride 1 only)        --
+============  ========================================================  ===========
 
 (The write-ups are the five texts the project grew from; ARCHITECTURE.md,
 "The write-ups this project grew from". This package, ``strided.conv``, is
@@ -57,6 +60,7 @@ from .im2col import Im2col
 from .naive import Naive
 from .pointwise import Pointwise
 from .scipy_correlate import ScipyCorrelate
+from .shifted_rows import ShiftedRows
 from .window_rows import WindowRows
 from .winograd import Winograd
 
@@ -67,13 +71,13 @@ __all__ = [
 ]
 
 ALGORITHMS: dict[str, ConvAlgorithm] = {
-    a.name: a for a in (WindowRows(), Depthwise(), Pointwise(), Winograd(), FFT(), Gather(), Im2col(), ScipyCorrelate(), Naive())
+    a.name: a for a in (WindowRows(), ShiftedRows(), Depthwise(), Pointwise(), Winograd(), FFT(), Gather(), Im2col(), ScipyCorrelate(), Naive())
 }
 # Earlier names, accepted wherever a name is (saved models, user code): alias -> algorithm name.
 ALIASES: dict[str, str] = {"strided": "window_rows"}
 DEFAULT = "window_rows"
 # The reference and the teaching version are never faster than window_rows; timing them would only slow autotuning.
-AUTOTUNE_CANDIDATES = ("window_rows", "depthwise", "pointwise", "winograd", "fft", "gather", "scipy")
+AUTOTUNE_CANDIDATES = ("window_rows", "shifted_rows", "depthwise", "pointwise", "winograd", "fft", "gather", "scipy")
 
 
 def names() -> tuple[str, ...]:
@@ -90,6 +94,11 @@ def get(name: str) -> ConvAlgorithm:
 # ---- the measured default table --------------------------------------------
 
 FFT_MIN_TAPS = 100
+# shifted_rows needs products of at least this many rows per kernel column (kh * Cg), no more output than input
+# channels, and input rows at most this much wider, padded, than the output rows (each product computes every
+# padded column)
+SHIFTED_MIN_K = 32
+SHIFTED_MAX_WIDTH = 1.15
 # depthwise needs products of at least this many columns (output width times batch) to beat window_rows
 DEPTHWISE_MIN_COLUMNS = 32
 
@@ -110,6 +119,15 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
       products are BLAS calls that cost more than their work.
     * ``pointwise`` for 1x1 kernels without padding: the window matrix is
       x itself, so each pass is one matrix product with no window copies.
+    * ``shifted_rows`` for layers of one group, stride 1 along W and
+      dilation 1 along H, with ``SHIFTED_MIN_K`` product rows or more per
+      kernel column (kh * Cg), no more output than input channels, and
+      padded rows at most ``SHIFTED_MAX_WIDTH`` times the output rows: it
+      copies no windows and multiplies kw times the output channels at
+      once, which the thin 3x3 layers of residual networks (16 -> 16
+      channels on 32x32 maps) need most. Maps of 8x8 and smaller, few
+      input channels and layers that widen the channels measured level or
+      slower, and stay with window_rows.
     * ``window_rows`` everywhere else, Winograd's 3x3 layers included
       (``algorithm='winograd'`` and autotuning still reach it).
 
@@ -125,6 +143,11 @@ def default_for(geom: ConvGeometry, dtype) -> tuple[str, str]:
         return "pointwise", "default table: 1x1 kernel without padding (one product per pass)"
     if cg == 1 and geom.groups > 1 and win.out_width * geom.batch >= DEPTHWISE_MIN_COLUMNS:
         return "depthwise", "default table: depthwise layer (one input channel per group)"
+    if (ALGORITHMS["shifted_rows"].supports(geom, dtype) is None and kh * cg >= SHIFTED_MIN_K
+            and geom.out_channels <= geom.in_channels and win.padded_width <= SHIFTED_MAX_WIDTH * win.out_width):
+        return "shifted_rows", (f"default table: one group, {kh * cg} product rows per kernel column "
+                                f"(>= {SHIFTED_MIN_K}), padded rows {win.padded_width / win.out_width:.2f}x "
+                                f"the output's (<= {SHIFTED_MAX_WIDTH})")
     return DEFAULT, f"default table: {DEFAULT}"
 
 
