@@ -115,7 +115,7 @@ def test_batch_norm_is_bit_identical_for_any_cut_into_channel_groups(rng, thread
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("inplace", [False, True])
 def test_relu_gradient_selects_dy_as_torch_on_either_memory_order(torch, rng, dtype, inplace):
-    """ReLU keeps a mask: dx is dy exactly where y > 0 or y is NaN, 0 elsewhere (an infinite or NaN dy cut too)."""
+    """ReLU's gradient is dy exactly where y > 0 or y is NaN, 0 elsewhere (an infinite or NaN dy cut too)."""
     from strided.functional import activation as A
     x = rng.standard_normal((4, 3, 5, 6)).astype(dtype)
     x.flat[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30]

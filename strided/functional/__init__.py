@@ -17,8 +17,8 @@ place between their forward and backward and dx follows the change.
 """
 from .activation import (elu_backward, elu_forward, gaussian_backward, gaussian_forward, gelu_backward, gelu_forward,
                          hardswish_backward, hardswish_forward, implicit_softmax_dim, leaky_relu_backward,
-                         leaky_relu_forward, log_softmax, ReluCache, relu_backward, relu_forward, sigmoid,
-                         sigmoid_backward, sigmoid_forward, silu_backward, silu_forward, softmax, softmax_backward, softmax_forward,
+                         leaky_relu_forward, log_softmax, relu_backward, relu_forward, sigmoid, sigmoid_backward,
+                         sigmoid_forward, silu_backward, silu_forward, softmax, softmax_backward, softmax_forward,
                          tanh_backward, tanh_forward)
 from .conv import PADDING_MODES, Conv2dCache, Conv2dGrads, conv2d_backward, conv2d_forward
 from .conv_transpose import (ConvTranspose2dCache, check_output_padding, conv_transpose2d_backward,

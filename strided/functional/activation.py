@@ -3,7 +3,7 @@
 Each forward returns ``(y, cache)`` where the cache is the one array the
 derivative needs, chosen so backward is a single pass:
 
-    relu       y = max(x, 0)               dx = dy where y > 0, else 0   (the cache: the mask y <= 0)
+    relu       y = max(x, 0)               dx = dy where y > 0, else 0
     leaky_relu y = x if x > 0 else s*x     dx = dy * (1 if x > 0 else s)
     sigmoid    y = 1 / (1 + exp(-x))       dx = dy * y * (1 - y)
     tanh       y = tanh(x)                 dx = dy * (1 - y^2)
@@ -38,7 +38,6 @@ they keep a copy of x for the backward, as torch's autograd does. These four
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,47 +81,36 @@ def _map(fn, out, *arrays):
     return out
 
 
-@dataclass
-class ReluCache:
-    """What relu's backward needs: where the gradient is cut (``y <= 0``, x's shape, bool) and x's dtype.
-
-    A mask of one byte per value instead of y itself, so the output is not
-    kept alive by the layer (the next layer usually keeps its own copy).
-    """
-    cut: np.ndarray
-    dtype: np.dtype
-
-
-# the integer type of each float's width: the gradient's bits are selected, not multiplied
+# the integer type of each float's width: relu's gradient selects dy's bits rather than multiplying
 _BITS = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 
-def _relu_into(out, cut, a):
-    np.maximum(a, 0, out=out)
-    np.less_equal(out, 0, out=cut)      # NaN compares False: its gradient passes
-
-
 def relu_forward(x, inplace=False):
-    """y = max(x, 0), written into x with ``inplace=True``; returns ``(y, ReluCache)``."""
+    """y = max(x, 0), written into x with ``inplace=True``; the cache is y.
+
+    y is the next layer's input, which that layer keeps anyway (a
+    convolution does), so keeping it costs no memory.
+    """
     x = _any_input(x, inplace)
-    y = x if inplace else empty_like(x)
-    cut = empty_like(x, dtype=np.bool_)
-    elementwise(_relu_into, y, cut, x)
-    return y, ReluCache(cut, x.dtype)
+    y = _map(lambda o, a: np.maximum(a, 0, out=o), x if inplace else empty_like(x), x)
+    return y, y
 
 
-def _relu_grad(out, d, cut):
-    # keep = 0 where cut, all ones (-1) elsewhere; dx = dy's bits and keep: an exact select without branches
-    # (a masked copy is ten times slower on masks as irregular as an activation's)
-    keep = np.subtract(cut.view(np.int8), 1, dtype=np.int8)
+def _relu_grad(out, d, y):
+    # keep = 0 where y <= 0, all ones (-1) elsewhere (NaN compares False: it passes); dx = dy's bits and keep,
+    # an exact select without branches (a masked copy is ten times slower on masks as irregular as an activation's)
+    keep = np.less_equal(y, 0).view(np.int8)
+    np.subtract(keep, 1, out=keep)
     np.bitwise_and(d.view(_BITS[d.dtype]), keep, out=out.view(_BITS[out.dtype]))
 
 
-def relu_backward(dy, cache: ReluCache):
-    """dx = dy where y > 0 or y is NaN, else 0 (torch's: a NaN input passes dy through, an infinite dy is cut)."""
-    _checks.cache(cache, ReluCache, "relu_forward")
-    dy = grad_output(dy, cache.cut.shape, cache.dtype)
-    return _map(_relu_grad, empty_like(cache.cut, cache.dtype), dy, cache.cut)   # in the forward's memory order
+def relu_backward(dy, y):
+    """dx = dy where y > 0 or y is NaN, else 0 (torch's: a NaN input passes dy through, an infinite dy is cut).
+
+    dx has y's memory order (the order the layer before works in).
+    """
+    dy = grad_output(dy, y.shape, y.dtype)
+    return _map(_relu_grad, empty_like(y), dy, y)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, inplace=False):
