@@ -11,7 +11,7 @@ transposed one too) and ``linear`` read x for their weight gradient, so
 their cache holds their own copy of it (or work the algorithm derived from
 it); normalisation and pooling keep arrays they computed. The element-wise
 activations that need x for dx (LeakyReLU, GELU, SiLU, ELU, Hardswish,
-Gaussian) keep x itself, as it is the previous layer's output, which
+Gaussian) and batch norm in eval mode (whose forward writes y alone) keep x itself, as it is the previous layer's output, which
 nothing else writes (an in-place activation keeps a copy): change x in
 place between their forward and backward and dx follows the change.
 """

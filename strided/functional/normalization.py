@@ -134,7 +134,13 @@ def _affine_backward(dy, xhat, weight, shape, sum_axes, need_weight, need_bias):
 
 @dataclass
 class BatchNormCache:
-    xhat: np.ndarray
+    """What batch norm's backward needs: the standardised x (training), or x and the running mean (eval).
+
+    In eval mode the forward pass writes y alone (inference needs nothing
+    more), so the cache keeps x itself, the previous layer's output, which
+    nothing else writes, and backward standardises it again.
+    """
+    xhat: np.ndarray | None   # None in eval mode
     inv_std: np.ndarray  # broadcastable to x
     gamma: np.ndarray | None
     axes: tuple
@@ -142,6 +148,8 @@ class BatchNormCache:
     # synchronised batch norm: the sum over the processes and the global number of values per channel
     sum_over_replicas: Callable[[np.ndarray], np.ndarray] | None = None
     count: int = 0
+    x: np.ndarray | None = None       # eval mode: the input
+    mean: np.ndarray | None = None    # eval mode: the running mean used, broadcastable to x
 
 
 class NormGrads(NamedTuple):
@@ -215,24 +223,27 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
             running_var = (1 - f) * running_var + f * var.reshape(c) * x.dtype.type(count / (count - 1))
     else:
         inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
-        y, xhat = _batch_norm_running(x, running_mean, inv_std, weight, bias)
-    if use_batch and rows is None:
+        y = _batch_norm_running(x, running_mean, inv_std, weight, bias)
+        cache = BatchNormCache(None, inv_std.reshape(shape), weight, axes, False,
+                               x=x, mean=running_mean.reshape(shape).copy())
+        return y, cache, running_mean, running_var
+    if rows is None:
         y = _affine(xhat, weight, bias, shape)
-    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch,
-                           sum_over_replicas if use_batch else None, count)
+    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, True, sum_over_replicas, count)
     return y, cache, running_mean, running_var
 
 
 def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=True) -> BatchNormGrads:
     _checks.cache(cache, BatchNormCache, "batch_norm_forward")
-    dy = grad_output(dy, cache.xhat.shape, cache.xhat.dtype)
+    xhat = cache.xhat if cache.xhat is not None else (cache.x - cache.mean) * cache.inv_std
+    dy = grad_output(dy, xhat.shape, xhat.dtype)
     axes, shape = cache.axes, cache.inv_std.shape
-    if (cache.batch_stats and cache.sum_over_replicas is None and _channel_rows(cache.xhat) is not None
+    if (cache.batch_stats and cache.sum_over_replicas is None and _channel_rows(xhat) is not None
             and _channel_rows(dy) is not None):
         return _batch_norm_rows_backward(dy, cache, need_weight, need_bias)
-    g, dgamma, dbeta = _affine_backward(dy, cache.xhat, cache.gamma, shape, axes, need_weight, need_bias)
+    g, dgamma, dbeta = _affine_backward(dy, xhat, cache.gamma, shape, axes, need_weight, need_bias)
     if cache.batch_stats:
-        dx = _standardize_backward(g, cache.xhat, cache.inv_std, axes, cache.sum_over_replicas, cache.count)
+        dx = _standardize_backward(g, xhat, cache.inv_std, axes, cache.sum_over_replicas, cache.count)
     else:
         dx = g * cache.inv_std
     return BatchNormGrads(dx, dgamma, dbeta)
@@ -310,28 +321,26 @@ def _batch_norm_rows(x, rows, weight, bias, eps):
 
 
 def _batch_norm_running(x, mean, inv_std, weight, bias):
-    """Batch norm with given statistics (eval mode): ``(y, xhat)``, both in x's memory order.
+    """Batch norm with given statistics (eval mode): y, in x's memory order.
 
     mean, inv_std, weight, bias: (C,) (the last two may be None). The
-    formula of the training path, xhat = (x - mean) * inv_std and
-    y = xhat * weight + bias, in one pass of the thread pool with no temporary.
+    formula of the training path, (x - mean) * inv_std * weight + bias, in
+    one pass of the thread pool, in place in y while each chunk is in cache.
     """
     shape = _bshape(x)
-    xhat, y = _memory.empty_like(x), _memory.empty_like(x)
+    y = _memory.empty_like(x)
     per_channel = [np.broadcast_to(v.reshape(shape), x.shape) for v in (mean, inv_std, weight, bias) if v is not None]
 
-    def chunk(xh, out, xc, mu, k, *affine):
-        np.subtract(xc, mu, out=xh)
-        np.multiply(xh, k, out=xh)
+    def chunk(out, xc, mu, k, *affine):
+        np.subtract(xc, mu, out=out)
+        out *= k
         if weight is not None:
-            np.multiply(xh, affine[0], out=out)
-        else:
-            np.copyto(out, xh)
+            out *= affine[0]
         if bias is not None:
             out += affine[-1]
 
-    elementwise(chunk, xhat, y, x, *per_channel)
-    return y, xhat
+    elementwise(chunk, y, x, *per_channel)
+    return y
 
 
 def _batch_norm_rows_backward(dy, cache: BatchNormCache, need_weight, need_bias) -> BatchNormGrads:
