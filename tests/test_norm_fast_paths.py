@@ -1,4 +1,4 @@
-"""Batch norm on batch-last activations (the layout convolutions return): the row-wise path against torch and the generic one."""
+"""Batch norm and ReLU on batch-last activations (the layout convolutions return): the fast paths against torch and the generic ones."""
 import numpy as np
 import pytest
 
@@ -131,3 +131,15 @@ def test_relu_gradient_selects_dy_as_torch_on_either_memory_order(torch, rng, dt
         assert dx.dtype == dtype and is_batch_last(dx) == is_batch_last(xin)
         np.testing.assert_array_equal(dx, expected)            # NaN where torch has NaN, bit for bit otherwise
         assert np.array_equal(np.signbit(dx), np.signbit(expected))
+
+
+@pytest.mark.parametrize("x", [np.array(2.0), np.array(-1.0, np.float32), np.zeros((0, 3)),
+                               np.array([1.0, -2.0, 3.0, np.nan])[::2], np.broadcast_to(np.float32(-1), (3, 4))],
+                         ids=["0-d", "0-d-negative", "empty", "strided", "broadcast"])
+def test_relu_gradient_on_any_shape_and_strides(torch, x):
+    from strided.functional import activation as A
+    dy = np.full(x.shape, 3.0, x.dtype)
+    _, cache = A.relu_forward(x)
+    tx = torch.from_numpy(np.array(x)).requires_grad_(True)
+    torch.relu(tx).backward(torch.from_numpy(dy))
+    np.testing.assert_array_equal(A.relu_backward(dy, cache), tx.grad.numpy())

@@ -99,7 +99,8 @@ def relu_forward(x, inplace=False):
 def _relu_grad(out, d, y):
     # keep = 0 where y <= 0, all ones (-1) elsewhere (NaN compares False: it passes); dx = dy's bits and keep,
     # an exact select without branches (a masked copy is ten times slower on masks as irregular as an activation's)
-    keep = np.less_equal(y, 0).view(np.int8)
+    keep = np.empty(y.shape, np.int8)
+    np.less_equal(y, 0, out=keep.view(np.bool_))
     np.subtract(keep, 1, out=keep)
     np.bitwise_and(d.view(_BITS[d.dtype]), keep, out=out.view(_BITS[out.dtype]))
 

@@ -42,8 +42,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _checks, _memory, _parallel
-from .._parallel import elementwise
 from .._checks import grad_output, same_dtype
+from .._parallel import elementwise
 
 
 def _mean(v: np.ndarray, axes: tuple, count: int) -> np.ndarray:
