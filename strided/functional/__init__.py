@@ -6,14 +6,16 @@ Layers in :mod:`strided.nn` are thin classes that keep the cache and the
 parameters; everything numerical lives here.
 
 What a cache holds of the input: a weight gradient never depends on what
-the caller does to x after forward. Convolutions (every algorithm, the
-transposed one too) and ``linear`` read x for their weight gradient, so
-their cache holds their own copy of it (or work the algorithm derived from
-it); normalisation and pooling keep arrays they computed. The element-wise
-activations that need x for dx (LeakyReLU, GELU, SiLU, ELU, Hardswish,
-Gaussian) keep x itself, as it is the previous layer's output, which
-nothing else writes (an in-place activation keeps a copy): change x in
-place between their forward and backward and dx follows the change.
+the caller does to x after forward (batch norm in eval mode aside, below).
+Convolutions (every algorithm, the transposed one too) and ``linear`` read
+x for their weight gradient, so their cache holds their own copy of it (or
+work the algorithm derived from it); normalisation and pooling keep arrays
+they computed. The element-wise activations that need x for dx (LeakyReLU,
+GELU, SiLU, ELU, Hardswish, Gaussian) keep x itself, as it is the previous
+layer's output, which nothing else writes (an in-place activation keeps a
+copy): change x in place between their forward and backward and dx follows
+the change. So does batch norm in eval mode, whose forward writes y alone
+(what inference needs) and keeps x for a backward to standardise again.
 """
 from .activation import (elu_backward, elu_forward, gaussian_backward, gaussian_forward, gelu_backward, gelu_forward,
                          hardswish_backward, hardswish_forward, implicit_softmax_dim, leaky_relu_backward,

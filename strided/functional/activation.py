@@ -3,7 +3,7 @@
 Each forward returns ``(y, cache)`` where the cache is the one array the
 derivative needs, chosen so backward is a single pass:
 
-    relu       y = max(x, 0)               dx = dy * (y > 0)
+    relu       y = max(x, 0)               dx = dy where y > 0, else 0
     leaky_relu y = x if x > 0 else s*x     dx = dy * (1 if x > 0 else s)
     sigmoid    y = 1 / (1 + exp(-x))       dx = dy * y * (1 - y)
     tanh       y = tanh(x)                 dx = dy * (1 - y^2)
@@ -81,22 +81,37 @@ def _map(fn, out, *arrays):
     return out
 
 
+# the integer type of each float's width: relu's gradient selects dy's bits rather than multiplying
+_BITS = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+
+
 def relu_forward(x, inplace=False):
-    """y = max(x, 0), written into x with ``inplace=True``; the cache is y."""
+    """y = max(x, 0), written into x with ``inplace=True``; the cache is y.
+
+    y is the next layer's input, which that layer keeps anyway (a
+    convolution does), so keeping it costs no memory.
+    """
     x = _any_input(x, inplace)
     y = _map(lambda o, a: np.maximum(a, 0, out=o), x if inplace else empty_like(x), x)
     return y, y
 
 
+def _relu_grad(out, d, y):
+    # keep = 0 where y <= 0, all ones (-1) elsewhere (NaN compares False: it passes); dx = dy's bits and keep,
+    # an exact select without branches (a masked copy is ten times slower on masks as irregular as an activation's)
+    keep = np.empty(y.shape, np.int8)
+    np.less_equal(y, 0, out=keep.view(np.bool_))
+    np.subtract(keep, 1, out=keep)
+    np.bitwise_and(d.view(_BITS[d.dtype]), keep, out=out.view(_BITS[out.dtype]))
+
+
 def relu_backward(dy, y):
-    """dx = dy where y > 0 or y is NaN, else 0 (torch's: a NaN input passes dy through, an infinite dy is cut)."""
+    """dx = dy where y > 0 or y is NaN, else 0 (torch's: a NaN input passes dy through, an infinite dy is cut).
+
+    dx has y's memory order (the order the layer before works in).
+    """
     dy = grad_output(dy, y.shape, y.dtype)
-
-    def grad(o, d, a):
-        np.copyto(o, d)
-        np.copyto(o, 0, where=a <= 0)
-
-    return _map(grad, empty_like(y), dy, y)
+    return _map(_relu_grad, empty_like(y), dy, y)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, inplace=False):

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import _checks, _memory
+from .. import _checks, _memory, _parallel
 from .._checks import grad_output, same_dtype
 from .._parallel import elementwise
 
@@ -134,7 +134,13 @@ def _affine_backward(dy, xhat, weight, shape, sum_axes, need_weight, need_bias):
 
 @dataclass
 class BatchNormCache:
-    xhat: np.ndarray
+    """What batch norm's backward needs: the standardised x (training), or x and the running mean (eval).
+
+    In eval mode the forward pass writes y alone (inference needs nothing
+    more), so the cache keeps x itself, the previous layer's output, which
+    nothing else writes, and backward standardises it again.
+    """
+    xhat: np.ndarray | None   # None in eval mode
     inv_std: np.ndarray  # broadcastable to x
     gamma: np.ndarray | None
     axes: tuple
@@ -142,6 +148,8 @@ class BatchNormCache:
     # synchronised batch norm: the sum over the processes and the global number of values per channel
     sum_over_replicas: Callable[[np.ndarray], np.ndarray] | None = None
     count: int = 0
+    x: np.ndarray | None = None       # eval mode: the input
+    mean: np.ndarray | None = None    # eval mode: the running mean used, broadcastable to x
 
 
 class NormGrads(NamedTuple):
@@ -216,24 +224,27 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
             running_var = (1 - f) * running_var + f * var.reshape(c) * x.dtype.type(count / (count - 1))
     else:
         inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
-        xhat = (x - running_mean.reshape(shape)) * inv_std.reshape(shape)
+        y = _batch_norm_running(x, running_mean, inv_std, weight, bias)
+        cache = BatchNormCache(None, inv_std.reshape(shape), weight, axes, False,
+                               x=x, mean=running_mean.reshape(shape).copy())
+        return y, cache, running_mean, running_var
     if rows is None:
         y = _affine(xhat, weight, bias, shape)
-    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, use_batch,
-                           sum_over_replicas if use_batch else None, count)
+    cache = BatchNormCache(xhat, inv_std.reshape(shape), weight, axes, True, sum_over_replicas, count)
     return y, cache, running_mean, running_var
 
 
 def batch_norm_backward(dy, cache: BatchNormCache, need_weight=True, need_bias=True) -> BatchNormGrads:
     _checks.cache(cache, BatchNormCache, "batch_norm_forward")
-    dy = grad_output(dy, cache.xhat.shape, cache.xhat.dtype)
+    xhat = cache.xhat if cache.xhat is not None else (cache.x - cache.mean) * cache.inv_std
+    dy = grad_output(dy, xhat.shape, xhat.dtype)
     axes, shape = cache.axes, cache.inv_std.shape
-    if (cache.batch_stats and cache.sum_over_replicas is None and _channel_rows(cache.xhat) is not None
+    if (cache.batch_stats and cache.sum_over_replicas is None and _channel_rows(xhat) is not None
             and _channel_rows(dy) is not None):
         return _batch_norm_rows_backward(dy, cache, need_weight, need_bias)
-    g, dgamma, dbeta = _affine_backward(dy, cache.xhat, cache.gamma, shape, axes, need_weight, need_bias)
+    g, dgamma, dbeta = _affine_backward(dy, xhat, cache.gamma, shape, axes, need_weight, need_bias)
     if cache.batch_stats:
-        dx = _standardize_backward(g, cache.xhat, cache.inv_std, axes, cache.sum_over_replicas, cache.count)
+        dx = _standardize_backward(g, xhat, cache.inv_std, axes, cache.sum_over_replicas, cache.count)
     else:
         dx = g * cache.inv_std
     return BatchNormGrads(dx, dgamma, dbeta)
@@ -251,75 +262,119 @@ def _channel_rows(a: np.ndarray) -> np.ndarray | None:
     return a.transpose(1, 2, 3, 0).reshape(a.shape[1], -1)
 
 
-def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum(a * b) per channel of two batch-last (N, C, H, W) arrays: (C,), without a temporary.
+def _row_dots(a: np.ndarray, b: np.ndarray, h: int) -> np.ndarray:
+    """sum(a * b) per row of two (C, M) channel-row matrices (M = H*W*N): (C,), without a temporary.
 
     One dot product per image row (W*N values, contiguous), then a pairwise
-    sum over the rows: a single running sum over a whole channel would lose
+    sum over the ``h`` rows: a single running sum over a whole channel would lose
     float32 digits (relative error 7e-5 over a million values, against 3e-7).
     """
-    n, c, h, w = a.shape
-    ar, br = (v.transpose(1, 2, 3, 0).reshape(c, h, w * n) for v in (a, b))
-    return np.einsum("chk,chk->ch", ar, br).sum(axis=1)
+    c = a.shape[0]
+    return np.einsum("chk,chk->ch", a.reshape(c, h, -1), b.reshape(c, h, -1)).sum(axis=1)
+
+
+def _channel_chunks(c: int, size: int, arrays: int) -> list[slice]:
+    """The channels cut into groups for the thread pool, as :func:`strided._parallel.elementwise` cuts.
+
+    Everything per channel is computed inside one group, so the results do
+    not depend on the cut (nor on the number of threads).
+    """
+    return _parallel.even_split(c, min(16, size * arrays // _parallel.MIN_ELEMENTWISE))
 
 
 def _batch_norm_rows(x, rows, weight, bias, eps):
     """Batch norm of a batch-last x with its batch statistics: ``(y, xhat, inv_std, mean, var)``, y and xhat batch-last.
 
     rows: x as (C, M), see :func:`_channel_rows`. The same formula as
-    :func:`_standardize` and :func:`_affine` in fewer passes over memory:
-    the sums along contiguous rows, the centred values standardised in
-    place, the scale and shift in one pass per chunk of channels.
+    :func:`_standardize` and :func:`_affine`, each group of channels in one
+    pass of the thread pool while it is in the core's cache: the sum along
+    each row, the centred values and their sum of squares, standardised in
+    place, scaled and shifted into y.
     """
     c, m = rows.shape
-    mean = rows.sum(axis=1) / m
+    h = x.shape[2]
     xhat = _memory.empty(x.shape, x.dtype, batch_last=True)
-    xr = _channel_rows(xhat)
-    np.subtract(rows, mean[:, None], out=xr)
-    var = _row_dots(xhat, xhat) / m                      # the centred sum of squares, no temporary
-    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
     y = _memory.empty(x.shape, x.dtype, batch_last=True)
-    scale = np.broadcast_to(inv_std[:, None], rows.shape)
-    gamma = None if weight is None else np.broadcast_to(weight[:, None], rows.shape)
-    beta = None if bias is None else np.broadcast_to(bias[:, None], rows.shape)
+    xr, yr = _channel_rows(xhat), _channel_rows(y)
+    mean, var, inv_std = (np.empty(c, x.dtype) for _ in range(3))
+    cuts = _channel_chunks(c, x.size, 3)
+    e = x.dtype.type(eps)
 
-    def chunk(xh, out, scale, *affine):
-        np.multiply(xh, scale, out=xh)
+    def chunk(i):
+        s = cuts[i]
+        xh, out = xr[s], yr[s]
+        mu = rows[s].sum(axis=1) / m
+        np.subtract(rows[s], mu[:, None], out=xh)
+        v = _row_dots(xh, xh, h) / m                    # the centred sum of squares, no temporary
+        k = 1 / np.sqrt(v + e)
+        np.multiply(xh, k[:, None], out=xh)
         if weight is not None:
-            np.multiply(xh, affine[0], out=out)
+            np.multiply(xh, weight[s, None], out=out)
         else:
             np.copyto(out, xh)
         if bias is not None:
-            out += affine[-1]
-    elementwise(chunk, xr, _channel_rows(y), scale, *(a for a in (gamma, beta) if a is not None))
+            out += bias[s, None]
+        mean[s], var[s], inv_std[s] = mu, v, k
+
+    _parallel.map_chunks(chunk, len(cuts))
     shape = (1, c, 1, 1)
     return y, xhat, inv_std.reshape(shape), mean.reshape(shape), var.reshape(shape)
+
+
+def _batch_norm_running(x, mean, inv_std, weight, bias):
+    """Batch norm with given statistics (eval mode): y, in x's memory order.
+
+    mean, inv_std, weight, bias: (C,) (the last two may be None). The
+    formula of the training path, (x - mean) * inv_std * weight + bias, in
+    one pass of the thread pool, in place in y while each chunk is in cache.
+    """
+    shape = _bshape(x)
+    y = _memory.empty_like(x)
+    per_channel = [np.broadcast_to(v.reshape(shape), x.shape) for v in (mean, inv_std, weight, bias) if v is not None]
+
+    def chunk(out, xc, mu, k, *affine):
+        np.subtract(xc, mu, out=out)
+        out *= k
+        if weight is not None:
+            out *= affine[0]
+        if bias is not None:
+            out += affine[-1]
+
+    elementwise(chunk, y, x, *per_channel)
+    return y
 
 
 def _batch_norm_rows_backward(dy, cache: BatchNormCache, need_weight, need_bias) -> BatchNormGrads:
     """The training-mode backward of :func:`_batch_norm_rows`, xhat and dy batch-last.
 
     With g = dy * gamma, the formula of :func:`_standardize_backward` is
-    dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)): two
-    sums along contiguous rows (which are also the bias and weight
-    gradients), then one pass per chunk of channels.
+    dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)): per
+    group of channels, two sums along contiguous rows (which are also the
+    bias and weight gradients), then one pass, while the group is in cache.
     """
     xr, dr = _channel_rows(cache.xhat), _channel_rows(dy)
     c, m = xr.shape
-    dbeta = dr.sum(axis=1)
-    dgx = _row_dots(dy, cache.xhat)                       # sum of dy * xhat per channel
+    h = dy.shape[2]
     k = cache.inv_std.reshape(c)
     if cache.gamma is not None:
         k = k * cache.gamma
     dx = _memory.empty(dy.shape, dy.dtype, batch_last=True)
-    a, b = np.broadcast_to((-k * dgx / m)[:, None], xr.shape), np.broadcast_to((-k * dbeta / m)[:, None], xr.shape)
-    kb = np.broadcast_to(k[:, None], xr.shape)
+    dxr = _channel_rows(dx)
+    dbeta, dgx = np.empty(c, dy.dtype), np.empty(c, dy.dtype)
+    cuts = _channel_chunks(c, dy.size, 3)
 
-    def chunk(out, d, xh, kb, a, b):
-        np.multiply(xh, a, out=out)
-        out += b
-        out += d * kb
-    elementwise(chunk, _channel_rows(dx), dr, xr, kb, a, b)
+    def chunk(i):
+        s = cuts[i]
+        out, d, xh = dxr[s], dr[s], xr[s]
+        db = d.sum(axis=1)
+        dg = _row_dots(d, xh, h)                        # sum of dy * xhat per channel
+        ks = k[s]
+        np.multiply(xh, (-ks * dg / m)[:, None], out=out)
+        out += (-ks * db / m)[:, None]
+        out += d * ks[:, None]
+        dbeta[s], dgx[s] = db, dg
+
+    _parallel.map_chunks(chunk, len(cuts))
     return BatchNormGrads(dx, dgx if (need_weight and cache.gamma is not None) else None,
                           dbeta if need_bias else None)
 

@@ -12,7 +12,21 @@ import numpy as np
 
 from .. import _checks
 from .._checks import grad_output
+from .._memory import empty_like
+from .._parallel import elementwise
 from .module import Module
+
+
+def _sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b for two arrays of one shape: in a's memory order, over the thread pool, in a buffer kept between steps.
+
+    (Arrays of different dtypes are added by NumPy, with its promotion.)
+    """
+    if a.dtype != b.dtype:
+        return a + b
+    out = empty_like(a)
+    elementwise(lambda o, x, y: np.add(x, y, out=o), out, a, b)
+    return out
 
 
 def _module(name: str, value) -> Module:
@@ -73,7 +87,7 @@ class Residual(Module):
                 f"{tuple(y_shortcut.shape)}; they must be equal (give a shortcut that maps x to body's shape, "
                 "e.g. a 1x1 Conv2d with the body's stride and output channels)"
             )
-        return y_body + y_shortcut
+        return _sum(y_body, y_shortcut)
 
     def backward(self, dy, need_input_grad=True):
         """dy: (body's output shape) -> dL/dx = body.backward(dy) + shortcut.backward(dy) (or + dy for the identity).
@@ -86,7 +100,7 @@ class Residual(Module):
         dx_body = self.body.backward(dy, need_input_grad=need_input_grad)
         if not need_input_grad:
             return None
-        return dx_body + dx_short
+        return _sum(dx_body, dx_short)
 
     def extra_repr(self) -> str:
         return "shortcut=identity" if self.shortcut is None else ""
