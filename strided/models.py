@@ -146,9 +146,10 @@ def fashion_resnet8(num_classes: int = 10, in_channels: int = 1, zero_init_resid
     1x1 conv + BN shortcuts where the shape changes, global average pooling, a
     dense layer: eight weighted layers on the main path, about 0.31M
     parameters. It is :func:`fashion_resnet` with the stem's max pool folded
-    into a strided convolution, so no layer ever works on 28x28 maps: the
-    same parameters for about a quarter less work per image, which buys
-    epochs within a fixed time (``strided reproduce fashion-resnet``).
+    into a strided convolution, so no layer works on 28x28 maps: the same
+    parameters and nearly the same multiply-adds, without the memory-bound
+    batch norm, ReLU and pooling of 32 full-size maps, which buys epochs
+    within a fixed time (``strided reproduce fashion-resnet``).
 
     zero_init_residual: start the last batch norm scale (gamma) of every
     residual body at zero, as torchvision's option of the same name, so each
