@@ -5,7 +5,7 @@
     strided reproduce fashion-10     # all ten Fashion-MNIST classes with fashion_cnn: >= 0.92 test accuracy
     strided reproduce fashion-resnet # the residual fashion_resnet8: >= 0.94 test accuracy within 10 minutes
 
-``python examples/two_class.py`` (and ``lenet5_epoch.py``, ``fashion_10.py``)
+``python examples/two_class.py`` (and ``lenet5_epoch.py``, ``fashion_10.py``, ``fashion_resnet.py``)
 run the same. Each experiment is also a function returning its figures as a
 dict, so it can be called from Python::
 

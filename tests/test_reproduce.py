@@ -269,28 +269,3 @@ def test_flip_test_accuracy_sums_the_logits_of_each_image_and_its_mirror(torch, 
     assert reproduce.flip_test_accuracy(model, loader) == np.mean(logits.argmax(1) == y)
     assert model.training                      # left in the mode it was in
 
-
-def test_fashion_resnet8_matches_torch_and_starts_each_block_as_its_shortcut(torch, rng):
-    from strided.io import to_torch
-    plain = models.fashion_resnet8(dtype=np.float64)
-    model = models.fashion_resnet8(zero_init_residual=True, dtype=np.float64)
-    assert plain.num_parameters() == model.num_parameters() == models.fashion_resnet().num_parameters()
-    bodies = [m.body for m in model.modules() if isinstance(m, nn.Residual)]
-    assert len(bodies) == 3 and all(not b[-1].weight.data.any() for b in bodies)
-    assert all(b[-1].weight.data.all() for b in (m.body for m in plain.modules() if isinstance(m, nn.Residual)))
-    tmodel = to_torch(model)
-    x = rng.standard_normal((3, 1, 28, 28))
-    out = model(x)
-    assert out.shape == (3, 10)
-    tx = torch.from_numpy(x).requires_grad_(True)
-    ty = tmodel(tx)
-    np.testing.assert_allclose(out, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
-    dy = rng.standard_normal(out.shape)
-    dx = model.backward(dy)
-    ty.backward(torch.from_numpy(dy))
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-10)
-    grads = {n: p.grad for n, p in model.named_parameters()}
-    for n, p in tmodel.named_parameters():
-        np.testing.assert_allclose(grads[n], p.grad.numpy(), rtol=1e-9, atol=1e-10, err_msg=n)
-    with pytest.raises(TypeError, match="zero_init_residual"):
-        models.fashion_resnet8(zero_init_residual="yes")
