@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("reproduce", help="rerun an experiment of the write-ups this project grew from")
-    r.add_argument("name", help="two-class, lenet5-epoch or fashion-10")
+    r.add_argument("name", help="two-class, lenet5-epoch, fashion-10 or fashion-resnet")
     r.add_argument("rest", nargs=argparse.REMAINDER)
     r.set_defaults(func=cmd_reproduce)
     return p

@@ -20,7 +20,7 @@ def _block_params(cin, cout, stride):
     return n
 
 
-@pytest.mark.parametrize("name", ["resnet20", "fashion_resnet"])
+@pytest.mark.parametrize("name", ["resnet20", "fashion_resnet", "fashion_resnet8"])
 def test_forward_shape(name):
     build, shape, _ = models.MODELS[name]
     x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
@@ -36,6 +36,21 @@ def test_parameter_counts_follow_the_architecture():
     stem_f = 9 * 32 + 2 * 32
     blocks_f = _block_params(32, 32, 1) + _block_params(32, 64, 2) + _block_params(64, 128, 2)
     assert _count(models.fashion_resnet()) == stem_f + blocks_f + 128 * 10 + 10
+    assert _count(models.fashion_resnet8()) == stem_f + blocks_f + 128 * 10 + 10    # the same, with a stride-2 stem
+
+
+def test_fashion_resnet8_zero_init_residual_starts_each_block_as_its_shortcut(rng):
+    model = models.fashion_resnet8(zero_init_residual=True)
+    bodies = [m.body for m in model.modules() if isinstance(m, nn.Residual)]
+    assert len(bodies) == 3 and all(not b[-1].weight.data.any() for b in bodies)
+    assert all(b[-1].weight.data.all() for b in (m.body for m in models.fashion_resnet8().modules()
+                                                 if isinstance(m, nn.Residual)))
+    # so each block's output is ReLU(shortcut(x)) whatever its body computes
+    x = rng.standard_normal((2, 32, 14, 14)).astype(np.float32)
+    block = model[3]
+    np.testing.assert_array_equal(block(x), np.maximum(x, 0))
+    with pytest.raises(TypeError, match="zero_init_residual"):
+        models.fashion_resnet8(zero_init_residual="yes")
 
 
 def test_basic_block_shortcut_only_when_shape_changes():
@@ -45,7 +60,7 @@ def test_basic_block_shortcut_only_when_shape_changes():
     assert models.basic_block(16, 32, 2)(x).shape == (2, 32, 5, 5)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "fashion_resnet"])
+@pytest.mark.parametrize("name", ["resnet20", "fashion_resnet", "fashion_resnet8"])
 def test_parity_with_torch_twin_train_and_eval(torch, name):
     build, shape, _ = models.MODELS[name]
     strided.manual_seed(0)

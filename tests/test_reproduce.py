@@ -229,3 +229,43 @@ def test_every_experiment_has_an_example_script():
     for name in reproduce.NAMES:
         script = root / f"{name.replace('-', '_')}.py"
         assert f'reproduce.main(["{name}"' in script.read_text()
+
+
+# ----------------------------------------------------------------------------- fashion-resnet
+def test_fashion_resnet_runs_the_recipe_and_prints_the_target(tmp_path, capsys):
+    written = fake_idx_dataset(tmp_path / "fashion-mnist", n_train=300, n_test=20)
+    lines = []
+    res = reproduce.fashion_resnet(epochs=2, data_root=tmp_path, progress=False, log=lines.append)
+    out = "\n".join(lines)
+    recipe = res["recipe"]
+    assert recipe == {**reproduce.FASHION_RESNET_RECIPE, "epochs": 2}
+    history = res["history"]
+    assert history["epoch"] == [1, 2] and history["val_acc"] == [None, None]      # nothing evaluated midway
+    # one cycle over both epochs: it starts at max_lr / 25 (OneCycleLR's div_factor) and rises
+    assert history["lr"][0] == pytest.approx(recipe["max_lr"] / 25) and history["lr"][1] > history["lr"][0]
+    # the figure printed is the flip-averaged accuracy of the trained model on the test images written above
+    images, labels = written["test"]
+    std = data.Standardize().fit(written["train"][0][:, None])
+    loader = data.DataLoader(data.ArrayDataset(images[:, None], labels.astype(np.int64)), 7, transform=std)
+    assert res["test_accuracy"] == reproduce.flip_test_accuracy(res["model"], loader)
+    assert f"{res['test_accuracy']:.4f}" in out and ">= 0.94" in out and "<= 10 min" in out
+    assert 0 < res["wall_seconds"] and reproduce._duration(res["wall_seconds"]) in out
+    assert reproduce.main(["fashion-resnet", "--epochs", "1", "--data-root", str(tmp_path), "--quiet"]) == 0
+    assert "fashion_resnet8" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="epochs"):
+        reproduce.fashion_resnet(epochs=0, data_root=tmp_path)
+
+
+def test_flip_test_accuracy_sums_the_logits_of_each_image_and_its_mirror(torch, rng):
+    from strided.io import to_torch
+    model = models.fashion_resnet8(dtype=np.float64)
+    x = rng.standard_normal((9, 1, 28, 28))
+    y = rng.integers(0, 10, 9)
+    loader = data.DataLoader(data.ArrayDataset(x, y), 4)
+    tmodel = to_torch(model).eval()
+    with torch.no_grad():
+        tx = torch.from_numpy(x)
+        logits = (tmodel(tx) + tmodel(torch.flip(tx, dims=[3]))).numpy()
+    assert reproduce.flip_test_accuracy(model, loader) == np.mean(logits.argmax(1) == y)
+    assert model.training                      # left in the mode it was in
+
